@@ -1,0 +1,89 @@
+//! Builds the application state and serves it on a listener until shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::config::ServerConfig;
+use crate::domain::time::now_unix;
+use crate::http;
+use crate::http::auth::{Authenticator, FailedAuthLimiter};
+use crate::http::idempotency::{InFlight, RETENTION_SECS};
+use crate::ratelimit::RateLimiter;
+use crate::storage::SharedStore;
+
+/// Everything a request may need; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub config: ServerConfig,
+    pub store: SharedStore,
+    pub authenticator: Authenticator,
+    pub failed_auth: FailedAuthLimiter,
+    pub limiter: RateLimiter,
+    pub in_flight: InFlight,
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(config: ServerConfig, store: SharedStore, limiter: RateLimiter) -> Self {
+        Self(Arc::new(Inner {
+            authenticator: Authenticator::new(store.clone()),
+            failed_auth: FailedAuthLimiter::new(config.auth_failure_limit),
+            in_flight: InFlight::default(),
+            config,
+            store,
+            limiter,
+        }))
+    }
+}
+
+const PRUNE_INTERVAL: Duration = Duration::from_secs(30);
+const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Serves until `shutdown` resolves, then finishes the requests in flight.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let maintenance = tokio::spawn(maintain(state.clone()));
+    let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    maintenance.abort();
+    served
+}
+
+/// Forgets ended rate-limit windows and idle cache entries; purges expired idempotency keys.
+async fn maintain(state: AppState) {
+    let mut prune = tokio::time::interval(PRUNE_INTERVAL);
+    let mut purge = tokio::time::interval(PURGE_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = prune.tick() => {
+                state.limiter.prune();
+                state.failed_auth.prune();
+                state.authenticator.prune();
+            }
+            _ = purge.tick() => {
+                match state.store.purge_idempotency(now_unix() - RETENTION_SECS).await {
+                    Ok(0) => {}
+                    Ok(purged) => tracing::info!(purged, "purged expired idempotency keys"),
+                    Err(error) => tracing::warn!(%error, "cannot purge expired idempotency keys"),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! `clientele serve`: open the store, bootstrap an empty one, listen, drain on a signal.
+
+use std::io::Write;
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use ipnet::IpNet;
+use tokio::net::TcpListener;
+
+use crate::admin;
+use crate::app::{self, AppState};
+use crate::config::ServerConfig;
+use crate::domain::Scope;
+use crate::ratelimit::{RateLimit, RateLimiter, RedisLimiter};
+use crate::storage::{self, SharedStore};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "CLIENTELE_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+
+    /// Share rate-limit counters between instances through this Redis.
+    #[arg(long, env = "CLIENTELE_REDIS_URL")]
+    redis_url: Option<String>,
+
+    /// Requests per window for tokens without their own limit.
+    #[arg(long, env = "CLIENTELE_DEFAULT_RATE_LIMIT", default_value = "100/60s")]
+    default_rate_limit: RateLimit,
+
+    /// Failed authentications per client address per window.
+    #[arg(long, env = "CLIENTELE_AUTH_FAILURE_LIMIT", default_value = "20/60s")]
+    auth_failure_limit: RateLimit,
+
+    /// A proxy (CIDR) whose X-Forwarded-For names the client; repeatable.
+    #[arg(long = "trusted-proxy", env = "CLIENTELE_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxies: Vec<IpNet>,
+
+    /// Do not create the `default` account and token on an empty database.
+    #[arg(long, env = "CLIENTELE_NO_BOOTSTRAP")]
+    no_bootstrap: bool,
+
+    /// Log lines for people or for machines.
+    #[arg(long, env = "CLIENTELE_LOG_FORMAT", value_enum, default_value = "pretty")]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Pretty,
+    Json,
+}
+
+pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
+    init_logging(args.log_format);
+    let store = storage::open(database_url).await?;
+    if !args.no_bootstrap {
+        bootstrap(&store).await?;
+    }
+    let limiter = match &args.redis_url {
+        Some(url) => RateLimiter::with_redis(
+            RedisLimiter::connect(url).with_context(|| format!("invalid Redis URL '{}'", storage::redact_url(url)))?,
+        ),
+        None => RateLimiter::in_memory(),
+    };
+    let config = ServerConfig {
+        default_rate_limit: args.default_rate_limit,
+        auth_failure_limit: args.auth_failure_limit,
+        trusted_proxies: args.trusted_proxies,
+    };
+    let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    println!("Clientele listening on http://{address}");
+    std::io::stdout().flush()?;
+    tracing::info!(%address, database = %storage::redact_url(database_url), rate_limiter = limiter.state().as_str(), "serving");
+    let state = AppState::new(config, store, limiter);
+    app::serve(listener, state, shutdown_signal()).await.context("the server stopped")?;
+    tracing::info!("stopped after finishing the requests in flight");
+    Ok(())
+}
+
+/// On an empty database: account `default` and a write token, printed once.
+async fn bootstrap(store: &SharedStore) -> anyhow::Result<()> {
+    if !store.list_accounts().await.context("cannot read accounts")?.is_empty() {
+        return Ok(());
+    }
+    admin::create_account(store, "default").await?;
+    let (secret, _) = admin::issue_token(store, "default", Scope::Write, None).await?;
+    println!("Created account 'default' and a write token. It is shown only this once:");
+    println!();
+    println!("    {}", secret.expose());
+    println!();
+    Ok(())
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CLIENTELE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Pretty => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing the requests in flight");
+}

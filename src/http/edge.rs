@@ -1,0 +1,119 @@
+//! The outermost layer: request ids, panics, and the error envelope.
+//!
+//! Written as one middleware because each part needs the others: a panic must
+//! become an error, and every error body must carry the request id.
+
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use futures_util::FutureExt;
+use rand::distr::{Alphanumeric, SampleString};
+
+use super::error::ApiError;
+
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// The id of the request being served, as sent back in `X-Request-Id`.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub HeaderValue);
+
+impl RequestId {
+    pub fn as_str(&self) -> &str {
+        self.0.to_str().unwrap_or("")
+    }
+}
+
+/// 1–64 characters of `[A-Za-z0-9._-]`.
+fn is_valid_request_id(value: &HeaderValue) -> bool {
+    let bytes = value.as_bytes();
+    (1..=64).contains(&bytes.len())
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+fn new_request_id() -> HeaderValue {
+    let id = format!("req_{}", Alphanumeric.sample_string(&mut rand::rng(), 20));
+    HeaderValue::from_str(&id).expect("alphanumerics are a valid header value")
+}
+
+pub async fn edge(mut request: Request, next: Next) -> Response {
+    let request_id = match request.headers().get(REQUEST_ID) {
+        Some(value) if is_valid_request_id(value) => value.clone(),
+        _ => new_request_id(),
+    };
+    request.extensions_mut().insert(RequestId(request_id.clone()));
+    let method = request.method().clone();
+    let uri = request.uri().clone();
+
+    let mut response = match AssertUnwindSafe(next.run(request)).catch_unwind().await {
+        Ok(response) => response,
+        Err(panic) => {
+            tracing::error!(
+                request_id = request_id.to_str().unwrap_or(""),
+                %method,
+                %uri,
+                panic = panic_message(&panic),
+                "a handler panicked"
+            );
+            ApiError::internal().into_response()
+        }
+    };
+    render_error(&mut response, request_id.to_str().unwrap_or(""));
+    response.headers_mut().insert(REQUEST_ID, request_id);
+    response
+}
+
+/// Gives an error response its JSON body: from the [`ApiError`] it carries, or,
+/// for a bare error made by the framework (a 405, say), from its status.
+fn render_error(response: &mut Response, request_id: &str) {
+    let error = match response.extensions_mut().remove::<ApiError>() {
+        Some(error) => error,
+        None if response.status().is_client_error() || response.status().is_server_error() => {
+            if is_json(response) {
+                return;
+            }
+            ApiError::from_status(response.status())
+        }
+        None => return,
+    };
+    if error.status.is_server_error() {
+        tracing::warn!(request_id, status = error.status.as_u16(), code = error.code, "answered with a server error");
+    }
+    let body = serde_json::to_vec(&error.envelope(request_id)).unwrap_or_default();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.remove(header::CONTENT_LENGTH);
+    *response.body_mut() = Body::from(body);
+}
+
+fn is_json(response: &Response) -> bool {
+    response.headers().get(header::CONTENT_TYPE).is_some_and(|value| value.as_bytes().starts_with(b"application/json"))
+}
+
+fn panic_message(panic: &Box<dyn Any + Send>) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids() {
+        assert!(is_valid_request_id(&HeaderValue::from_static("abc-DEF_1.2")));
+        assert!(is_valid_request_id(&HeaderValue::from_str(&"a".repeat(64)).unwrap()));
+        assert!(!is_valid_request_id(&HeaderValue::from_str(&"a".repeat(65)).unwrap()));
+        assert!(!is_valid_request_id(&HeaderValue::from_static("has space")));
+        assert!(!is_valid_request_id(&HeaderValue::from_static("")));
+        let generated = new_request_id();
+        assert!(generated.to_str().unwrap().starts_with("req_") && is_valid_request_id(&generated));
+    }
+}

@@ -1,0 +1,41 @@
+//! The HTTP layer: router, layers, extractors, and the two API versions.
+
+pub mod auth;
+pub mod body;
+pub mod client_ip;
+pub mod conditional;
+pub mod customers;
+pub mod edge;
+pub mod error;
+pub mod fields;
+pub mod idempotency;
+pub mod ops;
+pub mod query;
+pub mod v1;
+pub mod v2;
+
+use axum::Router;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::routing::get;
+
+use self::error::ApiError;
+use crate::app::AppState;
+
+/// Every route, behind the edge layer; `/v1` and `/v2` also behind authentication.
+pub fn router(state: AppState) -> Router {
+    let versioned = |routes: Router<AppState>| {
+        routes.fallback(route_not_found).layer(from_fn_with_state(state.clone(), auth::authenticate))
+    };
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .nest("/v1", versioned(v1::routes()))
+        .nest("/v2", versioned(v2::routes()))
+        .fallback(route_not_found)
+        .layer(from_fn(edge::edge))
+        .with_state(state)
+}
+
+async fn route_not_found() -> ApiError {
+    ApiError::route_not_found()
+}

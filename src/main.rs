@@ -1,0 +1,7 @@
+//! The `clientele` binary: parse the command line and dispatch.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    clientele::cli::main()
+}

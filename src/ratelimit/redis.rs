@@ -1,0 +1,106 @@
+//! Counters in Redis, shared by every instance: one atomic script call per request.
+//!
+//! A Redis that fails or takes longer than [`TIMEOUT`] marks the limiter
+//! degraded: requests are then counted locally (the caller falls back to its
+//! memory limiter) and a background probe switches back once Redis answers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::{Client, Script};
+
+use super::{Decision, RateLimit, now_ms};
+
+pub const TIMEOUT: Duration = Duration::from_millis(50);
+const PROBE_INTERVAL: Duration = Duration::from_millis(500);
+
+/// INCR and, on the window's first request, an expiry just past the window's end.
+const COUNT_SCRIPT: &str = r"
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return count
+";
+
+#[derive(Clone)]
+pub struct RedisLimiter {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    connection: ConnectionManager,
+    script: Script,
+    degraded: AtomicBool,
+}
+
+impl RedisLimiter {
+    /// Connects lazily: a Redis that is down at start leaves the server up, degraded.
+    pub fn connect(url: &str) -> Result<Self, redis::RedisError> {
+        let client = Client::open(url)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_millis(500)))
+            .set_response_timeout(Some(TIMEOUT))
+            .set_number_of_retries(1);
+        let connection = ConnectionManager::new_lazy_with_config(client, config)?;
+        Ok(Self {
+            inner: Arc::new(Inner { connection, script: Script::new(COUNT_SCRIPT), degraded: AtomicBool::new(false) }),
+        })
+    }
+
+    /// Counts one request in Redis; `None` when Redis is degraded or just failed.
+    pub async fn check(&self, key: &str, limit: RateLimit) -> Option<Decision> {
+        if self.is_degraded() {
+            return None;
+        }
+        let position = limit.position(now_ms());
+        let redis_key = format!("clientele:rl:{key}:{}:{}", limit.window_secs, position.index);
+        let expiry_ms = position.window_ms + 1000;
+        let mut connection = self.inner.connection.clone();
+        let mut invocation = self.inner.script.key(redis_key);
+        invocation.arg(expiry_ms);
+        let call = invocation.invoke_async::<u64>(&mut connection);
+        match tokio::time::timeout(TIMEOUT, call).await {
+            Ok(Ok(count)) => Some(limit.decide(count, position)),
+            Ok(Err(error)) => {
+                self.degrade(&error.to_string());
+                None
+            }
+            Err(_) => {
+                self.degrade("no answer within 50 ms");
+                None
+            }
+        }
+    }
+
+    pub fn is_degraded(&self) -> bool {
+        self.inner.degraded.load(Ordering::Relaxed)
+    }
+
+    /// Answers PING within the timeout.
+    pub async fn ping(&self) -> bool {
+        let mut connection = self.inner.connection.clone();
+        let command = redis::cmd("PING");
+        let ping = command.query_async::<String>(&mut connection);
+        matches!(tokio::time::timeout(TIMEOUT * 4, ping).await, Ok(Ok(_)))
+    }
+
+    /// Logs once per outage and starts the probe that ends it.
+    fn degrade(&self, reason: &str) {
+        if self.inner.degraded.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tracing::warn!(reason, "Redis is not answering: rate limits are counted locally until it does");
+        let limiter = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(PROBE_INTERVAL).await;
+                if limiter.ping().await {
+                    limiter.inner.degraded.store(false, Ordering::Release);
+                    tracing::info!("Redis answers again: rate limits are shared again");
+                    return;
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,189 @@
+//! Persistence behind one trait, so handlers never see SQL.
+//!
+//! The backend is chosen from the database URL ([`open`]); every backend keeps
+//! the same promises: a write answered 2xx is durable, the idempotency record
+//! and its customer are written in one transaction, and a conditional write
+//! checks the version and writes in one atomic step.
+
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::domain::customer::Customer;
+use crate::domain::token::TokenHash;
+use crate::domain::{Account, CustomerFields, TokenRecord};
+
+pub type SharedStore = Arc<dyn Store>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// `If-Match` named no current version.
+    #[error("precondition failed")]
+    PreconditionFailed,
+    /// A unique name (account, token) is taken.
+    #[error("already exists")]
+    AlreadyExists,
+    /// Another request already stored this idempotency key.
+    #[error("idempotency key already used")]
+    IdempotencyKeyTaken(Box<IdempotencyRecord>),
+    /// The database cannot be reached or is busy: worth retrying.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Internal(String),
+}
+
+/// Which stored versions a conditional write (`If-Match`) accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Precondition {
+    /// No `If-Match`: write unconditionally.
+    None,
+    /// `If-Match: *`: any current version.
+    Exists,
+    /// One of these versions (an empty list never matches).
+    Versions(Vec<i64>),
+}
+
+impl Precondition {
+    pub fn accepts(&self, version: i64) -> bool {
+        match self {
+            Precondition::None | Precondition::Exists => true,
+            Precondition::Versions(versions) => versions.contains(&version),
+        }
+    }
+}
+
+/// The first response to an idempotent POST, kept to be replayed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    pub key: String,
+    /// SHA-256 of the API version and the canonical request body.
+    pub fingerprint: [u8; 32],
+    pub status: u16,
+    pub body: String,
+    pub location: Option<String>,
+    pub etag: Option<String>,
+    pub created_at: i64,
+}
+
+/// A v2 list page request: ascending ids after a cursor, optionally by email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CursorQuery {
+    pub limit: u32,
+    pub starting_after: Option<String>,
+    /// Lower-cased email to match exactly.
+    pub email_normalized: Option<String>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Answers when the database does.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    async fn create_account(&self, account: Account) -> Result<(), StoreError>;
+    async fn list_accounts(&self) -> Result<Vec<Account>, StoreError>;
+    async fn find_account(&self, name: &str) -> Result<Option<Account>, StoreError>;
+
+    async fn create_token(&self, token: TokenRecord) -> Result<(), StoreError>;
+    /// Every token, or those of one account, oldest first.
+    async fn list_tokens(&self, account_id: Option<&str>) -> Result<Vec<TokenRecord>, StoreError>;
+    async fn find_token(&self, hash: TokenHash) -> Result<Option<TokenRecord>, StoreError>;
+    /// Marks the token revoked; `NotFound` when there is no such token.
+    async fn revoke_token(&self, token_id: &str, at: i64) -> Result<(), StoreError>;
+    async fn touch_token(&self, token_id: &str, at: i64) -> Result<(), StoreError>;
+
+    /// Stores a new customer and, in the same transaction, its idempotency
+    /// record. `IdempotencyKeyTaken` carries the record that was there first.
+    async fn insert_customer(
+        &self,
+        account_id: &str,
+        customer: Customer,
+        idempotency: Option<IdempotencyRecord>,
+    ) -> Result<(), StoreError>;
+    async fn get_customer(&self, account_id: &str, customer_id: &str) -> Result<Option<Customer>, StoreError>;
+    /// Replaces the fields if the precondition holds, bumping the version; returns the new state.
+    async fn replace_customer(
+        &self,
+        account_id: &str,
+        customer_id: &str,
+        fields: CustomerFields,
+        precondition: Precondition,
+        now: i64,
+    ) -> Result<Customer, StoreError>;
+    async fn delete_customer(
+        &self,
+        account_id: &str,
+        customer_id: &str,
+        precondition: Precondition,
+    ) -> Result<(), StoreError>;
+    /// Oldest first from `offset`, with the account's total.
+    async fn list_customers_by_offset(
+        &self,
+        account_id: &str,
+        limit: u32,
+        offset: u64,
+    ) -> Result<(Vec<Customer>, u64), StoreError>;
+    async fn list_customers_after(&self, account_id: &str, query: CursorQuery) -> Result<Vec<Customer>, StoreError>;
+
+    async fn find_idempotency(&self, account_id: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError>;
+    /// Deletes idempotency records created before `before`; returns how many.
+    async fn purge_idempotency(&self, before: i64) -> Result<u64, StoreError>;
+}
+
+/// Opens the store a URL names: `sqlite://PATH` (PostgreSQL is planned), running migrations.
+pub async fn open(url: &str) -> Result<SharedStore, OpenError> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let store = sqlite::SqliteStore::open(path).await?;
+        return Ok(Arc::new(store));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Err(OpenError::Unsupported("PostgreSQL support is not built yet; use sqlite://PATH".into()));
+    }
+    Err(OpenError::Unsupported(format!("unsupported database URL '{}': expected sqlite://PATH", redact_url(url))))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("cannot open the database: {0}")]
+    Open(String),
+}
+
+/// A URL with any password replaced, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+
+    #[test]
+    fn preconditions() {
+        assert!(Precondition::None.accepts(3));
+        assert!(Precondition::Exists.accepts(3));
+        assert!(Precondition::Versions(vec![2, 3]).accepts(3));
+        assert!(!Precondition::Versions(vec![]).accepts(3));
+    }
+}

@@ -1,0 +1,159 @@
+//! The embedded SQLite store: one file, WAL mode, reads on dedicated threads
+//! and group-committed writes on one writer thread (see [`runtime`]).
+
+mod admin;
+mod error;
+mod migrations;
+mod queries;
+mod runtime;
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+
+use self::runtime::Runtime;
+use super::{CursorQuery, IdempotencyRecord, OpenError, Precondition, Store, StoreError};
+use crate::domain::customer::Customer;
+use crate::domain::token::TokenHash;
+use crate::domain::{Account, CustomerFields, TokenRecord};
+
+/// Reader threads: enough to keep both cores busy while some wait on the disk.
+const READERS: usize = 4;
+
+pub struct SqliteStore {
+    runtime: Runtime,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the file at `path` and brings its schema up to date.
+    pub async fn open(path: &str) -> Result<Self, OpenError> {
+        let path = PathBuf::from(path);
+        let opened = path.clone();
+        let runtime = tokio::task::spawn_blocking(move || -> rusqlite::Result<Runtime> {
+            let mut connection = runtime::open(&opened)?;
+            migrations::run(&mut connection)?;
+            Runtime::start(&opened, READERS)
+        })
+        .await
+        .map_err(|error| OpenError::Open(error.to_string()))?
+        .map_err(|error| OpenError::Open(format!("{}: {error}", path.display())))?;
+        Ok(Self { runtime, path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.runtime.read(|connection| Ok(connection.query_row("SELECT 1", [], |_| Ok(()))?)).await
+    }
+
+    async fn create_account(&self, account: Account) -> Result<(), StoreError> {
+        self.runtime.write(move |connection| admin::create_account(connection, &account)).await
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<Account>, StoreError> {
+        self.runtime.read(|connection| Ok(admin::list_accounts(connection)?)).await
+    }
+
+    async fn find_account(&self, name: &str) -> Result<Option<Account>, StoreError> {
+        let name = name.to_owned();
+        self.runtime.read(move |connection| Ok(admin::find_account(connection, &name)?)).await
+    }
+
+    async fn create_token(&self, token: TokenRecord) -> Result<(), StoreError> {
+        self.runtime.write(move |connection| admin::create_token(connection, &token)).await
+    }
+
+    async fn list_tokens(&self, account_id: Option<&str>) -> Result<Vec<TokenRecord>, StoreError> {
+        let account_id = account_id.map(str::to_owned);
+        self.runtime.read(move |connection| Ok(admin::list_tokens(connection, account_id.as_deref())?)).await
+    }
+
+    async fn find_token(&self, hash: TokenHash) -> Result<Option<TokenRecord>, StoreError> {
+        self.runtime.read(move |connection| Ok(admin::find_token(connection, &hash)?)).await
+    }
+
+    async fn revoke_token(&self, token_id: &str, at: i64) -> Result<(), StoreError> {
+        let token_id = token_id.to_owned();
+        self.runtime.write(move |connection| admin::revoke_token(connection, &token_id, at)).await
+    }
+
+    async fn touch_token(&self, token_id: &str, at: i64) -> Result<(), StoreError> {
+        let token_id = token_id.to_owned();
+        self.runtime.write(move |connection| admin::touch_token(connection, &token_id, at)).await
+    }
+
+    async fn insert_customer(
+        &self,
+        account_id: &str,
+        customer: Customer,
+        idempotency: Option<IdempotencyRecord>,
+    ) -> Result<(), StoreError> {
+        let account_id = account_id.to_owned();
+        self.runtime
+            .write(move |connection| queries::insert_customer(connection, &account_id, &customer, idempotency.as_ref()))
+            .await
+    }
+
+    async fn get_customer(&self, account_id: &str, customer_id: &str) -> Result<Option<Customer>, StoreError> {
+        let (account_id, customer_id) = (account_id.to_owned(), customer_id.to_owned());
+        self.runtime.read(move |connection| Ok(queries::get_customer(connection, &account_id, &customer_id)?)).await
+    }
+
+    async fn replace_customer(
+        &self,
+        account_id: &str,
+        customer_id: &str,
+        fields: CustomerFields,
+        precondition: Precondition,
+        now: i64,
+    ) -> Result<Customer, StoreError> {
+        let (account_id, customer_id) = (account_id.to_owned(), customer_id.to_owned());
+        self.runtime
+            .write(move |connection| {
+                queries::replace_customer(connection, &account_id, &customer_id, fields, &precondition, now)
+            })
+            .await
+    }
+
+    async fn delete_customer(
+        &self,
+        account_id: &str,
+        customer_id: &str,
+        precondition: Precondition,
+    ) -> Result<(), StoreError> {
+        let (account_id, customer_id) = (account_id.to_owned(), customer_id.to_owned());
+        self.runtime
+            .write(move |connection| queries::delete_customer(connection, &account_id, &customer_id, &precondition))
+            .await
+    }
+
+    async fn list_customers_by_offset(
+        &self,
+        account_id: &str,
+        limit: u32,
+        offset: u64,
+    ) -> Result<(Vec<Customer>, u64), StoreError> {
+        let account_id = account_id.to_owned();
+        self.runtime.read(move |connection| Ok(queries::list_by_offset(connection, &account_id, limit, offset)?)).await
+    }
+
+    async fn list_customers_after(&self, account_id: &str, query: CursorQuery) -> Result<Vec<Customer>, StoreError> {
+        let account_id = account_id.to_owned();
+        self.runtime.read(move |connection| Ok(queries::list_after(connection, &account_id, &query)?)).await
+    }
+
+    async fn find_idempotency(&self, account_id: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let (account_id, key) = (account_id.to_owned(), key.to_owned());
+        self.runtime.read(move |connection| Ok(queries::find_idempotency(connection, &account_id, &key)?)).await
+    }
+
+    async fn purge_idempotency(&self, before: i64) -> Result<u64, StoreError> {
+        self.runtime.write(move |connection| Ok(queries::purge_idempotency(connection, before)?)).await
+    }
+}

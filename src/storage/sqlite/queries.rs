@@ -1,0 +1,271 @@
+//! The SQL for customers and idempotency records, run on a connection thread.
+
+use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
+
+use crate::domain::CustomerFields;
+use crate::domain::customer::{Address, Customer, Metadata};
+use crate::storage::{CursorQuery, IdempotencyRecord, Precondition, StoreError};
+
+const CUSTOMER_COLUMNS: &str = "id, name, email, phone, has_address, address_line1, address_line2, address_city, \
+     address_region, address_postal_code, address_country, metadata, created_at, updated_at, version";
+
+fn customer_from_row(row: &Row<'_>) -> rusqlite::Result<Customer> {
+    let has_address: bool = row.get(4)?;
+    let address = if has_address {
+        Some(Address {
+            line1: row.get(5)?,
+            line2: row.get(6)?,
+            city: row.get(7)?,
+            region: row.get(8)?,
+            postal_code: row.get(9)?,
+            country: row.get(10)?,
+        })
+    } else {
+        None
+    };
+    let metadata_json: String = row.get(11)?;
+    Ok(Customer {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        email: row.get(2)?,
+        phone: row.get(3)?,
+        address,
+        metadata: parse_metadata(&metadata_json)?,
+        created: row.get(12)?,
+        updated: row.get(13)?,
+        version: row.get(14)?,
+    })
+}
+
+fn parse_metadata(json: &str) -> rusqlite::Result<Metadata> {
+    if json == "{}" {
+        return Ok(Metadata::new());
+    }
+    serde_json::from_str(json)
+        .map_err(|error| rusqlite::Error::FromSqlConversionFailure(11, rusqlite::types::Type::Text, error.into()))
+}
+
+fn metadata_json(metadata: &Metadata) -> String {
+    serde_json::to_string(metadata).unwrap_or_else(|_| "{}".to_owned())
+}
+
+pub fn get_customer(
+    connection: &Connection,
+    account_id: &str,
+    customer_id: &str,
+) -> rusqlite::Result<Option<Customer>> {
+    let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE account_id = ?1 AND id = ?2");
+    connection.prepare_cached(&sql)?.query_row(params![account_id, customer_id], customer_from_row).optional()
+}
+
+pub fn insert_customer(
+    connection: &Connection,
+    account_id: &str,
+    customer: &Customer,
+    idempotency: Option<&IdempotencyRecord>,
+) -> Result<(), StoreError> {
+    if let Some(record) = idempotency {
+        claim_idempotency_key(connection, account_id, record)?;
+    }
+    let address = customer.address.clone().unwrap_or_default();
+    connection
+        .prepare_cached(
+            "INSERT INTO customers (account_id, id, name, email, email_normalized, phone, has_address, \
+             address_line1, address_line2, address_city, address_region, address_postal_code, address_country, \
+             metadata, created_at, updated_at, version) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+        )?
+        .execute(params![
+            account_id,
+            customer.id,
+            customer.name,
+            customer.email,
+            crate::domain::customer::normalize_email(&customer.email),
+            customer.phone,
+            customer.address.is_some(),
+            address.line1,
+            address.line2,
+            address.city,
+            address.region,
+            address.postal_code,
+            address.country,
+            metadata_json(&customer.metadata),
+            customer.created,
+            customer.updated,
+            customer.version,
+        ])?;
+    adjust_customer_count(connection, account_id, 1)
+}
+
+/// Inserts the record unless the key is taken; then answers with the record that took it.
+fn claim_idempotency_key(
+    connection: &Connection,
+    account_id: &str,
+    record: &IdempotencyRecord,
+) -> Result<(), StoreError> {
+    let inserted = connection
+        .prepare_cached(
+            "INSERT INTO idempotency_keys (account_id, key, fingerprint, status, body, location, etag, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (account_id, key) DO NOTHING",
+        )?
+        .execute(params![
+            account_id,
+            record.key,
+            record.fingerprint.as_slice(),
+            record.status,
+            record.body,
+            record.location,
+            record.etag,
+            record.created_at,
+        ])?;
+    if inserted == 1 {
+        return Ok(());
+    }
+    match find_idempotency(connection, account_id, &record.key)? {
+        Some(existing) => Err(StoreError::IdempotencyKeyTaken(Box::new(existing))),
+        None => Err(StoreError::Internal("an idempotency key conflicted but cannot be read".into())),
+    }
+}
+
+fn adjust_customer_count(connection: &Connection, account_id: &str, delta: i64) -> Result<(), StoreError> {
+    connection
+        .prepare_cached("UPDATE accounts SET customer_count = customer_count + ?2 WHERE id = ?1")?
+        .execute(params![account_id, delta])?;
+    Ok(())
+}
+
+/// Reads, checks the precondition and writes in the writer's transaction: nothing can come between.
+pub fn replace_customer(
+    connection: &Connection,
+    account_id: &str,
+    customer_id: &str,
+    fields: CustomerFields,
+    precondition: &Precondition,
+    now: i64,
+) -> Result<Customer, StoreError> {
+    let current = get_customer(connection, account_id, customer_id)?.ok_or(StoreError::NotFound)?;
+    if !precondition.accepts(current.version) {
+        return Err(StoreError::PreconditionFailed);
+    }
+    let previous_version = current.version;
+    let replaced = current.replaced(fields, now);
+    let address = replaced.address.clone().unwrap_or_default();
+    let changed = connection
+        .prepare_cached(
+            "UPDATE customers SET name = ?3, email = ?4, email_normalized = ?5, phone = ?6, has_address = ?7, \
+             address_line1 = ?8, address_line2 = ?9, address_city = ?10, address_region = ?11, \
+             address_postal_code = ?12, address_country = ?13, metadata = ?14, updated_at = ?15, version = ?16 \
+             WHERE account_id = ?1 AND id = ?2 AND version = ?17",
+        )?
+        .execute(params![
+            account_id,
+            customer_id,
+            replaced.name,
+            replaced.email,
+            crate::domain::customer::normalize_email(&replaced.email),
+            replaced.phone,
+            replaced.address.is_some(),
+            address.line1,
+            address.line2,
+            address.city,
+            address.region,
+            address.postal_code,
+            address.country,
+            metadata_json(&replaced.metadata),
+            replaced.updated,
+            replaced.version,
+            previous_version,
+        ])?;
+    if changed != 1 {
+        return Err(StoreError::PreconditionFailed);
+    }
+    Ok(replaced)
+}
+
+pub fn delete_customer(
+    connection: &Connection,
+    account_id: &str,
+    customer_id: &str,
+    precondition: &Precondition,
+) -> Result<(), StoreError> {
+    let version: Option<i64> = connection
+        .prepare_cached("SELECT version FROM customers WHERE account_id = ?1 AND id = ?2")?
+        .query_row(params![account_id, customer_id], |row| row.get(0))
+        .optional()?;
+    let version = version.ok_or(StoreError::NotFound)?;
+    if !precondition.accepts(version) {
+        return Err(StoreError::PreconditionFailed);
+    }
+    connection
+        .prepare_cached("DELETE FROM customers WHERE account_id = ?1 AND id = ?2")?
+        .execute(params![account_id, customer_id])?;
+    adjust_customer_count(connection, account_id, -1)
+}
+
+pub fn list_by_offset(
+    connection: &Connection,
+    account_id: &str,
+    limit: u32,
+    offset: u64,
+) -> rusqlite::Result<(Vec<Customer>, u64)> {
+    let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE account_id = ?1 ORDER BY id LIMIT ?2 OFFSET ?3");
+    let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+    let customers = connection
+        .prepare_cached(&sql)?
+        .query_map(params![account_id, limit, offset], customer_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let total: i64 = connection
+        .prepare_cached("SELECT customer_count FROM accounts WHERE id = ?1")?
+        .query_row(params![account_id], |row| row.get(0))
+        .optional()?
+        .unwrap_or(0);
+    Ok((customers, total.max(0) as u64))
+}
+
+pub fn list_after(connection: &Connection, account_id: &str, query: &CursorQuery) -> rusqlite::Result<Vec<Customer>> {
+    let mut sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE account_id = :account");
+    let mut bindings: Vec<(&str, &dyn ToSql)> = vec![(":account", &account_id), (":limit", &query.limit)];
+    if let Some(email) = &query.email_normalized {
+        sql.push_str(" AND email_normalized = :email");
+        bindings.push((":email", email));
+    }
+    if let Some(after) = &query.starting_after {
+        sql.push_str(" AND id > :after");
+        bindings.push((":after", after));
+    }
+    sql.push_str(" ORDER BY id LIMIT :limit");
+    connection.prepare_cached(&sql)?.query_map(bindings.as_slice(), customer_from_row)?.collect()
+}
+
+fn idempotency_from_row(row: &Row<'_>) -> rusqlite::Result<IdempotencyRecord> {
+    let fingerprint: Vec<u8> = row.get(1)?;
+    Ok(IdempotencyRecord {
+        key: row.get(0)?,
+        fingerprint: fingerprint.try_into().unwrap_or([0; 32]),
+        status: row.get(2)?,
+        body: row.get(3)?,
+        location: row.get(4)?,
+        etag: row.get(5)?,
+        created_at: row.get(6)?,
+    })
+}
+
+pub fn find_idempotency(
+    connection: &Connection,
+    account_id: &str,
+    key: &str,
+) -> rusqlite::Result<Option<IdempotencyRecord>> {
+    connection
+        .prepare_cached(
+            "SELECT key, fingerprint, status, body, location, etag, created_at \
+             FROM idempotency_keys WHERE account_id = ?1 AND key = ?2",
+        )?
+        .query_row(params![account_id, key], idempotency_from_row)
+        .optional()
+}
+
+pub fn purge_idempotency(connection: &Connection, before: i64) -> rusqlite::Result<u64> {
+    let deleted =
+        connection.prepare_cached("DELETE FROM idempotency_keys WHERE created_at < ?1")?.execute(params![before])?;
+    Ok(deleted as u64)
+}

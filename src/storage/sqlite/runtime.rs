@@ -1,0 +1,176 @@
+//! The threads that own SQLite connections.
+//!
+//! Reads go to a few reader threads through one queue. Writes go to a single
+//! writer thread, which takes every write waiting in its queue and commits them
+//! in one transaction (each in its own savepoint, so one failure does not undo
+//! the others). Callers are answered only after the commit, so a 2xx answer
+//! means the write is in the WAL and survives the process being killed.
+
+use std::path::Path;
+use std::thread;
+
+use crossbeam_channel::{Receiver, Sender};
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::oneshot;
+
+use super::error::from_sqlite;
+use crate::storage::StoreError;
+
+type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
+
+/// One queued write: run inside the batch's transaction, answered after its commit.
+trait WriteJob: Send {
+    /// Runs the change; `false` if it failed and its savepoint must be rolled back.
+    fn run(&mut self, connection: &Connection) -> bool;
+    /// Answers the caller: the change's own result, or `error` if the batch did not commit.
+    fn finish(self: Box<Self>, error: Option<StoreError>);
+}
+
+struct Job<T, F> {
+    change: Option<F>,
+    result: Option<Result<T, StoreError>>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> WriteJob for Job<T, F>
+where
+    T: Send,
+    F: FnOnce(&Connection) -> Result<T, StoreError> + Send,
+{
+    fn run(&mut self, connection: &Connection) -> bool {
+        let Some(change) = self.change.take() else { return false };
+        let result = change(connection);
+        let succeeded = result.is_ok();
+        self.result = Some(result);
+        succeeded
+    }
+
+    fn finish(self: Box<Self>, error: Option<StoreError>) {
+        let answer = match (error, self.result) {
+            (Some(error), _) => Err(error),
+            (None, Some(result)) => result,
+            (None, None) => Err(StoreError::Internal("a write was never run".into())),
+        };
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// The most writes committed together; bounds the latency one batch adds.
+const MAX_BATCH: usize = 256;
+
+pub struct Runtime {
+    reads: Sender<ReadJob>,
+    writes: Sender<Box<dyn WriteJob>>,
+}
+
+impl Runtime {
+    pub fn start(path: &Path, readers: usize) -> rusqlite::Result<Self> {
+        let (reads, read_queue) = crossbeam_channel::unbounded::<ReadJob>();
+        let (writes, write_queue) = crossbeam_channel::unbounded::<Box<dyn WriteJob>>();
+        for index in 0..readers {
+            let connection = open(path)?;
+            connection.pragma_update(None, "query_only", true)?;
+            let queue = read_queue.clone();
+            spawn(format!("sqlite-read-{index}"), move || serve_reads(connection, queue));
+        }
+        let connection = open(path)?;
+        spawn("sqlite-write".to_owned(), move || serve_writes(connection, write_queue));
+        Ok(Self { reads, writes })
+    }
+
+    pub async fn read<T, F>(&self, query: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: ReadJob = Box::new(move |connection| {
+            let _ = reply.send(query(connection));
+        });
+        self.reads.send(job).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    pub async fn write<T, F>(&self, change: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: Box<dyn WriteJob> = Box::new(Job { change: Some(change), result: None, reply });
+        self.writes.send(job).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+fn stopped() -> StoreError {
+    StoreError::Unavailable("the database threads have stopped".into())
+}
+
+pub fn open(path: &Path) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let connection = Connection::open_with_flags(path, flags)?;
+    connection.busy_timeout(std::time::Duration::from_secs(5))?;
+    // WAL + NORMAL: a committed transaction survives the process being killed.
+    connection.pragma_update(None, "journal_mode", "wal")?;
+    connection.pragma_update(None, "synchronous", "normal")?;
+    connection.pragma_update(None, "foreign_keys", true)?;
+    connection.pragma_update(None, "mmap_size", 268_435_456)?;
+    connection.set_prepared_statement_cache_capacity(64);
+    Ok(connection)
+}
+
+fn spawn(name: String, body: impl FnOnce() + Send + 'static) {
+    thread::Builder::new().name(name).spawn(body).expect("the OS refused to start a database thread");
+}
+
+fn serve_reads(connection: Connection, queue: Receiver<ReadJob>) {
+    while let Ok(job) = queue.recv() {
+        job(&connection);
+    }
+}
+
+fn serve_writes(connection: Connection, queue: Receiver<Box<dyn WriteJob>>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Ok(first) = queue.recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        commit_batch(&connection, batch.drain(..));
+    }
+}
+
+fn commit_batch(connection: &Connection, jobs: impl Iterator<Item = Box<dyn WriteJob>>) {
+    if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
+        let reason = from_sqlite(error).to_string();
+        for job in jobs {
+            job.finish(Some(StoreError::Unavailable(reason.clone())));
+        }
+        return;
+    }
+    let mut ran = Vec::with_capacity(MAX_BATCH);
+    for mut job in jobs {
+        match run_in_savepoint(connection, job.as_mut()) {
+            Ok(()) => ran.push(job),
+            Err(error) => job.finish(Some(error)),
+        }
+    }
+    let commit_error = connection.execute_batch("COMMIT").err().map(|error| {
+        let _ = connection.execute_batch("ROLLBACK");
+        from_sqlite(error).to_string()
+    });
+    for job in ran {
+        job.finish(commit_error.clone().map(StoreError::Unavailable));
+    }
+}
+
+/// Runs one job in its own savepoint, so its failure undoes only its own changes.
+fn run_in_savepoint(connection: &Connection, job: &mut dyn WriteJob) -> Result<(), StoreError> {
+    connection.execute_batch("SAVEPOINT job").map_err(from_sqlite)?;
+    let end = if job.run(connection) { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+    connection.execute_batch(end).map_err(from_sqlite)
+}

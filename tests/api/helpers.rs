@@ -1,0 +1,152 @@
+//! `TestApp`: a real server on a random port over its own temporary SQLite file.
+
+use std::net::SocketAddr;
+
+use clientele::admin;
+use clientele::app::{self, AppState};
+use clientele::config::ServerConfig;
+use clientele::domain::Scope;
+use clientele::ratelimit::{RateLimit, RateLimiter};
+use clientele::storage::{self, SharedStore};
+use reqwest::{Method, RequestBuilder, Response};
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub client: reqwest::Client,
+    /// A write token of the account `default`.
+    pub token: String,
+    pub store: SharedStore,
+    pub dir: TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(ServerConfig::default(), RateLimiter::in_memory()).await
+    }
+
+    pub async fn spawn_with_config(config: ServerConfig) -> Self {
+        Self::spawn_with(config, RateLimiter::in_memory()).await
+    }
+
+    pub async fn spawn_with(config: ServerConfig, limiter: RateLimiter) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("test.db").display());
+        let store = storage::open(&url).await.expect("open store");
+        Self::spawn_on(store, dir, config, limiter).await
+    }
+
+    /// Serves an existing store (to restart a server over the same file).
+    pub async fn spawn_on(store: SharedStore, dir: TempDir, config: ServerConfig, limiter: RateLimiter) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        let state = AppState::new(config, store.clone(), limiter);
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let server = tokio::spawn(app::serve(listener, state, async {
+            let _ = stop.await;
+        }));
+        let mut app = Self {
+            address,
+            client: reqwest::Client::new(),
+            token: String::new(),
+            store,
+            dir,
+            shutdown: Some(shutdown),
+            server: Some(server),
+        };
+        app.token = app.issue_token("default", Scope::Write, None).await;
+        app
+    }
+
+    /// A new token of `account` (created if needed).
+    pub async fn issue_token(&self, account: &str, scope: Scope, rate_limit: Option<RateLimit>) -> String {
+        if self.store.find_account(account).await.expect("find account").is_none() {
+            admin::create_account(&self.store, account).await.expect("create account");
+        }
+        let (secret, _) = admin::issue_token(&self.store, account, scope, rate_limit).await.expect("issue token");
+        secret.expose().to_owned()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// A request with the default token.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.request_as(&self.token, method, path)
+    }
+
+    pub fn request_as(&self, token: &str, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, self.url(path)).bearer_auth(token)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.request(Method::GET, path).send().await.expect("request")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.request(Method::POST, path).json(body).send().await.expect("request")
+    }
+
+    pub async fn put_json(&self, path: &str, body: &Value) -> Response {
+        self.request(Method::PUT, path).json(body).send().await.expect("request")
+    }
+
+    pub async fn delete(&self, path: &str) -> Response {
+        self.request(Method::DELETE, path).send().await.expect("request")
+    }
+
+    /// Creates a v2 customer and returns its body.
+    pub async fn create_customer(&self, name: &str, email: &str) -> Value {
+        let response = self.post_json("/v2/customers", &serde_json::json!({"name": name, "email": email})).await;
+        assert_eq!(response.status(), 201, "create customer");
+        response.json().await.expect("json")
+    }
+
+    /// Stops the server gracefully, keeping the data directory.
+    pub async fn stop(mut self) -> (SharedStore, TempDir) {
+        self.shutdown_server().await;
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+        (self.store.clone(), dir)
+    }
+
+    async fn shutdown_server(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server");
+        }
+    }
+}
+
+/// Asserts an error response's status and envelope, returning the `error` object.
+pub async fn assert_error(response: Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status, "status for {code}");
+    assert_eq!(
+        response.headers().get("content-type").and_then(|v| v.to_str().ok()),
+        Some("application/json"),
+        "content type for {code}"
+    );
+    let request_id = response.headers().get("x-request-id").expect("x-request-id").to_str().unwrap().to_owned();
+    let body: Value = response.json().await.expect("error body is JSON");
+    let error = body["error"].clone();
+    assert_eq!(error["code"], code, "body: {body}");
+    assert_eq!(error["request_id"], request_id.as_str(), "request id in body and header");
+    let expected_type = match status {
+        401 => "authentication_error",
+        403 => "permission_error",
+        429 => "rate_limit_error",
+        500 | 503 => "api_error",
+        _ => "invalid_request_error",
+    };
+    assert_eq!(error["type"], expected_type, "type for {code}");
+    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "message for {code}");
+    error
+}
