@@ -1,4 +1,6 @@
 //! `TestApp`: a real server on a random port over its own temporary SQLite file.
+//! Shared by every test binary; each uses only part of it.
+#![allow(dead_code)]
 
 use std::net::SocketAddr;
 

@@ -2,7 +2,9 @@
 
 use serde_json::json;
 
-use crate::helpers::{TestApp, assert_error};
+mod common;
+
+use common::{TestApp, assert_error};
 
 #[tokio::test]
 async fn a_customer_created_in_v2_reads_in_v1() {
