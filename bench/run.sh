@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Measures Clientele against a bare hello-world server on the same HTTP stack, in one run.
+#
+#   bench/run.sh [--duration SECS] [--runs N] [--connections C] [--customers N]
+#
+# Each target gets N runs of `wrk -t1 -cC -dSECS --latency` on 127.0.0.1; the
+# median run (by requests/s) is reported with its p50 and p99. Results go to
+# stdout and to bench/results/latest.md. Needs wrk (Debian package `wrk`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+duration=10 runs=3 connections=32 customers=10000
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) duration=$2; shift 2 ;;
+    --runs) runs=$2; shift 2 ;;
+    --connections) connections=$2; shift 2 ;;
+    --customers) customers=$2; shift 2 ;;
+    *) echo "usage: bench/run.sh [--duration SECS] [--runs N] [--connections C] [--customers N]" >&2; exit 2 ;;
+  esac
+done
+command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+
+cargo build --release --quiet --bin clientele --example hello --example seed --example bench_server
+bin=target/release
+work=$(mktemp -d)
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+db="sqlite://$work/bench.db"
+echo "seeding $customers customers..." >&2
+eval "$("$bin/examples/seed" "$db" "$customers")"
+export TOKEN
+
+start() { # name port command...
+  local name=$1 port=$2; shift 2
+  CLIENTELE_LOG=warn "$@" >"$work/$name.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do
+    curl -s -o /dev/null "http://127.0.0.1:$port/" && return 0
+    sleep 0.05
+  done
+  echo "$name did not start:" >&2; cat "$work/$name.log" >&2; exit 1
+}
+
+start hello 18181 "$bin/examples/hello" 127.0.0.1:18181
+start clientele 18182 "$bin/clientele" serve --database-url "$db" --listen 127.0.0.1:18182 --no-bootstrap
+start limiter-off 18183 "$bin/examples/bench_server" "$db" 127.0.0.1:18183 off
+redis_url=${CLIENTELE_BENCH_REDIS_URL:-redis://127.0.0.1:6379}
+have_redis=false
+if redis-cli -u "$redis_url" ping >/dev/null 2>&1; then
+  start limiter-redis 18184 "$bin/examples/bench_server" "$db" 127.0.0.1:18184 redis "$redis_url"
+  have_redis=true
+fi
+
+# wrk's latency lines ("99%  1.23ms") in milliseconds.
+to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n *= 1000; printf "%.2f", n }'; }
+
+results=()
+measure() { # label url [wrk args...]
+  local label=$1 url=$2; shift 2
+  local lines=()
+  for run in $(seq "$runs"); do
+    local out rps p50 p99
+    out=$(wrk -t1 -c"$connections" -d"${duration}s" --latency "$@" "$url")
+    if echo "$out" | grep -q "Non-2xx"; then
+      echo "$label: wrk saw error responses:" >&2; echo "$out" >&2; exit 1
+    fi
+    rps=$(echo "$out" | awk '/^Requests\/sec:/ { printf "%d", $2 }')
+    p50=$(to_ms "$(echo "$out" | awk '$1 == "50%" { print $2 }')")
+    p99=$(to_ms "$(echo "$out" | awk '$1 == "99%" { print $2 }')")
+    echo "  $label run $run: $rps req/s, p50 $p50 ms, p99 $p99 ms" >&2
+    lines+=("$rps $p50 $p99")
+  done
+  local median
+  median=$(printf '%s\n' "${lines[@]}" | sort -n | sed -n "$(( (runs + 1) / 2 ))p")
+  results+=("$label|$median")
+}
+
+auth=(-H "Authorization: Bearer $TOKEN")
+get_path="/v2/customers/$CUSTOMER_ID"
+measure "hello world (baseline)" "http://127.0.0.1:18181/"
+measure "GET /v2/customers/{id} (clientele serve, memory limiter)" "http://127.0.0.1:18182$get_path" "${auth[@]}"
+measure "GET /v2/customers/{id} (limiter off)" "http://127.0.0.1:18183$get_path" "${auth[@]}"
+if $have_redis; then
+  measure "GET /v2/customers/{id} (Redis limiter)" "http://127.0.0.1:18184$get_path" "${auth[@]}"
+fi
+measure "POST /v2/customers (clientele serve)" "http://127.0.0.1:18182/v2/customers" -s bench/post.lua
+
+baseline=$(echo "${results[0]}" | cut -d'|' -f2 | cut -d' ' -f1)
+mkdir -p bench/results
+{
+  echo "Run $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo);" \
+       "wrk -t1 -c$connections -d${duration}s, median of $runs runs, $customers customers in SQLite."
+  echo
+  echo "| target | req/s | p50 ms | p99 ms | vs baseline |"
+  echo "|---|---:|---:|---:|---:|"
+  for row in "${results[@]}"; do
+    label=${row%%|*}; read -r rps p50 p99 <<<"${row#*|}"
+    ratio=$(awk -v a="$rps" -v b="$baseline" 'BEGIN { printf "%.2f", a / b }')
+    echo "| $label | $rps | $p50 | $p99 | $ratio |"
+  done
+} | tee bench/results/latest.md
