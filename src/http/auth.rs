@@ -71,12 +71,12 @@ struct CacheEntry {
 
 pub struct Authenticator {
     store: SharedStore,
-    cache: DashMap<TokenHash, CacheEntry>,
+    cache: DashMap<TokenHash, CacheEntry, ahash::RandomState>,
 }
 
 impl Authenticator {
     pub fn new(store: SharedStore) -> Self {
-        Self { store, cache: DashMap::new() }
+        Self { store, cache: DashMap::default() }
     }
 
     /// Whether this hash belongs to a token that exists (or existed): not a guess.

@@ -14,7 +14,7 @@ struct Window {
 /// Counters for the keys seen in their current window; ended windows are pruned.
 #[derive(Default)]
 pub struct MemoryLimiter {
-    windows: DashMap<Box<str>, Window>,
+    windows: DashMap<Box<str>, Window, ahash::RandomState>,
 }
 
 impl MemoryLimiter {

@@ -75,7 +75,7 @@ impl Store for SqliteStore {
     }
 
     async fn find_token(&self, hash: TokenHash) -> Result<Option<TokenRecord>, StoreError> {
-        self.runtime.read(move |connection| Ok(admin::find_token(connection, &hash)?)).await
+        self.runtime.read_inline(|connection| Ok(admin::find_token(connection, &hash)?))
     }
 
     async fn revoke_token(&self, token_id: &str, at: i64) -> Result<(), StoreError> {
@@ -101,8 +101,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_customer(&self, account_id: &str, customer_id: &str) -> Result<Option<Customer>, StoreError> {
-        let (account_id, customer_id) = (account_id.to_owned(), customer_id.to_owned());
-        self.runtime.read(move |connection| Ok(queries::get_customer(connection, &account_id, &customer_id)?)).await
+        self.runtime.read_inline(|connection| Ok(queries::get_customer(connection, account_id, customer_id)?))
     }
 
     async fn replace_customer(
@@ -149,8 +148,7 @@ impl Store for SqliteStore {
     }
 
     async fn find_idempotency(&self, account_id: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
-        let (account_id, key) = (account_id.to_owned(), key.to_owned());
-        self.runtime.read(move |connection| Ok(queries::find_idempotency(connection, &account_id, &key)?)).await
+        self.runtime.read_inline(|connection| Ok(queries::find_idempotency(connection, account_id, key)?))
     }
 
     async fn purge_idempotency(&self, before: i64) -> Result<u64, StoreError> {

@@ -6,8 +6,14 @@ use crate::domain::CustomerFields;
 use crate::domain::customer::{Address, Customer, Metadata};
 use crate::storage::{CursorQuery, IdempotencyRecord, Precondition, StoreError};
 
-const CUSTOMER_COLUMNS: &str = "id, name, email, phone, has_address, address_line1, address_line2, address_city, \
-     address_region, address_postal_code, address_country, metadata, created_at, updated_at, version";
+/// The columns [`customer_from_row`] reads, as a literal so queries can be built with `concat!`.
+macro_rules! customer_columns {
+    () => {
+        "id, name, email, phone, has_address, address_line1, address_line2, address_city, \
+         address_region, address_postal_code, address_country, metadata, created_at, updated_at, version"
+    };
+}
+const CUSTOMER_COLUMNS: &str = customer_columns!();
 
 fn customer_from_row(row: &Row<'_>) -> rusqlite::Result<Customer> {
     let has_address: bool = row.get(4)?;
@@ -54,8 +60,8 @@ pub fn get_customer(
     account_id: &str,
     customer_id: &str,
 ) -> rusqlite::Result<Option<Customer>> {
-    let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE account_id = ?1 AND id = ?2");
-    connection.prepare_cached(&sql)?.query_row(params![account_id, customer_id], customer_from_row).optional()
+    const SQL: &str = concat!("SELECT ", customer_columns!(), " FROM customers WHERE account_id = ?1 AND id = ?2");
+    connection.prepare_cached(SQL)?.query_row(params![account_id, customer_id], customer_from_row).optional()
 }
 
 pub fn insert_customer(
