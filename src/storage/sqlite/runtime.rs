@@ -204,7 +204,13 @@ fn commit_batch(connection: &Connection, jobs: impl Iterator<Item = Box<dyn Writ
 
 /// Runs one job in its own savepoint, so its failure undoes only its own changes.
 fn run_in_savepoint(connection: &Connection, job: &mut dyn WriteJob) -> Result<(), StoreError> {
-    connection.execute_batch("SAVEPOINT job").map_err(from_sqlite)?;
-    let end = if job.run(connection) { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
-    connection.execute_batch(end).map_err(from_sqlite)
+    let statement = |sql: &str| -> Result<(), StoreError> {
+        connection.prepare_cached(sql)?.execute([])?;
+        Ok(())
+    };
+    statement("SAVEPOINT job")?;
+    if !job.run(connection) {
+        statement("ROLLBACK TO job")?;
+    }
+    statement("RELEASE job")
 }
