@@ -69,6 +69,7 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
         auth_failure_limit: args.auth_failure_limit,
         trusted_proxies: args.trusted_proxies,
     };
+    limiter.check_health().await;
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr()?;
     println!("Clientele listening on http://{address}");

@@ -24,6 +24,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     if !matches!(database, Ok(Ok(()))) {
         return ApiError::unavailable().into_response();
     }
+    state.limiter.check_health().await;
     let body = json!({"status": "ready", "database": "ok", "rate_limiter": state.limiter.state().as_str()});
     json_response(StatusCode::OK, to_json(&body), [])
 }

@@ -146,6 +146,13 @@ impl RateLimiter {
         self.memory.check(key, limit, now_ms())
     }
 
+    /// Asks Redis, if configured, whether it answers, so [`Self::state`] is current.
+    pub async fn check_health(&self) {
+        if let Some(redis) = &self.redis {
+            redis.check_health().await;
+        }
+    }
+
     pub fn state(&self) -> LimiterState {
         match &self.redis {
             None => LimiterState::Memory,

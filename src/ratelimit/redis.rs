@@ -85,6 +85,14 @@ impl RedisLimiter {
         matches!(tokio::time::timeout(TIMEOUT * 4, ping).await, Ok(Ok(_)))
     }
 
+    /// Pings Redis unless already degraded; a failure degrades the limiter
+    /// (and starts the probe that ends the outage).
+    pub async fn check_health(&self) {
+        if !self.is_degraded() && !self.ping().await {
+            self.degrade("no answer to PING");
+        }
+    }
+
     /// Logs once per outage and starts the probe that ends it.
     fn degrade(&self, reason: &str) {
         if self.inner.degraded.swap(true, Ordering::AcqRel) {
