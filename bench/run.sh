@@ -57,36 +57,46 @@ fi
 # wrk's latency lines ("99%  1.23ms") in milliseconds.
 to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n *= 1000; printf "%.2f", n }'; }
 
-results=()
-measure() { # label url [wrk args...]
-  local label=$1 url=$2; shift 2
-  local lines=()
-  for run in $(seq "$runs"); do
-    local out rps p50 p99
-    out=$(wrk -t1 -c"$connections" -d"${duration}s" --latency "$@" "$url")
+# Rounds interleave the targets (A B C, A B C, ...), so load from anything else
+# on the machine falls on every target alike; each target's median run is kept.
+labels=() urls=() extra=()
+target() { labels+=("$1"); urls+=("$2"); extra+=("${3:-}"); }
+
+auth="Authorization: Bearer $TOKEN"
+get_path="/v2/customers/$CUSTOMER_ID"
+target "hello world (baseline)" "http://127.0.0.1:18181/"
+target "GET /v2/customers/{id} (clientele serve, memory limiter)" "http://127.0.0.1:18182$get_path" auth
+target "GET /v2/customers/{id} (limiter off)" "http://127.0.0.1:18183$get_path" auth
+if $have_redis; then
+  target "GET /v2/customers/{id} (Redis limiter)" "http://127.0.0.1:18184$get_path" auth
+fi
+target "POST /v2/customers (clientele serve)" "http://127.0.0.1:18182/v2/customers" post
+
+declare -A runs_of
+for run in $(seq "$runs"); do
+  for i in "${!labels[@]}"; do
+    args=()
+    case "${extra[$i]}" in
+      auth) args=(-H "$auth") ;;
+      post) args=(-s bench/post.lua) ;;
+    esac
+    out=$(wrk -t1 -c"$connections" -d"${duration}s" --latency "${args[@]}" "${urls[$i]}")
     if echo "$out" | grep -q "Non-2xx"; then
-      echo "$label: wrk saw error responses:" >&2; echo "$out" >&2; exit 1
+      echo "${labels[$i]}: wrk saw error responses:" >&2; echo "$out" >&2; exit 1
     fi
     rps=$(echo "$out" | awk '/^Requests\/sec:/ { printf "%d", $2 }')
     p50=$(to_ms "$(echo "$out" | awk '$1 == "50%" { print $2 }')")
     p99=$(to_ms "$(echo "$out" | awk '$1 == "99%" { print $2 }')")
-    echo "  $label run $run: $rps req/s, p50 $p50 ms, p99 $p99 ms" >&2
-    lines+=("$rps $p50 $p99")
+    echo "  round $run: ${labels[$i]}: $rps req/s, p50 $p50 ms, p99 $p99 ms" >&2
+    runs_of[$i]+="$rps $p50 $p99"$'\n'
   done
-  local median
-  median=$(printf '%s\n' "${lines[@]}" | sort -n | sed -n "$(( (runs + 1) / 2 ))p")
-  results+=("$label|$median")
-}
+done
 
-auth=(-H "Authorization: Bearer $TOKEN")
-get_path="/v2/customers/$CUSTOMER_ID"
-measure "hello world (baseline)" "http://127.0.0.1:18181/"
-measure "GET /v2/customers/{id} (clientele serve, memory limiter)" "http://127.0.0.1:18182$get_path" "${auth[@]}"
-measure "GET /v2/customers/{id} (limiter off)" "http://127.0.0.1:18183$get_path" "${auth[@]}"
-if $have_redis; then
-  measure "GET /v2/customers/{id} (Redis limiter)" "http://127.0.0.1:18184$get_path" "${auth[@]}"
-fi
-measure "POST /v2/customers (clientele serve)" "http://127.0.0.1:18182/v2/customers" -s bench/post.lua
+results=()
+for i in "${!labels[@]}"; do
+  median=$(printf '%s' "${runs_of[$i]}" | sort -n | sed -n "$(( (runs + 1) / 2 ))p")
+  results+=("${labels[$i]}|$median")
+done
 
 baseline=$(echo "${results[0]}" | cut -d'|' -f2 | cut -d' ' -f1)
 mkdir -p bench/results

@@ -8,6 +8,10 @@ use clientele::config::ServerConfig;
 use clientele::ratelimit::{RateLimiter, RedisLimiter};
 use clientele::storage;
 
+/// The same allocator as the `clientele` binary, so the comparison is fair.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -4,6 +4,10 @@
 use axum::Router;
 use axum::routing::get;
 
+/// The same allocator as the `clientele` binary, so the comparison is fair.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let address = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:18081".to_owned());
