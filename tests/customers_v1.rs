@@ -2,35 +2,13 @@
 
 mod common;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use reqwest::Response;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use common::{TestApp, assert_error};
+use common::{TestApp, assert_error, body, header, keys, now};
 
 const V1_KEYS: [&str; 6] = ["created", "email", "id", "name", "phone", "updated"];
-
-fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
-}
-
-fn keys(value: &Value) -> Vec<&str> {
-    let mut keys: Vec<&str> = value.as_object().expect("a JSON object").keys().map(String::as_str).collect();
-    keys.sort_unstable();
-    keys
-}
-
-fn header<'a>(response: &'a Response, name: &str) -> Option<&'a str> {
-    response.headers().get(name).map(|value| value.to_str().expect("ASCII header"))
-}
-
-async fn body(response: Response) -> Value {
-    assert_eq!(header(&response, "content-type"), Some("application/json"));
-    response.json().await.expect("JSON body")
-}
 
 async fn create_v1(app: &TestApp, request: Value) -> Value {
     let response = app.post_json("/v1/customers", &request).await;

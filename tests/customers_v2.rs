@@ -2,37 +2,16 @@
 
 mod common;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use reqwest::{Response, Url};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use common::{TestApp, assert_error};
+use common::{TestApp, assert_error, body, header, keys, now};
 
 const V2_KEYS: [&str; 9] =
     ["address", "created_at", "email", "id", "metadata", "name", "phone", "updated_at", "version"];
 const ADDRESS_KEYS: [&str; 6] = ["city", "country", "line1", "line2", "postal_code", "region"];
-
-fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
-}
-
-fn keys(value: &Value) -> Vec<&str> {
-    let mut keys: Vec<&str> = value.as_object().expect("a JSON object").keys().map(String::as_str).collect();
-    keys.sort_unstable();
-    keys
-}
-
-fn header<'a>(response: &'a Response, name: &str) -> Option<&'a str> {
-    response.headers().get(name).map(|value| value.to_str().expect("ASCII header"))
-}
-
-async fn body(response: Response) -> Value {
-    assert_eq!(header(&response, "content-type"), Some("application/json"));
-    response.json().await.expect("JSON body")
-}
 
 fn id_of(customer: &Value) -> String {
     customer["id"].as_str().expect("id is a string").to_owned()

@@ -152,3 +152,24 @@ pub async fn assert_error(response: Response, status: u16, code: &str) -> Value 
     assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "message for {code}");
     error
 }
+
+/// A JSON object's keys, sorted, to compare a representation's exact field set.
+pub fn keys(value: &Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = value.as_object().expect("a JSON object").keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    keys
+}
+
+pub fn header<'a>(response: &'a Response, name: &str) -> Option<&'a str> {
+    response.headers().get(name).map(|value| value.to_str().expect("ASCII header"))
+}
+
+/// The JSON body of a response, checking its content type.
+pub async fn body(response: Response) -> Value {
+    assert_eq!(header(&response, "content-type"), Some("application/json"));
+    response.json().await.expect("JSON body")
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}

@@ -64,6 +64,52 @@ pub fn get_customer(
     connection.prepare_cached(SQL)?.query_row(params![account_id, customer_id], customer_from_row).optional()
 }
 
+/// A customer as the columns of its row, bound as ?1..?17 in table order.
+struct CustomerRow<'a> {
+    account_id: &'a str,
+    customer: &'a Customer,
+    email_normalized: String,
+    metadata: String,
+    has_address: bool,
+    address: Address,
+}
+
+impl<'a> CustomerRow<'a> {
+    fn new(account_id: &'a str, customer: &'a Customer) -> Self {
+        Self {
+            account_id,
+            customer,
+            email_normalized: crate::domain::customer::normalize_email(&customer.email),
+            metadata: metadata_json(&customer.metadata),
+            has_address: customer.address.is_some(),
+            address: customer.address.clone().unwrap_or_default(),
+        }
+    }
+
+    fn params(&self) -> [&dyn ToSql; 17] {
+        let (customer, address) = (self.customer, &self.address);
+        [
+            &self.account_id,
+            &customer.id,
+            &customer.name,
+            &customer.email,
+            &self.email_normalized,
+            &customer.phone,
+            &self.has_address,
+            &address.line1,
+            &address.line2,
+            &address.city,
+            &address.region,
+            &address.postal_code,
+            &address.country,
+            &self.metadata,
+            &customer.created,
+            &customer.updated,
+            &customer.version,
+        ]
+    }
+}
+
 pub fn insert_customer(
     connection: &Connection,
     account_id: &str,
@@ -73,7 +119,7 @@ pub fn insert_customer(
     if let Some(record) = idempotency {
         claim_idempotency_key(connection, account_id, record)?;
     }
-    let address = customer.address.clone().unwrap_or_default();
+    let row = CustomerRow::new(account_id, customer);
     connection
         .prepare_cached(
             "INSERT INTO customers (account_id, id, name, email, email_normalized, phone, has_address, \
@@ -81,25 +127,7 @@ pub fn insert_customer(
              metadata, created_at, updated_at, version) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
         )?
-        .execute(params![
-            account_id,
-            customer.id,
-            customer.name,
-            customer.email,
-            crate::domain::customer::normalize_email(&customer.email),
-            customer.phone,
-            customer.address.is_some(),
-            address.line1,
-            address.line2,
-            address.city,
-            address.region,
-            address.postal_code,
-            address.country,
-            metadata_json(&customer.metadata),
-            customer.created,
-            customer.updated,
-            customer.version,
-        ])?;
+        .execute(row.params().as_slice())?;
     adjust_customer_count(connection, account_id, 1)
 }
 
@@ -155,33 +183,17 @@ pub fn replace_customer(
     }
     let previous_version = current.version;
     let replaced = current.replaced(fields, now);
-    let address = replaced.address.clone().unwrap_or_default();
+    let row = CustomerRow::new(account_id, &replaced);
+    let mut params = row.params().to_vec();
+    params.push(&previous_version);
     let changed = connection
         .prepare_cached(
             "UPDATE customers SET name = ?3, email = ?4, email_normalized = ?5, phone = ?6, has_address = ?7, \
              address_line1 = ?8, address_line2 = ?9, address_city = ?10, address_region = ?11, \
-             address_postal_code = ?12, address_country = ?13, metadata = ?14, updated_at = ?15, version = ?16 \
-             WHERE account_id = ?1 AND id = ?2 AND version = ?17",
+             address_postal_code = ?12, address_country = ?13, metadata = ?14, created_at = ?15, updated_at = ?16, \
+             version = ?17 WHERE account_id = ?1 AND id = ?2 AND version = ?18",
         )?
-        .execute(params![
-            account_id,
-            customer_id,
-            replaced.name,
-            replaced.email,
-            crate::domain::customer::normalize_email(&replaced.email),
-            replaced.phone,
-            replaced.address.is_some(),
-            address.line1,
-            address.line2,
-            address.city,
-            address.region,
-            address.postal_code,
-            address.country,
-            metadata_json(&replaced.metadata),
-            replaced.updated,
-            replaced.version,
-            previous_version,
-        ])?;
+        .execute(params.as_slice())?;
     if changed != 1 {
         return Err(StoreError::PreconditionFailed);
     }
