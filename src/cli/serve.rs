@@ -55,6 +55,8 @@ enum LogFormat {
 pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
     init_logging(args.log_format);
     let store = storage::open(database_url).await?;
+    // Bind before bootstrapping, so a start that cannot listen prints no token and creates nothing.
+    let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     if !args.no_bootstrap {
         bootstrap(&store).await?;
     }
@@ -70,7 +72,6 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
         trusted_proxies: args.trusted_proxies,
     };
     limiter.check_health().await;
-    let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr()?;
     println!("Clientele listening on http://{address}");
     std::io::stdout().flush()?;

@@ -1,0 +1,716 @@
+//! The real `clientele` binary, end to end (API.md §2 and §7): the admin
+//! commands, their output and exit codes, the environment, the first-start
+//! bootstrap, the admin CLI beside a running server, graceful shutdown on
+//! SIGTERM and durability across `kill -9`.
+//!
+//! Every test works in its own temporary directory with its own SQLite file,
+//! and every server it starts is killed when the test ends, pass or fail.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+const BIN: &str = env!("CARGO_BIN_EXE_clientele");
+const LISTENING: &str = "Clientele listening on http://";
+
+// ---- helpers ----
+
+/// The binary with no `CLIENTELE_*` variable inherited from the caller's environment.
+fn bare_command(dir: &TempDir) -> Command {
+    let mut command = Command::new(BIN);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("CLIENTELE_") {
+            command.env_remove(&name);
+        }
+    }
+    // A panic would print a backtrace here; the error tests assert there is none.
+    command.env("RUST_BACKTRACE", "1").current_dir(dir.path()).stdin(Stdio::null());
+    command
+}
+
+/// A temporary directory holding one SQLite database.
+struct Sandbox {
+    dir: TempDir,
+    url: String,
+}
+
+impl Sandbox {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("clientele.db").display());
+        Self { dir, url }
+    }
+
+    /// Another database in the same directory.
+    fn other_url(&self, file: &str) -> String {
+        format!("sqlite://{}", self.dir.path().join(file).display())
+    }
+
+    /// Runs `clientele --database-url <this db> ARGS...`.
+    fn cli(&self, args: &[&str]) -> Output {
+        bare_command(&self.dir).arg("--database-url").arg(&self.url).args(args).output().expect("run clientele")
+    }
+
+    /// Runs the command and asserts exit 0; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.cli(args);
+        assert!(output.status.success(), "clientele {args:?} failed: {}", describe(&output));
+        stdout(&output)
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.ok(args);
+        serde_json::from_str(&out).unwrap_or_else(|error| panic!("clientele {args:?}: not JSON ({error}): {out}"))
+    }
+
+    fn serve(&self, args: &[&str]) -> Server {
+        let mut command = bare_command(&self.dir);
+        command.arg("--database-url").arg(&self.url).arg("serve").arg("--listen").arg("127.0.0.1:0").args(args);
+        Server::start(command)
+    }
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).expect("stdout is UTF-8")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).expect("stderr is UTF-8")
+}
+
+fn describe(output: &Output) -> String {
+    format!("{}; stdout: {:?}; stderr: {:?}", output.status, stdout(output), stderr(output))
+}
+
+/// A run-time failure: exit 1, nothing on stdout, one `error: ...` line on stderr, no backtrace.
+fn assert_runtime_error(output: &Output, mentions: &[&str]) -> String {
+    assert_eq!(output.status.code(), Some(1), "{}", describe(output));
+    assert_eq!(stdout(output), "", "{}", describe(output));
+    let err = stderr(output);
+    assert_no_panic(&err);
+    let lines: Vec<&str> = err.lines().filter(|line| !line.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "exactly one line on stderr: {err:?}");
+    assert!(lines[0].starts_with("error: "), "{err:?}");
+    let lower = lines[0].to_lowercase();
+    assert!(mentions.iter().any(|word| lower.contains(word)), "{err:?} mentions one of {mentions:?}");
+    lines[0].to_owned()
+}
+
+fn assert_no_panic(text: &str) {
+    for needle in ["panicked", "RUST_BACKTRACE", "stack backtrace", "thread 'main'"] {
+        assert!(!text.contains(needle), "{needle:?} in {text:?}");
+    }
+}
+
+/// A usage error from clap: exit 2, nothing on stdout.
+fn assert_usage_error(output: &Output) {
+    assert_eq!(output.status.code(), Some(2), "{}", describe(output));
+    assert_eq!(stdout(output), "", "{}", describe(output));
+    assert!(stderr(output).starts_with("error: "), "{}", describe(output));
+    assert_no_panic(&stderr(output));
+}
+
+fn is_token(text: &str) -> bool {
+    text.strip_prefix("clt_").is_some_and(|rest| rest.len() == 32 && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// Every `clt_...` word in the text.
+fn tokens_in(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .flat_map(|line| line.split_whitespace())
+        .filter(|word| word.contains("clt_"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A `clientele serve` process; killed (SIGKILL) when dropped unless it already exited.
+struct Server {
+    child: Child,
+    address: SocketAddr,
+    /// What it printed on stdout before the listening line (the bootstrap block, if any).
+    banner: Vec<String>,
+    stderr: Arc<Mutex<String>>,
+    lines: Mutex<Receiver<String>>,
+}
+
+impl Server {
+    fn start(mut command: Command) -> Self {
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().expect("spawn clientele serve");
+        let (lines_tx, lines) = mpsc::channel();
+        let out = child.stdout.take().expect("stdout");
+        thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        // Drain stderr (the logs) so the server never blocks on a full pipe.
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut err = child.stderr.take().expect("stderr");
+        let sink = stderr.clone();
+        thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(n @ 1..) = err.read(&mut buffer) {
+                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buffer[..n]));
+            }
+        });
+        let mut server = Server {
+            child,
+            address: "0.0.0.0:0".parse().unwrap(),
+            banner: Vec::new(),
+            stderr,
+            lines: Mutex::new(lines),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let next = server.lines.lock().unwrap().recv_timeout(left);
+            match next {
+                Ok(line) => match line.strip_prefix(LISTENING) {
+                    Some(address) => {
+                        server.address = address.trim().parse().expect("listening address");
+                        return server;
+                    }
+                    None => server.banner.push(line),
+                },
+                Err(RecvTimeoutError::Timeout) => panic!("no listening line in 20 s; stderr: {}", server.logs()),
+                Err(RecvTimeoutError::Disconnected) => {
+                    thread::sleep(Duration::from_millis(100));
+                    panic!("serve exited before listening: {:?}; stderr: {}", server.child.try_wait(), server.logs())
+                }
+            }
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    fn logs(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    fn sigterm(&self) {
+        let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().expect("run kill");
+        assert!(status.success(), "kill -TERM");
+    }
+
+    /// Waits for the process to exit on its own.
+    fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "serve still running after {within:?}; stderr: {}", self.logs());
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM, then exit 0.
+    fn stop(mut self) {
+        self.sigterm();
+        let status = self.wait_exit(Duration::from_secs(10));
+        assert_eq!(status.code(), Some(0), "serve exit status; stderr: {}", self.logs());
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client")
+}
+
+async fn get(client: &reqwest::Client, server: &Server, token: &str, path: &str) -> reqwest::Response {
+    client.get(server.url(path)).bearer_auth(token).send().await.expect("GET")
+}
+
+async fn post_customer(client: &reqwest::Client, server: &Server, token: &str, n: usize) -> reqwest::Response {
+    let body = json!({"name": format!("Customer {n}"), "email": format!("customer{n}@example.com")});
+    client.post(server.url("/v2/customers")).bearer_auth(token).json(&body).send().await.expect("POST")
+}
+
+async fn error_code(response: reqwest::Response) -> String {
+    let body: Value = response.json().await.expect("error body is JSON");
+    body["error"]["code"].as_str().unwrap_or_default().to_owned()
+}
+
+/// The bootstrap token a first start printed, checked to appear exactly once.
+fn bootstrap_token(server: &Server) -> String {
+    let found = tokens_in(&server.banner);
+    assert_eq!(found.len(), 1, "one token in the bootstrap block: {:?}", server.banner);
+    assert!(is_token(&found[0]), "token shape: {:?}", found[0]);
+    found[0].clone()
+}
+
+/// `tokens list --json` entry whose prefix starts the secret.
+fn token_entry(list: &Value, secret: &str) -> Value {
+    let matching: Vec<&Value> =
+        list.as_array().expect("array").iter().filter(|t| secret.starts_with(t["prefix"].as_str().unwrap())).collect();
+    assert_eq!(matching.len(), 1, "one token entry for the secret in {list}");
+    matching[0].clone()
+}
+
+// ---- accounts ----
+
+#[test]
+fn accounts_create_and_list() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.ok(&["accounts", "create", "acme"]);
+    let id = out.trim_end_matches('\n');
+    assert_eq!(out, format!("{id}\n"), "one line");
+    assert!(id.starts_with("acct_") && id.len() > 5 && !id.contains(char::is_whitespace), "{out:?}");
+    sandbox.ok(&["accounts", "create", "globex.eu_2-b"]);
+
+    let table = sandbox.ok(&["accounts", "list"]);
+    let rows: Vec<&str> = table.lines().collect();
+    assert_eq!(rows.len(), 3, "header and two rows: {table}");
+    let acme: Vec<&str> = rows.iter().find(|row| row.contains(id)).expect("acme row").split_whitespace().collect();
+    assert_eq!(&acme[..2], &[id, "acme"], "{table}");
+    assert!(table.contains("globex.eu_2-b"), "{table}");
+
+    let list = sandbox.json(&["accounts", "list", "--json"]);
+    let list = list.as_array().expect("array");
+    assert_eq!(list.len(), 2, "{list:?}");
+    let acme = list.iter().find(|a| a["name"] == "acme").expect("acme");
+    assert_eq!(acme["id"], id);
+    let mut keys: Vec<&str> = acme.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["created_at", "id", "name"]);
+    let created = acme["created_at"].as_str().expect("created_at is a string");
+    assert!(created.len() == 20 && created.ends_with('Z') && created.as_bytes()[10] == b'T', "RFC 3339: {created}");
+}
+
+#[test]
+fn accounts_create_rejects_duplicates_and_bad_names() {
+    let sandbox = Sandbox::new();
+    sandbox.ok(&["accounts", "create", "acme"]);
+    assert_runtime_error(&sandbox.cli(&["accounts", "create", "acme"]), &["acme"]);
+    assert_runtime_error(&sandbox.cli(&["accounts", "create", "has space"]), &["name"]);
+    assert_runtime_error(&sandbox.cli(&["accounts", "create", ""]), &["name"]);
+    let list = sandbox.json(&["accounts", "list", "--json"]);
+    assert_eq!(list.as_array().unwrap().len(), 1, "nothing created by the failures: {list}");
+}
+
+// ---- tokens ----
+
+#[test]
+fn tokens_create_prints_the_secret_alone() {
+    let sandbox = Sandbox::new();
+    sandbox.ok(&["accounts", "create", "acme"]);
+    let mut seen = Vec::new();
+    for args in [
+        &["tokens", "create", "--account", "acme"][..],
+        &["tokens", "create", "--account", "acme", "--scope", "write", "--rate-limit", "5/10s"],
+        &["tokens", "create", "--account", "acme", "--scope", "read"],
+    ] {
+        let output = sandbox.cli(args);
+        assert!(output.status.success(), "{}", describe(&output));
+        let out = stdout(&output);
+        let secret = out.strip_suffix('\n').expect("ends with a newline");
+        assert!(is_token(secret), "stdout is exactly the token and a newline: {out:?}");
+        assert!(!stderr(&output).contains(secret), "the secret is printed once");
+        seen.push(secret.to_owned());
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 3, "tokens differ");
+    let list = sandbox.json(&["tokens", "list", "--json"]);
+    let scopes: Vec<&str> = list.as_array().unwrap().iter().map(|t| t["scope"].as_str().unwrap()).collect();
+    assert_eq!(scopes, ["read", "write", "read"], "default scope is read; oldest first");
+    assert_eq!(list[1]["rate_limit"], "5/10s");
+    assert_eq!(list[0]["rate_limit"], Value::Null);
+}
+
+#[test]
+fn tokens_create_errors() {
+    let sandbox = Sandbox::new();
+    sandbox.ok(&["accounts", "create", "acme"]);
+    assert_runtime_error(&sandbox.cli(&["tokens", "create", "--account", "nobody"]), &["nobody"]);
+    assert_usage_error(&sandbox.cli(&["tokens", "create", "--account", "acme", "--scope", "admin"]));
+    assert_usage_error(&sandbox.cli(&["tokens", "create", "--account", "acme", "--rate-limit", "10/0s"]));
+    assert_usage_error(&sandbox.cli(&["tokens", "create", "--account", "acme", "--rate-limit", "abc"]));
+    assert_usage_error(&sandbox.cli(&["tokens", "create"]));
+    assert_usage_error(&sandbox.cli(&["tokens", "create", "--account", "acme", "--bogus"]));
+    assert_eq!(sandbox.json(&["tokens", "list", "--json"]), json!([]), "no token issued by the failures");
+}
+
+#[test]
+fn tokens_list_filter_and_revoke() {
+    let sandbox = Sandbox::new();
+    sandbox.ok(&["accounts", "create", "acme"]);
+    sandbox.ok(&["accounts", "create", "globex"]);
+    let acme = sandbox.ok(&["tokens", "create", "--account", "acme", "--scope", "write", "--rate-limit", "7/30s"]);
+    let acme = acme.trim();
+    let globex = sandbox.ok(&["tokens", "create", "--account", "globex"]);
+    let globex = globex.trim();
+
+    let table = sandbox.ok(&["tokens", "list"]);
+    for secret in [acme, globex] {
+        assert!(!table.contains(secret), "the secret never appears: {table}");
+    }
+    let rows: Vec<Vec<&str>> = table.lines().skip(1).map(|row| row.split_whitespace().collect()).collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    let header: Vec<String> = table.lines().next().unwrap().split_whitespace().map(str::to_lowercase).collect();
+    for (i, word) in ["id", "account", "prefix", "scope", "rate", "created", "last", "revoked"].iter().enumerate() {
+        assert!(header[i].contains(word), "column {i} is {word}: {header:?}");
+    }
+    let row = rows.iter().find(|row| row[1] == "acme").expect("acme row");
+    assert!(row[0].starts_with("tok_"), "{row:?}");
+    assert!(acme.starts_with(row[2]) && row[2].len() < acme.len() && row[2].len() >= 4, "prefix {row:?}");
+    assert_eq!(row[3], "write");
+    assert_eq!(row[4], "7/30s");
+    assert_eq!(row.len(), 8, "created, never used, not revoked: {row:?}");
+    assert_eq!(&row[6..], &["-", "-"], "{row:?}");
+    let acme_id = row[0].to_owned();
+
+    let filtered = sandbox.ok(&["tokens", "list", "--account", "globex"]);
+    assert_eq!(filtered.lines().count(), 2, "{filtered}");
+    assert!(filtered.contains("globex") && !filtered.contains("acme") && !filtered.contains(&acme_id), "{filtered}");
+    assert_runtime_error(&sandbox.cli(&["tokens", "list", "--account", "nobody"]), &["nobody"]);
+
+    let list_text = sandbox.ok(&["tokens", "list", "--json"]);
+    for secret in [acme, globex] {
+        assert!(!list_text.contains(secret), "the secret never appears: {list_text}");
+    }
+    let list: Value = serde_json::from_str(&list_text).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    let entry = token_entry(&list, acme);
+    let mut keys: Vec<&str> = entry.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["account", "created_at", "id", "last_used_at", "prefix", "rate_limit", "revoked_at", "scope"]);
+    assert_eq!(entry["id"], acme_id.as_str());
+    assert_eq!(entry["account"], "acme");
+    assert_eq!(entry["scope"], "write");
+    assert_eq!(entry["rate_limit"], "7/30s");
+    assert!(entry["created_at"].as_str().is_some_and(|at| at.ends_with('Z')), "{entry}");
+    assert_eq!(entry["last_used_at"], Value::Null);
+    assert_eq!(entry["revoked_at"], Value::Null);
+    let only_globex = sandbox.json(&["tokens", "list", "--account", "globex", "--json"]);
+    assert_eq!(only_globex.as_array().unwrap().len(), 1);
+    assert_eq!(only_globex[0]["account"], "globex");
+    assert_eq!(only_globex[0]["scope"], "read");
+
+    let revoked = sandbox.cli(&["tokens", "revoke", &acme_id]);
+    assert!(revoked.status.success(), "{}", describe(&revoked));
+    let list = sandbox.json(&["tokens", "list", "--json"]);
+    let entry = token_entry(&list, acme);
+    assert!(entry["revoked_at"].as_str().is_some_and(|at| at.ends_with('Z')), "revoked_at set: {entry}");
+    assert_eq!(token_entry(&list, globex)["revoked_at"], Value::Null, "only that token");
+    let table = sandbox.ok(&["tokens", "list", "--account", "acme"]);
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_ne!(row[7], "-", "REVOKED column filled: {table}");
+
+    assert_runtime_error(&sandbox.cli(&["tokens", "revoke", "tok_00000000000000000000000000"]), &["tok_"]);
+}
+
+// ---- environment ----
+
+#[test]
+fn database_url_from_the_environment_and_the_flag_wins() {
+    let sandbox = Sandbox::new();
+    let from_env = sandbox.other_url("env.db");
+    let run = |args: &[&str]| {
+        bare_command(&sandbox.dir).env("CLIENTELE_DATABASE_URL", &from_env).args(args).output().expect("run")
+    };
+    let created = run(&["accounts", "create", "envco"]);
+    assert!(created.status.success(), "{}", describe(&created));
+    assert!(sandbox.dir.path().join("env.db").exists(), "the environment picked the file");
+    assert!(!sandbox.dir.path().join("clientele.db").exists(), "not the default file");
+
+    let listed = run(&["accounts", "list", "--json"]);
+    let listed: Value = serde_json::from_slice(&listed.stdout).expect("json");
+    assert_eq!(listed[0]["name"], "envco");
+
+    let flagged = run(&["--database-url", &sandbox.url, "accounts", "list", "--json"]);
+    assert!(flagged.status.success(), "{}", describe(&flagged));
+    assert_eq!(serde_json::from_slice::<Value>(&flagged.stdout).unwrap(), json!([]), "the flag wins");
+    let flagged = run(&["accounts", "list", "--database-url", &sandbox.url]);
+    assert!(!stdout(&flagged).contains("envco"), "the flag wins after the subcommand too");
+}
+
+#[tokio::test]
+async fn serve_reads_its_options_from_the_environment_and_flags_win() {
+    let sandbox = Sandbox::new();
+    let mut command = bare_command(&sandbox.dir);
+    command
+        .env("CLIENTELE_DATABASE_URL", &sandbox.url)
+        .env("CLIENTELE_LISTEN", "127.0.0.1:0")
+        .env("CLIENTELE_NO_BOOTSTRAP", "true")
+        .env("CLIENTELE_DEFAULT_RATE_LIMIT", "2/60s")
+        .arg("serve");
+    let server = Server::start(command);
+    assert_eq!(server.address.ip().to_string(), "127.0.0.1");
+    assert_ne!(server.address.port(), 8080, "CLIENTELE_LISTEN used");
+    assert!(tokens_in(&server.banner).is_empty(), "CLIENTELE_NO_BOOTSTRAP used: {:?}", server.banner);
+    assert_eq!(sandbox.json(&["accounts", "list", "--json"]), json!([]), "CLIENTELE_DATABASE_URL used");
+
+    sandbox.ok(&["accounts", "create", "acme"]);
+    let token = sandbox.ok(&["tokens", "create", "--account", "acme"]).trim().to_owned();
+    let client = client();
+    let response = get(&client, &server, &token, "/v2/customers").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-ratelimit-limit"], "2", "CLIENTELE_DEFAULT_RATE_LIMIT used");
+
+    let mut command = bare_command(&sandbox.dir);
+    command
+        .env("CLIENTELE_DATABASE_URL", sandbox.other_url("elsewhere.db"))
+        .env("CLIENTELE_LISTEN", "127.0.0.1:1")
+        .env("CLIENTELE_DEFAULT_RATE_LIMIT", "2/60s")
+        .args(["serve", "--database-url", &sandbox.url, "--listen", "127.0.0.1:0", "--default-rate-limit", "3/60s"]);
+    let second = Server::start(command);
+    assert!(tokens_in(&second.banner).is_empty(), "the flag's database is not empty: {:?}", second.banner);
+    let response = get(&client, &second, &token, "/v2/customers").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-ratelimit-limit"], "3", "--default-rate-limit wins over the environment");
+    assert!(!sandbox.dir.path().join("elsewhere.db").exists(), "--database-url wins over the environment");
+}
+
+// ---- run-time errors ----
+
+#[test]
+fn runtime_errors_are_one_line_without_a_backtrace() {
+    let sandbox = Sandbox::new();
+    let missing = "sqlite:///nonexistent/dir/x.db";
+    for args in [
+        &["accounts", "list"][..],
+        &["accounts", "create", "acme"],
+        &["tokens", "list", "--json"],
+        &["tokens", "create", "--account", "acme"],
+        &["tokens", "revoke", "tok_x"],
+        &["serve", "--listen", "127.0.0.1:0"],
+    ] {
+        let output = bare_command(&sandbox.dir).arg("--database-url").arg(missing).args(args).output().expect("run");
+        assert_runtime_error(&output, &["database", "/nonexistent/dir"]);
+    }
+    for args in [&["accounts", "list"][..], &["serve", "--listen", "127.0.0.1:0"]] {
+        let output =
+            bare_command(&sandbox.dir).args(["--database-url", "mysql://u:hunter2@db/x"]).args(args).output().unwrap();
+        let line = assert_runtime_error(&output, &["unsupported", "mysql"]);
+        assert!(!line.contains("hunter2"), "no password in messages: {line}");
+    }
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = taken.local_addr().unwrap().to_string();
+    let output = bare_command(&sandbox.dir)
+        .args(["--database-url", &sandbox.url, "serve", "--listen", &address])
+        .output()
+        .expect("run");
+    assert_runtime_error(&output, &[&address, "address", "listen"]);
+    // A start that cannot listen printed no token (stdout is empty, above) and bootstrapped nothing,
+    // so the next start on a free address still prints the token.
+    assert_eq!(sandbox.json(&["accounts", "list", "--json"]), json!([]), "nothing bootstrapped");
+}
+
+// ---- bootstrap ----
+
+#[tokio::test]
+async fn first_start_prints_a_working_token_once() {
+    let sandbox = Sandbox::new();
+    let server = sandbox.serve(&[]);
+    let token = bootstrap_token(&server);
+    let client = client();
+    assert_eq!(get(&client, &server, &token, "/v2/customers").await.status(), 200);
+    let created = post_customer(&client, &server, &token, 1).await;
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.unwrap();
+    server.stop();
+
+    let accounts = sandbox.json(&["accounts", "list", "--json"]);
+    assert_eq!(accounts.as_array().unwrap().len(), 1);
+    assert_eq!(accounts[0]["name"], "default");
+    let tokens = sandbox.json(&["tokens", "list", "--json"]);
+    assert_eq!(tokens.as_array().unwrap().len(), 1);
+    assert_eq!(token_entry(&tokens, &token)["scope"], "write");
+    assert!(!tokens.to_string().contains(&token));
+
+    let again = sandbox.serve(&[]);
+    assert!(tokens_in(&again.banner).is_empty(), "no token on the second start: {:?}", again.banner);
+    let path = format!("/v1/customers/{}", created["id"].as_str().unwrap());
+    assert_eq!(get(&client, &again, &token, &path).await.status(), 200, "same data, same token");
+    assert_eq!(sandbox.json(&["tokens", "list", "--json"]).as_array().unwrap().len(), 1, "no new token");
+    again.stop();
+}
+
+#[test]
+fn no_bootstrap_leaves_the_database_empty() {
+    let sandbox = Sandbox::new();
+    let server = sandbox.serve(&["--no-bootstrap"]);
+    assert!(tokens_in(&server.banner).is_empty(), "{:?}", server.banner);
+    assert_eq!(sandbox.json(&["accounts", "list", "--json"]), json!([]));
+    assert_eq!(sandbox.json(&["tokens", "list", "--json"]), json!([]));
+    server.stop();
+}
+
+// ---- the admin CLI beside a running server ----
+
+#[tokio::test]
+async fn tokens_issued_and_revoked_while_serving() {
+    let sandbox = Sandbox::new();
+    let server = sandbox.serve(&[]);
+    let client = client();
+    sandbox.ok(&["accounts", "create", "acme"]);
+    let read = sandbox.ok(&["tokens", "create", "--account", "acme"]).trim().to_owned();
+    let write = sandbox.ok(&["tokens", "create", "--account", "acme", "--scope", "write"]).trim().to_owned();
+
+    let response = get(&client, &server, &read, "/v2/customers").await;
+    assert_eq!(response.status(), 200, "a token works at once");
+    let denied = post_customer(&client, &server, &read, 1).await;
+    assert_eq!(denied.status(), 403, "the default scope is read");
+    assert_eq!(error_code(denied).await, "scope_insufficient");
+    assert_eq!(post_customer(&client, &server, &write, 2).await.status(), 201);
+
+    // The server records the first use in the background; the CLI sees it in the shared file.
+    let used = Instant::now();
+    let list = loop {
+        let list = sandbox.json(&["tokens", "list", "--account", "acme", "--json"]);
+        if token_entry(&list, &read)["last_used_at"].is_string() {
+            break list;
+        }
+        assert!(used.elapsed() < Duration::from_secs(5), "last_used_at never set: {list}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let id = token_entry(&list, &read)["id"].as_str().unwrap().to_owned();
+    let started = Instant::now();
+    let revoked = sandbox.cli(&["tokens", "revoke", &id]);
+    assert!(revoked.status.success(), "{}", describe(&revoked));
+    loop {
+        let response = get(&client, &server, &read, "/v2/customers").await;
+        if response.status() == 401 {
+            assert_eq!(error_code(response).await, "token_invalid");
+            break;
+        }
+        assert_eq!(response.status(), 200);
+        assert!(started.elapsed() < Duration::from_secs(5), "revoked token still works after 5 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(started.elapsed() < Duration::from_secs(5), "revocation took {:?}", started.elapsed());
+    assert_eq!(get(&client, &server, &write, "/v2/customers").await.status(), 200, "other tokens unaffected");
+    server.stop();
+}
+
+// ---- graceful shutdown ----
+
+#[test]
+fn sigterm_finishes_the_request_in_flight_then_exits_zero() {
+    let sandbox = Sandbox::new();
+    let mut server = sandbox.serve(&[]);
+    let token = bootstrap_token(&server);
+    let healthz = |address: SocketAddr| -> Option<String> {
+        let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(1)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        Some(answer)
+    };
+    let before = healthz(server.address).expect("connect before the signal");
+    assert!(before.starts_with("HTTP/1.1 200"), "{before}");
+
+    let body = br#"{"name": "Grace Hopper", "email": "grace@example.com"}"#;
+    let (first, second) = body.split_at(body.len() / 2);
+    let mut stream = TcpStream::connect(server.address).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!(
+        "POST /v2/customers HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        server.address,
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(first).unwrap();
+    stream.flush().unwrap();
+    thread::sleep(Duration::from_millis(300));
+
+    server.sigterm();
+    thread::sleep(Duration::from_millis(500));
+    assert!(server.child.try_wait().unwrap().is_none(), "still running while a request is in flight");
+    match healthz(server.address) {
+        None => {}
+        Some(answer) => assert!(!answer.starts_with("HTTP/"), "a new connection was served after SIGTERM: {answer}"),
+    }
+
+    stream.write_all(second).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read the response");
+    assert!(answer.starts_with("HTTP/1.1 201"), "the request in flight completes: {answer}");
+    assert!(answer.contains("\"cus_"), "{answer}");
+
+    let status = server.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "exit status after SIGTERM; stderr: {}", server.logs());
+}
+
+// ---- durability ----
+
+#[tokio::test]
+async fn acknowledged_writes_survive_kill_9() {
+    let sandbox = Sandbox::new();
+    let server = sandbox.serve(&["--default-rate-limit", "10000/60s"]);
+    let token = bootstrap_token(&server);
+    let wal = sandbox.dir.path().join("clientele.db-wal");
+    assert!(wal.exists(), "SQLite runs in WAL mode: no {}", wal.display());
+
+    let client = client();
+    let mut workers = tokio::task::JoinSet::new();
+    let server = Arc::new(server);
+    for worker in 0..8 {
+        let (client, server, token) = (client.clone(), server.clone(), token.clone());
+        workers.spawn(async move {
+            let mut created = Vec::new();
+            for i in 0..25 {
+                let n = worker * 25 + i;
+                let response = post_customer(&client, &server, &token, n).await;
+                assert_eq!(response.status(), 201, "create {n}");
+                let body: Value = response.json().await.unwrap();
+                created.push((body["id"].as_str().unwrap().to_owned(), n));
+            }
+            created
+        });
+    }
+    let mut created = Vec::new();
+    while let Some(batch) = workers.join_next().await {
+        created.extend(batch.expect("worker"));
+    }
+    assert_eq!(created.len(), 200);
+    let mut server = Arc::into_inner(server).expect("workers done");
+    server.child.kill().expect("kill -9");
+    let status = server.child.wait().unwrap();
+    assert!(!status.success(), "killed, not exited: {status}");
+    drop(server);
+
+    let server = Arc::new(sandbox.serve(&["--default-rate-limit", "10000/60s"]));
+    assert!(tokens_in(&server.banner).is_empty(), "the database is not empty: {:?}", server.banner);
+    let mut readers = tokio::task::JoinSet::new();
+    for chunk in created.chunks(25) {
+        let (client, server, token, chunk) = (client.clone(), server.clone(), token.clone(), chunk.to_vec());
+        readers.spawn(async move {
+            for (id, n) in chunk {
+                let response = get(&client, &server, &token, &format!("/v2/customers/{id}")).await;
+                assert_eq!(response.status(), 200, "customer {n} ({id}) lost");
+                let body: Value = response.json().await.unwrap();
+                assert_eq!(body["email"], format!("customer{n}@example.com"));
+            }
+        });
+    }
+    while let Some(done) = readers.join_next().await {
+        done.expect("reader");
+    }
+    let page: Value = get(&client, &server, &token, "/v1/customers?limit=1").await.json().await.unwrap();
+    assert_eq!(page["total"], 200, "no more, no fewer");
+}
