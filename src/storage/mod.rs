@@ -5,6 +5,7 @@
 //! and its customer are written in one transaction, and a conditional write
 //! checks the version and writes in one atomic step.
 
+pub mod postgres;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -134,16 +135,20 @@ pub trait Store: Send + Sync + 'static {
     async fn purge_idempotency(&self, before: i64) -> Result<u64, StoreError>;
 }
 
-/// Opens the store a URL names: `sqlite://PATH` (PostgreSQL is planned), running migrations.
+/// Opens the store a URL names, `sqlite://PATH` or `postgres://...`, running migrations.
 pub async fn open(url: &str) -> Result<SharedStore, OpenError> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         let store = sqlite::SqliteStore::open(path).await?;
         return Ok(Arc::new(store));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Err(OpenError::Unsupported("PostgreSQL support is not built yet; use sqlite://PATH".into()));
+        let store = postgres::PostgresStore::open(url).await?;
+        return Ok(Arc::new(store));
     }
-    Err(OpenError::Unsupported(format!("unsupported database URL '{}': expected sqlite://PATH", redact_url(url))))
+    Err(OpenError::Unsupported(format!(
+        "unsupported database URL '{}': expected sqlite://PATH or postgres://USER@HOST:PORT/DATABASE",
+        redact_url(url)
+    )))
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,221 @@
+//! The PostgreSQL store: a connection pool, migrations applied on start under
+//! an advisory lock (so several instances can start at once), and the same
+//! promises as the SQLite store (see [`queries`] for how each write stays atomic).
+
+mod admin;
+mod error;
+mod queries;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Connection, Executor, PgConnection};
+
+pub use self::error::from_sqlx;
+use super::{CursorQuery, IdempotencyRecord, OpenError, Precondition, Store, StoreError, redact_url};
+use crate::domain::customer::Customer;
+use crate::domain::token::TokenHash;
+use crate::domain::{Account, CustomerFields, TokenRecord};
+
+/// The schema, from `migrations/postgres`, compiled into the binary.
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Connections per server instance: enough for a two-core server's
+/// concurrent requests, few enough that several instances fit within
+/// PostgreSQL's default `max_connections` of 100.
+pub const MAX_CONNECTIONS: u32 = 16;
+/// How long a request waits for a connection (or for a new one to open)
+/// before the store answers `Unavailable`: a dead database gives 503 quickly.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+/// A connection idle at least this long is pinged before use, so one left
+/// dead by a database restart is replaced instead of failing a request.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
+
+pub struct PostgresStore {
+    pool: PgPool,
+    /// Whatever must live as long as the store (see [`PostgresStore::keeping`]).
+    _kept: Option<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+impl PostgresStore {
+    /// Connects to `url` and brings its schema up to date. Fails within
+    /// [`ACQUIRE_TIMEOUT`] when the database cannot be reached, saying why.
+    pub async fn open(url: &str) -> Result<Self, OpenError> {
+        let fail = |message: String| OpenError::Open(format!("{}: {}", redact_url(url), redact(url, &message)));
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|error| fail(format!("invalid PostgreSQL URL: {error}")))?
+            .application_name("clientele")
+            // Not "relation _sqlx_migrations already exists, skipping" in the log on every start.
+            .options([("client_min_messages", "warning")]);
+        // One connection of its own first: its error says what is wrong
+        // (refused, unknown database, bad password), where a pool would only time out.
+        let mut connection = tokio::time::timeout(ACQUIRE_TIMEOUT, PgConnection::connect_with(&options))
+            .await
+            .map_err(|_| {
+                fail(format!("cannot connect to PostgreSQL: no answer within {} s", ACQUIRE_TIMEOUT.as_secs()))
+            })?
+            .map_err(|error| fail(format!("cannot connect to PostgreSQL: {error}")))?;
+        MIGRATOR
+            .run_direct(&mut connection)
+            .await
+            .map_err(|error| fail(format!("cannot migrate the schema: {error}")))?;
+        connection.close().await.ok();
+        Ok(Self { pool: pool_options().connect_lazy_with(options), _kept: None })
+    }
+
+    /// A store over an existing pool, without running migrations.
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self { pool, _kept: None }
+    }
+
+    /// Keeps `value` alive until the store is dropped: a test ties the
+    /// removal of its temporary database to the last handle on the store.
+    pub fn keeping(mut self, value: impl Send + Sync + 'static) -> Self {
+        self._kept = Some(Box::new(value));
+        self
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Applies the missing migrations. Safe to run from several processes at
+    /// once: sqlx holds a PostgreSQL advisory lock while it migrates.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await.map_err(|error| match error {
+            sqlx::migrate::MigrateError::Execute(error) => from_sqlx(error),
+            other => StoreError::Internal(other.to_string()),
+        })
+    }
+}
+
+fn pool_options() -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(MAX_CONNECTIONS)
+        .min_connections(0)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .idle_timeout(Duration::from_secs(300))
+        .max_lifetime(Duration::from_secs(1800))
+        // sqlx already pings every connection when it is released; a full
+        // ping before each use would add a round trip to every request.
+        .test_before_acquire(false)
+        .before_acquire(|connection, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_IF_IDLE_FOR {
+                    connection.ping().await?;
+                }
+                Ok(true)
+            })
+        })
+}
+
+/// Removes the URL's password from a message, should a message ever quote it.
+fn redact(url: &str, message: &str) -> String {
+    match password_of(url) {
+        Some(password) if !password.is_empty() => message.replace(&password, "***"),
+        _ => message.to_owned(),
+    }
+}
+
+fn password_of(url: &str) -> Option<String> {
+    let after_scheme = &url[url.find("://")? + 3..];
+    let credentials = &after_scheme[..after_scheme.rfind('@')?];
+    credentials.split_once(':').map(|(_, password)| password.to_owned())
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.pool.execute("SELECT 1").await?;
+        Ok(())
+    }
+
+    async fn create_account(&self, account: Account) -> Result<(), StoreError> {
+        admin::create_account(&self.pool, &account).await
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<Account>, StoreError> {
+        admin::list_accounts(&self.pool).await
+    }
+
+    async fn find_account(&self, name: &str) -> Result<Option<Account>, StoreError> {
+        admin::find_account(&self.pool, name).await
+    }
+
+    async fn create_token(&self, token: TokenRecord) -> Result<(), StoreError> {
+        admin::create_token(&self.pool, &token).await
+    }
+
+    async fn list_tokens(&self, account_id: Option<&str>) -> Result<Vec<TokenRecord>, StoreError> {
+        admin::list_tokens(&self.pool, account_id).await
+    }
+
+    async fn find_token(&self, hash: TokenHash) -> Result<Option<TokenRecord>, StoreError> {
+        admin::find_token(&self.pool, &hash).await
+    }
+
+    async fn revoke_token(&self, token_id: &str, at: i64) -> Result<(), StoreError> {
+        admin::revoke_token(&self.pool, token_id, at).await
+    }
+
+    async fn touch_token(&self, token_id: &str, at: i64) -> Result<(), StoreError> {
+        admin::touch_token(&self.pool, token_id, at).await
+    }
+
+    async fn insert_customer(
+        &self,
+        account_id: &str,
+        customer: Customer,
+        idempotency: Option<IdempotencyRecord>,
+    ) -> Result<(), StoreError> {
+        queries::insert_customer(&self.pool, account_id, &customer, idempotency.as_ref()).await
+    }
+
+    async fn get_customer(&self, account_id: &str, customer_id: &str) -> Result<Option<Customer>, StoreError> {
+        queries::get_customer(&self.pool, account_id, customer_id).await
+    }
+
+    async fn replace_customer(
+        &self,
+        account_id: &str,
+        customer_id: &str,
+        fields: CustomerFields,
+        precondition: Precondition,
+        now: i64,
+    ) -> Result<Customer, StoreError> {
+        queries::replace_customer(&self.pool, account_id, customer_id, fields, &precondition, now).await
+    }
+
+    async fn delete_customer(
+        &self,
+        account_id: &str,
+        customer_id: &str,
+        precondition: Precondition,
+    ) -> Result<(), StoreError> {
+        queries::delete_customer(&self.pool, account_id, customer_id, &precondition).await
+    }
+
+    async fn list_customers_by_offset(
+        &self,
+        account_id: &str,
+        limit: u32,
+        offset: u64,
+    ) -> Result<(Vec<Customer>, u64), StoreError> {
+        queries::list_by_offset(&self.pool, account_id, limit, offset).await
+    }
+
+    async fn list_customers_after(&self, account_id: &str, query: CursorQuery) -> Result<Vec<Customer>, StoreError> {
+        queries::list_after(&self.pool, account_id, &query).await
+    }
+
+    async fn find_idempotency(&self, account_id: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        queries::find_idempotency(&self.pool, account_id, key).await
+    }
+
+    async fn purge_idempotency(&self, before: i64) -> Result<u64, StoreError> {
+        queries::purge_idempotency(&self.pool, before).await
+    }
+}

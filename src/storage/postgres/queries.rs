@@ -1,0 +1,366 @@
+//! The SQL for customers and idempotency records.
+//!
+//! Every write is atomic on its own: a conditional replace or delete checks
+//! the version in the `WHERE` clause of the one statement that writes (a
+//! concurrent writer blocks on the row lock, and PostgreSQL re-checks the
+//! clause against the row it committed), and the account's `customer_count`
+//! moves in the same statement or transaction as the customer.
+
+use sqlx::postgres::PgRow;
+use sqlx::{PgPool, Row};
+
+use crate::domain::CustomerFields;
+use crate::domain::customer::{Address, Customer, Metadata, Phone, normalize_email};
+use crate::storage::{CursorQuery, IdempotencyRecord, Precondition, StoreError};
+
+/// The columns [`customer_from_row`] reads, as a literal so queries can be built with `concat!`.
+macro_rules! customer_columns {
+    () => {
+        "id, name, email, phone, has_address, address_line1, address_line2, address_city, \
+         address_region, address_postal_code, address_country, metadata, created_at, updated_at, version"
+    };
+}
+
+fn customer_from_row(row: &PgRow) -> Result<Customer, sqlx::Error> {
+    let has_address: bool = row.try_get(4)?;
+    let address = if has_address {
+        Some(Address {
+            line1: row.try_get(5)?,
+            line2: row.try_get(6)?,
+            city: row.try_get(7)?,
+            region: row.try_get(8)?,
+            postal_code: row.try_get(9)?,
+            country: row.try_get(10)?,
+        })
+    } else {
+        None
+    };
+    let metadata_json: String = row.try_get(11)?;
+    Ok(Customer {
+        id: row.try_get(0)?,
+        name: row.try_get(1)?,
+        email: row.try_get(2)?,
+        phone: row.try_get(3)?,
+        address,
+        metadata: parse_metadata(&metadata_json)?,
+        created: row.try_get(12)?,
+        updated: row.try_get(13)?,
+        version: row.try_get(14)?,
+    })
+}
+
+fn customers_from_rows(rows: &[PgRow]) -> Result<Vec<Customer>, StoreError> {
+    Ok(rows.iter().map(customer_from_row).collect::<Result<_, _>>()?)
+}
+
+fn parse_metadata(json: &str) -> Result<Metadata, sqlx::Error> {
+    if json == "{}" {
+        return Ok(Metadata::new());
+    }
+    serde_json::from_str(json).map_err(|error| sqlx::Error::Decode(error.into()))
+}
+
+fn metadata_json(metadata: &Metadata) -> String {
+    serde_json::to_string(metadata).unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// PostgreSQL text cannot hold NUL, so no stored key has one: a lookup by such
+/// a key (an id from a URL, say) finds nothing without asking the database,
+/// which would refuse the argument with an error.
+pub(super) fn unstorable(values: &[&str]) -> bool {
+    values.iter().any(|value| value.contains('\0'))
+}
+
+/// The `version = ANY($n)` argument: NULL accepts any version.
+fn accepted_versions(precondition: &Precondition) -> Option<&[i64]> {
+    match precondition {
+        Precondition::None | Precondition::Exists => None,
+        Precondition::Versions(versions) => Some(versions.as_slice()),
+    }
+}
+
+pub async fn get_customer(pool: &PgPool, account_id: &str, customer_id: &str) -> Result<Option<Customer>, StoreError> {
+    const SQL: &str = concat!("SELECT ", customer_columns!(), " FROM customers WHERE account_id = $1 AND id = $2");
+    if unstorable(&[account_id, customer_id]) {
+        return Ok(None);
+    }
+    let row = sqlx::query(SQL).bind(account_id).bind(customer_id).fetch_optional(pool).await?;
+    Ok(row.as_ref().map(customer_from_row).transpose()?)
+}
+
+/// Inserts the customer and counts it in the account, in one statement.
+const INSERT_CUSTOMER: &str = "WITH inserted AS ( \
+     INSERT INTO customers (account_id, id, name, email, email_normalized, phone, has_address, \
+     address_line1, address_line2, address_city, address_region, address_postal_code, address_country, \
+     metadata, created_at, updated_at, version) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+     RETURNING account_id) \
+     UPDATE accounts SET customer_count = customer_count + 1 WHERE id IN (SELECT account_id FROM inserted)";
+
+pub async fn insert_customer(
+    pool: &PgPool,
+    account_id: &str,
+    customer: &Customer,
+    idempotency: Option<&IdempotencyRecord>,
+) -> Result<(), StoreError> {
+    let email_normalized = normalize_email(&customer.email);
+    let metadata = metadata_json(&customer.metadata);
+    let address = customer.address.clone().unwrap_or_default();
+    let insert = sqlx::query(INSERT_CUSTOMER)
+        .bind(account_id)
+        .bind(&customer.id)
+        .bind(&customer.name)
+        .bind(&customer.email)
+        .bind(&email_normalized)
+        .bind(&customer.phone)
+        .bind(customer.address.is_some())
+        .bind(&address.line1)
+        .bind(&address.line2)
+        .bind(&address.city)
+        .bind(&address.region)
+        .bind(&address.postal_code)
+        .bind(&address.country)
+        .bind(&metadata)
+        .bind(customer.created)
+        .bind(customer.updated)
+        .bind(customer.version);
+    let Some(record) = idempotency else {
+        insert.execute(pool).await?;
+        return Ok(());
+    };
+    let mut transaction = pool.begin().await?;
+    // A concurrent transaction holding the same key makes this wait for its
+    // outcome: if it commits, nothing is inserted here and its record is read below.
+    let claimed = sqlx::query(
+        "INSERT INTO idempotency_keys (account_id, key, fingerprint, status, body, location, etag, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (account_id, key) DO NOTHING",
+    )
+    .bind(account_id)
+    .bind(&record.key)
+    .bind(record.fingerprint.as_slice())
+    .bind(i32::from(record.status))
+    .bind(&record.body)
+    .bind(&record.location)
+    .bind(&record.etag)
+    .bind(record.created_at)
+    .execute(&mut *transaction)
+    .await?
+    .rows_affected();
+    if claimed != 1 {
+        let existing = sqlx::query(FIND_IDEMPOTENCY)
+            .bind(account_id)
+            .bind(&record.key)
+            .fetch_optional(&mut *transaction)
+            .await?
+            .as_ref()
+            .map(idempotency_from_row)
+            .transpose()?;
+        transaction.rollback().await?;
+        return match existing {
+            Some(existing) => Err(StoreError::IdempotencyKeyTaken(Box::new(existing))),
+            None => Err(StoreError::Internal("an idempotency key conflicted but cannot be read".into())),
+        };
+    }
+    insert.execute(&mut *transaction).await?;
+    transaction.commit().await?;
+    Ok(())
+}
+
+/// Tells `NotFound` from `PreconditionFailed` after a conditional write changed nothing.
+async fn missing_or_stale(pool: &PgPool, account_id: &str, customer_id: &str) -> StoreError {
+    let exists = sqlx::query("SELECT 1 FROM customers WHERE account_id = $1 AND id = $2")
+        .bind(account_id)
+        .bind(customer_id)
+        .fetch_optional(pool)
+        .await;
+    match exists {
+        Ok(Some(_)) => StoreError::PreconditionFailed,
+        Ok(None) => StoreError::NotFound,
+        Err(error) => error.into(),
+    }
+}
+
+/// Checks the version and writes in one statement. A v1 write (no extended
+/// fields) keeps the stored address and metadata.
+const REPLACE_CUSTOMER: &str = concat!(
+    "UPDATE customers SET name = $3, email = $4, email_normalized = $5, phone = $6, \
+     has_address = CASE WHEN $7 THEN $8 ELSE has_address END, \
+     address_line1 = CASE WHEN $7 THEN $9 ELSE address_line1 END, \
+     address_line2 = CASE WHEN $7 THEN $10 ELSE address_line2 END, \
+     address_city = CASE WHEN $7 THEN $11 ELSE address_city END, \
+     address_region = CASE WHEN $7 THEN $12 ELSE address_region END, \
+     address_postal_code = CASE WHEN $7 THEN $13 ELSE address_postal_code END, \
+     address_country = CASE WHEN $7 THEN $14 ELSE address_country END, \
+     metadata = CASE WHEN $7 THEN $15 ELSE metadata END, \
+     updated_at = $16, version = version + 1 \
+     WHERE account_id = $1 AND id = $2 AND ($17::BIGINT[] IS NULL OR version = ANY($17)) \
+     RETURNING ",
+    customer_columns!()
+);
+
+pub async fn replace_customer(
+    pool: &PgPool,
+    account_id: &str,
+    customer_id: &str,
+    fields: CustomerFields,
+    precondition: &Precondition,
+    now: i64,
+) -> Result<Customer, StoreError> {
+    if unstorable(&[account_id, customer_id]) {
+        return Err(StoreError::NotFound);
+    }
+    let email_normalized = fields.email.normalized();
+    let replace_extended = fields.extended.is_some();
+    let extended = fields.extended.unwrap_or_default();
+    let has_address = extended.address.is_some();
+    let address = extended.address.unwrap_or_default();
+    let row = sqlx::query(REPLACE_CUSTOMER)
+        .bind(account_id)
+        .bind(customer_id)
+        .bind(fields.name.into_inner())
+        .bind(fields.email.into_inner())
+        .bind(email_normalized)
+        .bind(fields.phone.map(Phone::into_inner))
+        .bind(replace_extended)
+        .bind(has_address)
+        .bind(address.line1)
+        .bind(address.line2)
+        .bind(address.city)
+        .bind(address.region)
+        .bind(address.postal_code)
+        .bind(address.country)
+        .bind(metadata_json(&extended.metadata))
+        .bind(now)
+        .bind(accepted_versions(precondition))
+        .fetch_optional(pool)
+        .await?;
+    match row {
+        Some(row) => Ok(customer_from_row(&row)?),
+        None => Err(missing_or_stale(pool, account_id, customer_id).await),
+    }
+}
+
+/// Deletes if the version matches and uncounts the customer, in one statement.
+const DELETE_CUSTOMER: &str = "WITH deleted AS ( \
+     DELETE FROM customers WHERE account_id = $1 AND id = $2 AND ($3::BIGINT[] IS NULL OR version = ANY($3)) \
+     RETURNING account_id), \
+     counted AS ( \
+     UPDATE accounts SET customer_count = customer_count - 1 WHERE id IN (SELECT account_id FROM deleted)) \
+     SELECT count(*) FROM deleted";
+
+pub async fn delete_customer(
+    pool: &PgPool,
+    account_id: &str,
+    customer_id: &str,
+    precondition: &Precondition,
+) -> Result<(), StoreError> {
+    if unstorable(&[account_id, customer_id]) {
+        return Err(StoreError::NotFound);
+    }
+    let deleted: i64 = sqlx::query_scalar(DELETE_CUSTOMER)
+        .bind(account_id)
+        .bind(customer_id)
+        .bind(accepted_versions(precondition))
+        .fetch_one(pool)
+        .await?;
+    if deleted == 1 {
+        return Ok(());
+    }
+    Err(missing_or_stale(pool, account_id, customer_id).await)
+}
+
+pub async fn list_by_offset(
+    pool: &PgPool,
+    account_id: &str,
+    limit: u32,
+    offset: u64,
+) -> Result<(Vec<Customer>, u64), StoreError> {
+    const PAGE: &str =
+        concat!("SELECT ", customer_columns!(), " FROM customers WHERE account_id = $1 ORDER BY id LIMIT $2 OFFSET $3");
+    if unstorable(&[account_id]) {
+        return Ok((Vec::new(), 0));
+    }
+    let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+    let mut connection = pool.acquire().await?;
+    let rows =
+        sqlx::query(PAGE).bind(account_id).bind(i64::from(limit)).bind(offset).fetch_all(&mut *connection).await?;
+    let total: Option<i64> = sqlx::query_scalar("SELECT customer_count FROM accounts WHERE id = $1")
+        .bind(account_id)
+        .fetch_optional(&mut *connection)
+        .await?;
+    Ok((customers_from_rows(&rows)?, total.unwrap_or(0).max(0) as u64))
+}
+
+/// Served by the primary key (account_id, id), or by customers_email
+/// (account_id, email_normalized, id) when filtering by email.
+pub async fn list_after(pool: &PgPool, account_id: &str, query: &CursorQuery) -> Result<Vec<Customer>, StoreError> {
+    macro_rules! page {
+        ($filter:literal) => {
+            concat!(
+                "SELECT ",
+                customer_columns!(),
+                " FROM customers WHERE account_id = $1",
+                $filter,
+                " ORDER BY id LIMIT $2"
+            )
+        };
+    }
+    if unstorable(&[account_id]) || query.email_normalized.as_deref().is_some_and(|email| unstorable(&[email])) {
+        return Ok(Vec::new());
+    }
+    // No stored id holds a NUL, so "after `p` NUL `rest`" is the same as "after `p`".
+    let starting_after = query.starting_after.as_deref().map(|after| after.split('\0').next().unwrap_or_default());
+    let limit = i64::from(query.limit);
+    let statement = match (&query.email_normalized, starting_after) {
+        (None, None) => sqlx::query(page!("")).bind(account_id).bind(limit),
+        (Some(email), None) => {
+            sqlx::query(page!(" AND email_normalized = $3")).bind(account_id).bind(limit).bind(email)
+        }
+        (None, Some(after)) => sqlx::query(page!(" AND id > $3")).bind(account_id).bind(limit).bind(after),
+        (Some(email), Some(after)) => sqlx::query(page!(" AND email_normalized = $3 AND id > $4"))
+            .bind(account_id)
+            .bind(limit)
+            .bind(email)
+            .bind(after),
+    };
+    let rows = statement.fetch_all(pool).await?;
+    customers_from_rows(&rows)
+}
+
+const FIND_IDEMPOTENCY: &str = "SELECT key, fingerprint, status, body, location, etag, created_at \
+     FROM idempotency_keys WHERE account_id = $1 AND key = $2";
+
+fn idempotency_from_row(row: &PgRow) -> Result<IdempotencyRecord, sqlx::Error> {
+    let fingerprint: Vec<u8> = row.try_get(1)?;
+    let status: i32 = row.try_get(2)?;
+    Ok(IdempotencyRecord {
+        key: row.try_get(0)?,
+        fingerprint: fingerprint.try_into().unwrap_or([0; 32]),
+        status: u16::try_from(status).map_err(|error| sqlx::Error::Decode(error.into()))?,
+        body: row.try_get(3)?,
+        location: row.try_get(4)?,
+        etag: row.try_get(5)?,
+        created_at: row.try_get(6)?,
+    })
+}
+
+pub async fn find_idempotency(
+    pool: &PgPool,
+    account_id: &str,
+    key: &str,
+) -> Result<Option<IdempotencyRecord>, StoreError> {
+    if unstorable(&[account_id, key]) {
+        return Ok(None);
+    }
+    let row = sqlx::query(FIND_IDEMPOTENCY).bind(account_id).bind(key).fetch_optional(pool).await?;
+    Ok(row.as_ref().map(idempotency_from_row).transpose()?)
+}
+
+pub async fn purge_idempotency(pool: &PgPool, before: i64) -> Result<u64, StoreError> {
+    let deleted = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+        .bind(before)
+        .execute(pool)
+        .await?
+        .rows_affected();
+    Ok(deleted)
+}

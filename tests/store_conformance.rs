@@ -1,0 +1,751 @@
+//! One storage conformance suite for every backend: each story below runs
+//! against a fresh SQLite file and a fresh PostgreSQL database, through the
+//! `Store` trait alone, so both backends keep the same promises.
+//!
+//! PostgreSQL comes from `CLIENTELE_TEST_DATABASE_URL` (a server URL such as
+//! `postgres://postgres@127.0.0.1:5432/test`); each test creates its own
+//! database `clientele_test_<random>` through it and drops it at the end.
+//! Without the variable the PostgreSQL tests print a note and pass.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clientele::domain::customer::{Address, Customer, CustomerFields, CustomerName, Email, ExtendedFields, Phone};
+use clientele::domain::token::{TokenHash, TokenSecret};
+use clientele::domain::{Account, Scope, TokenRecord, ids};
+use clientele::ratelimit::RateLimit;
+use clientele::storage::postgres::PostgresStore;
+use clientele::storage::{self, CursorQuery, IdempotencyRecord, Precondition, SharedStore, Store, StoreError};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection, Executor};
+use tempfile::TempDir;
+
+const DATABASE_URL_VAR: &str = "CLIENTELE_TEST_DATABASE_URL";
+
+// ---------------------------------------------------------------------------
+// Backends
+// ---------------------------------------------------------------------------
+
+/// A store over its own fresh database, removed when dropped.
+struct TestStore {
+    store: SharedStore,
+    _sqlite_dir: Option<TempDir>,
+    _postgres: Option<TestDatabase>,
+}
+
+async fn sqlite_store() -> TestStore {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("conformance.db").display());
+    let store = storage::open(&url).await.expect("open SQLite store");
+    TestStore { store, _sqlite_dir: Some(dir), _postgres: None }
+}
+
+/// `None` (with a note on stdout) when no PostgreSQL server is configured.
+async fn postgres_store() -> Option<TestStore> {
+    let database = TestDatabase::create().await?;
+    let store = storage::open(&database.url).await.expect("open PostgreSQL store");
+    Some(TestStore { store, _sqlite_dir: None, _postgres: Some(database) })
+}
+
+/// A database of its own on the test server, dropped (with its connections) on drop.
+struct TestDatabase {
+    server: PgConnectOptions,
+    name: String,
+    url: String,
+}
+
+impl TestDatabase {
+    async fn create() -> Option<Self> {
+        let Ok(server_url) = std::env::var(DATABASE_URL_VAR) else {
+            println!("skipped: {DATABASE_URL_VAR} is not set");
+            return None;
+        };
+        let server = PgConnectOptions::from_str(&server_url).expect("a valid CLIENTELE_TEST_DATABASE_URL");
+        let name = format!("clientele_test_{}", ids::token_id()[4..].to_lowercase());
+        let mut admin = server.connect().await.expect("connect to the test PostgreSQL server");
+        admin.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create the test database");
+        admin.close().await.ok();
+        let url = with_database(&server_url, &name);
+        Some(Self { server, name, url })
+    }
+
+    fn options(&self) -> PgConnectOptions {
+        self.server.clone().database(&self.name)
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let (server, name) = (self.server.clone(), self.name.clone());
+        // Drop may run inside the test's runtime: do the async work on a thread of its own.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(async move {
+                let mut admin = server.connect().await?;
+                admin.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await?;
+                admin.close().await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop the test database {}", self.name);
+        }
+    }
+}
+
+/// `url` with its database name replaced by `name`.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (url, String::new()),
+    };
+    let authority_start = base.find("://").map_or(0, |index| index + 3);
+    let host_end = base[authority_start..].find('/').map_or(base.len(), |index| authority_start + index);
+    format!("{}/{name}{query}", &base[..host_end])
+}
+
+/// One test per story and backend: `sqlite::story` and `postgres::story`.
+macro_rules! conformance {
+    ($($story:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $story() {
+                    let test = super::sqlite_store().await;
+                    super::$story(&test.store).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $story() {
+                    let Some(test) = super::postgres_store().await else { return };
+                    super::$story(&test.store).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    accounts,
+    tokens,
+    customers_insert_and_get,
+    replace_with_each_precondition,
+    delete_with_preconditions,
+    offset_pages_and_total,
+    cursor_pages_by_email_and_starting_after,
+    cursor_paging_has_no_gaps,
+    idempotency_record_is_stored_with_its_customer,
+    idempotency_records_are_purged_by_age,
+    concurrent_conditional_replaces_have_one_winner,
+    concurrent_conditional_deletes_have_one_winner,
+    concurrent_inserts_with_one_key_create_one_customer,
+    lookups_by_keys_with_nul_find_nothing,
+);
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+async fn new_account(store: &SharedStore, name: &str) -> Account {
+    let account = Account { id: ids::account_id(), name: name.to_owned(), created_at: 1_700_000_000 };
+    store.create_account(account.clone()).await.expect("create account");
+    account
+}
+
+fn fields(name: &str, email: &str) -> CustomerFields {
+    CustomerFields {
+        name: CustomerName::parse(name).unwrap(),
+        email: Email::parse(email).unwrap(),
+        phone: None,
+        extended: None,
+    }
+}
+
+fn v2_fields(name: &str, email: &str, city: Option<&str>, metadata: &[(&str, &str)]) -> CustomerFields {
+    CustomerFields {
+        phone: Some(Phone::parse("+44 20 7946 0958").unwrap()),
+        extended: Some(ExtendedFields {
+            address: city.map(|city| Address {
+                line1: Some("12 St James's Sq".into()),
+                city: Some(city.into()),
+                country: Some("GB".into()),
+                ..Address::default()
+            }),
+            metadata: metadata.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        }),
+        ..fields(name, email)
+    }
+}
+
+async fn insert(store: &SharedStore, account: &Account, customer_fields: CustomerFields) -> Customer {
+    let customer = Customer::create(ids::customer_id(), customer_fields, 1_700_000_100);
+    store.insert_customer(&account.id, customer.clone(), None).await.expect("insert customer");
+    customer
+}
+
+async fn insert_many(store: &SharedStore, account: &Account, count: usize) -> Vec<Customer> {
+    let mut customers = Vec::with_capacity(count);
+    for index in 0..count {
+        customers
+            .push(insert(store, account, fields(&format!("Customer {index}"), &format!("c{index}@example.com"))).await);
+    }
+    customers
+}
+
+async fn total(store: &SharedStore, account: &Account) -> u64 {
+    store.list_customers_by_offset(&account.id, 1, 0).await.expect("list").1
+}
+
+fn record(key: &str, created_at: i64) -> IdempotencyRecord {
+    IdempotencyRecord {
+        key: key.to_owned(),
+        fingerprint: [7; 32],
+        status: 201,
+        body: format!("{{\"key\":\"{key}\"}}"),
+        location: Some("/v2/customers/cus_x".into()),
+        etag: Some("\"1\"".into()),
+        created_at,
+    }
+}
+
+fn ids_of(customers: &[Customer]) -> Vec<&str> {
+    customers.iter().map(|customer| customer.id.as_str()).collect()
+}
+
+fn cursor(limit: u32, starting_after: Option<&str>, email: Option<&str>) -> CursorQuery {
+    CursorQuery { limit, starting_after: starting_after.map(str::to_owned), email_normalized: email.map(str::to_owned) }
+}
+
+// ---------------------------------------------------------------------------
+// Stories, each run against every backend
+// ---------------------------------------------------------------------------
+
+async fn accounts(store: &SharedStore) {
+    store.ping().await.expect("ping");
+    assert!(store.list_accounts().await.unwrap().is_empty());
+    let beta = new_account(store, "beta").await;
+    let alpha = new_account(store, "alpha").await;
+
+    let duplicate = Account { id: ids::account_id(), name: "beta".into(), created_at: 1 };
+    assert!(matches!(store.create_account(duplicate).await, Err(StoreError::AlreadyExists)));
+
+    // Listed by id, which is creation order.
+    assert_eq!(store.list_accounts().await.unwrap(), vec![beta.clone(), alpha.clone()]);
+    assert_eq!(store.find_account("alpha").await.unwrap(), Some(alpha));
+    assert_eq!(store.find_account("gamma").await.unwrap(), None);
+}
+
+async fn tokens(store: &SharedStore) {
+    let acme = new_account(store, "acme").await;
+    let other = new_account(store, "other").await;
+    let make = |account: &Account, scope, rate_limit| {
+        let secret = TokenSecret::generate();
+        let record = TokenRecord {
+            id: ids::token_id(),
+            account_id: account.id.clone(),
+            account_name: account.name.clone(),
+            prefix: secret.display_prefix().to_owned(),
+            hash: secret.hash(),
+            scope,
+            rate_limit,
+            created_at: 1_700_000_000,
+            last_used_at: None,
+            revoked_at: None,
+        };
+        (secret, record)
+    };
+    let (secret, write) = make(&acme, Scope::Write, Some(RateLimit { limit: 20, window_secs: 60 }));
+    let (_, read) = make(&acme, Scope::Read, None);
+    let (_, foreign) = make(&other, Scope::Write, None);
+    for token in [&write, &read, &foreign] {
+        store.create_token(token.clone()).await.expect("create token");
+    }
+    let mut same_hash = read.clone();
+    same_hash.id = ids::token_id();
+    assert!(matches!(store.create_token(same_hash).await, Err(StoreError::AlreadyExists)));
+
+    assert_eq!(store.find_token(TokenHash::of(secret.expose())).await.unwrap(), Some(write.clone()));
+    assert_eq!(store.find_token(TokenHash::of("clt_unknown")).await.unwrap(), None);
+    assert_eq!(store.list_tokens(Some(&acme.id)).await.unwrap(), vec![write.clone(), read.clone()]);
+    assert_eq!(store.list_tokens(None).await.unwrap(), vec![write.clone(), read.clone(), foreign.clone()]);
+    assert!(store.list_tokens(Some("acct_none")).await.unwrap().is_empty());
+
+    store.touch_token(&write.id, 1_700_000_050).await.expect("touch");
+    store.revoke_token(&read.id, 1_700_000_060).await.expect("revoke");
+    store.revoke_token(&read.id, 1_700_000_070).await.expect("revoking twice is fine");
+    assert!(matches!(store.revoke_token("tok_missing", 1).await, Err(StoreError::NotFound)));
+
+    let found = store.find_token(write.hash).await.unwrap().expect("token");
+    assert_eq!((found.last_used_at, found.revoked_at), (Some(1_700_000_050), None));
+    let revoked = store.find_token(read.hash).await.unwrap().expect("token");
+    assert_eq!(revoked.revoked_at, Some(1_700_000_060), "the first revocation time is kept");
+}
+
+async fn customers_insert_and_get(store: &SharedStore) {
+    let acme = new_account(store, "acme").await;
+    let other = new_account(store, "other").await;
+    let plain = insert(store, &acme, fields("Ada Lovelace", "Ada@Example.com")).await;
+    let full =
+        insert(store, &acme, v2_fields("Grace Hopper", "grace@example.com", Some("London"), &[("crm", "1")])).await;
+    let no_address = insert(store, &acme, v2_fields("Alan Turing", "alan@example.com", None, &[])).await;
+
+    for customer in [&plain, &full, &no_address] {
+        assert_eq!(store.get_customer(&acme.id, &customer.id).await.unwrap().as_ref(), Some(customer));
+    }
+    assert_eq!(store.get_customer(&other.id, &plain.id).await.unwrap(), None, "another account sees nothing");
+    assert_eq!(store.get_customer(&acme.id, "cus_missing").await.unwrap(), None);
+    assert_eq!((total(store, &acme).await, total(store, &other).await), (3, 0));
+
+    let again = Customer { name: "Duplicate".into(), ..plain.clone() };
+    assert!(matches!(store.insert_customer(&acme.id, again, None).await, Err(StoreError::AlreadyExists)));
+    assert_eq!(total(store, &acme).await, 3, "a failed insert counts nothing");
+}
+
+async fn replace_with_each_precondition(store: &SharedStore) {
+    let acme = new_account(store, "acme").await;
+    let other = new_account(store, "other").await;
+    let created = insert(store, &acme, v2_fields("Ada", "ada@example.com", Some("London"), &[("crm", "8812")])).await;
+    let id = created.id.as_str();
+
+    // No If-Match: unconditional. A v1 write keeps the v2-only fields.
+    let v2 = store.replace_customer(&acme.id, id, fields("Ada L", "ADA@example.com"), Precondition::None, 200).await;
+    let v2 = v2.expect("unconditional replace");
+    assert_eq!((v2.version, v2.updated, v2.created), (2, 200, created.created));
+    assert_eq!((v2.name.as_str(), v2.email.as_str(), v2.phone.as_deref()), ("Ada L", "ADA@example.com", None));
+    assert_eq!((&v2.address, &v2.metadata), (&created.address, &created.metadata));
+    assert_eq!(store.get_customer(&acme.id, id).await.unwrap(), Some(v2.clone()));
+
+    // If-Match: * accepts any current version; a v2 write replaces everything.
+    let v3 = store.replace_customer(&acme.id, id, v2_fields("Ada", "a@b.co", None, &[]), Precondition::Exists, 300);
+    let v3 = v3.await.expect("replace if exists");
+    assert_eq!((v3.version, v3.address.clone(), v3.metadata.len()), (3, None, 0));
+    assert_eq!(v3.phone.as_deref(), Some("+44 20 7946 0958"));
+
+    // A list of versions that holds the current one.
+    let v4 = store.replace_customer(&acme.id, id, fields("Ada 4", "a@b.co"), Precondition::Versions(vec![1, 3]), 400);
+    assert_eq!(v4.await.expect("matching version").version, 4);
+
+    // Stale or empty lists change nothing.
+    for stale in [Precondition::Versions(vec![3]), Precondition::Versions(vec![])] {
+        let result = store.replace_customer(&acme.id, id, fields("Lost", "lost@b.co"), stale, 500).await;
+        assert!(matches!(result, Err(StoreError::PreconditionFailed)), "{result:?}");
+    }
+    let current = store.get_customer(&acme.id, id).await.unwrap().expect("customer");
+    assert_eq!((current.name.as_str(), current.version, current.updated), ("Ada 4", 4, 400));
+
+    // Missing, or another account's: NotFound whatever the precondition.
+    for precondition in [Precondition::None, Precondition::Exists, Precondition::Versions(vec![4])] {
+        let missing = store.replace_customer(&acme.id, "cus_missing", fields("X", "x@y.co"), precondition.clone(), 1);
+        assert!(matches!(missing.await, Err(StoreError::NotFound)));
+        let foreign = store.replace_customer(&other.id, id, fields("X", "x@y.co"), precondition, 1).await;
+        assert!(matches!(foreign, Err(StoreError::NotFound)));
+    }
+    assert_eq!(store.get_customer(&acme.id, id).await.unwrap(), Some(current));
+}
+
+async fn delete_with_preconditions(store: &SharedStore) {
+    let acme = new_account(store, "acme").await;
+    let other = new_account(store, "other").await;
+    let [first, second, third]: [Customer; 3] = insert_many(store, &acme, 3).await.try_into().unwrap();
+    assert_eq!(total(store, &acme).await, 3);
+
+    let stale = store.delete_customer(&acme.id, &first.id, Precondition::Versions(vec![2])).await;
+    assert!(matches!(stale, Err(StoreError::PreconditionFailed)), "{stale:?}");
+    let foreign = store.delete_customer(&other.id, &first.id, Precondition::None).await;
+    assert!(matches!(foreign, Err(StoreError::NotFound)), "{foreign:?}");
+    assert!(store.get_customer(&acme.id, &first.id).await.unwrap().is_some());
+    assert_eq!(total(store, &acme).await, 3, "failed deletes count nothing");
+
+    store.delete_customer(&acme.id, &first.id, Precondition::Versions(vec![1])).await.expect("matching version");
+    store.delete_customer(&acme.id, &second.id, Precondition::Exists).await.expect("if exists");
+    store.delete_customer(&acme.id, &third.id, Precondition::None).await.expect("unconditional");
+    for customer in [&first, &second, &third] {
+        assert_eq!(store.get_customer(&acme.id, &customer.id).await.unwrap(), None);
+        let again = store.delete_customer(&acme.id, &customer.id, Precondition::None).await;
+        assert!(matches!(again, Err(StoreError::NotFound)), "{again:?}");
+        let again = store.delete_customer(&acme.id, &customer.id, Precondition::Versions(vec![1])).await;
+        assert!(matches!(again, Err(StoreError::NotFound)), "{again:?}");
+    }
+    assert_eq!(total(store, &acme).await, 0);
+}
+
+async fn offset_pages_and_total(store: &SharedStore) {
+    let acme = new_account(store, "acme").await;
+    let other = new_account(store, "other").await;
+    let customers = insert_many(store, &acme, 5).await;
+    insert_many(store, &other, 2).await;
+
+    let (page, count) = store.list_customers_by_offset(&acme.id, 2, 1).await.unwrap();
+    assert_eq!((ids_of(&page), count), (ids_of(&customers[1..3]), 5));
+    let (page, count) = store.list_customers_by_offset(&acme.id, 100, 0).await.unwrap();
+    assert_eq!((page, count), (customers.clone(), 5), "oldest first, full records");
+    let (page, count) = store.list_customers_by_offset(&acme.id, 10, 4).await.unwrap();
+    assert_eq!((ids_of(&page), count), (ids_of(&customers[4..]), 5));
+    let (page, count) = store.list_customers_by_offset(&acme.id, 10, 50).await.unwrap();
+    assert_eq!((page.len(), count), (0, 5));
+    let (page, count) = store.list_customers_by_offset(&acme.id, 10, u64::MAX).await.unwrap();
+    assert_eq!((page.len(), count), (0, 5));
+    let (page, count) = store.list_customers_by_offset("acct_none", 10, 0).await.unwrap();
+    assert_eq!((page.len(), count), (0, 0));
+
+    store.delete_customer(&acme.id, &customers[0].id, Precondition::None).await.unwrap();
+    let (page, count) = store.list_customers_by_offset(&acme.id, 10, 0).await.unwrap();
+    assert_eq!((ids_of(&page), count), (ids_of(&customers[1..]), 4));
+    assert_eq!(total(store, &other).await, 2);
+}
+
+async fn cursor_pages_by_email_and_starting_after(store: &SharedStore) {
+    let acme = new_account(store, "acme").await;
+    let other = new_account(store, "other").await;
+    let a1 = insert(store, &acme, fields("A1", "Ada@Example.com")).await;
+    let b1 = insert(store, &acme, fields("B1", "bob@example.com")).await;
+    let a2 = insert(store, &acme, fields("A2", "ada@example.COM")).await;
+    let a3 = insert(store, &acme, fields("A3", "ada@example.com")).await;
+    insert(store, &other, fields("Elsewhere", "ada@example.com")).await;
+
+    let all = store.list_customers_after(&acme.id, cursor(10, None, None)).await.unwrap();
+    assert_eq!(all, vec![a1.clone(), b1.clone(), a2.clone(), a3.clone()]);
+
+    let ada = store.list_customers_after(&acme.id, cursor(10, None, Some("ada@example.com"))).await.unwrap();
+    assert_eq!(ids_of(&ada), ids_of(&[a1.clone(), a2.clone(), a3.clone()]));
+    let ada = store.list_customers_after(&acme.id, cursor(1, Some(&a1.id), Some("ada@example.com"))).await.unwrap();
+    assert_eq!(ids_of(&ada), vec![a2.id.as_str()]);
+    let none = store.list_customers_after(&acme.id, cursor(10, None, Some("Ada@Example.com"))).await.unwrap();
+    assert!(none.is_empty(), "the filter is already lower-cased by the caller");
+    let none = store.list_customers_after(&acme.id, cursor(10, None, Some("nobody@example.com"))).await.unwrap();
+    assert!(none.is_empty());
+
+    let after = store.list_customers_after(&acme.id, cursor(2, Some(&b1.id), None)).await.unwrap();
+    assert_eq!(ids_of(&after), vec![a2.id.as_str(), a3.id.as_str()]);
+    let after_last = store.list_customers_after(&acme.id, cursor(10, Some(&a3.id), None)).await.unwrap();
+    assert!(after_last.is_empty());
+
+    // An unknown id is fine: the page starts after where it would sort.
+    let between = format!("{}0", b1.id);
+    let after = store.list_customers_after(&acme.id, cursor(10, Some(&between), None)).await.unwrap();
+    assert_eq!(ids_of(&after), vec![a2.id.as_str(), a3.id.as_str()]);
+    let before_all = store.list_customers_after(&acme.id, cursor(10, Some("cus_"), None)).await.unwrap();
+    assert_eq!(before_all.len(), 4);
+    let lower = store.list_customers_after(&acme.id, cursor(10, Some("cus_zzz"), None)).await.unwrap();
+    assert!(lower.is_empty(), "ids compare byte-wise: lower case sorts after every ULID");
+    let empty = store.list_customers_after(&acme.id, cursor(10, Some(""), None)).await.unwrap();
+    assert_eq!(empty.len(), 4);
+}
+
+async fn cursor_paging_has_no_gaps(store: &SharedStore) {
+    let acme = new_account(store, "acme").await;
+    let customers = insert_many(store, &acme, 23).await;
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.list_customers_after(&acme.id, cursor(5, after.as_deref(), None)).await.unwrap();
+        assert!(page.len() <= 5);
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        seen.extend(page);
+    }
+    assert_eq!(seen, customers, "every customer once, in id order");
+    let mut sorted = ids_of(&customers);
+    sorted.sort_unstable();
+    assert_eq!(sorted, ids_of(&customers), "ids sort by creation");
+}
+
+async fn idempotency_record_is_stored_with_its_customer(store: &SharedStore) {
+    let acme = new_account(store, "acme").await;
+    let other = new_account(store, "other").await;
+    let first = Customer::create(ids::customer_id(), fields("Ada", "ada@example.com"), 100);
+    let stored = record("key-1", 100);
+    store.insert_customer(&acme.id, first.clone(), Some(stored.clone())).await.expect("first insert");
+    assert_eq!(store.find_idempotency(&acme.id, "key-1").await.unwrap(), Some(stored.clone()));
+    assert_eq!(store.get_customer(&acme.id, &first.id).await.unwrap(), Some(first.clone()));
+
+    // The same key again: the first record comes back and nothing is created.
+    let second = Customer::create(ids::customer_id(), fields("Ada again", "ada@example.com"), 101);
+    let mut retry = record("key-1", 101);
+    retry.fingerprint = [9; 32];
+    retry.body = "{\"other\":true}".into();
+    match store.insert_customer(&acme.id, second.clone(), Some(retry)).await {
+        Err(StoreError::IdempotencyKeyTaken(existing)) => assert_eq!(*existing, stored),
+        other => panic!("expected IdempotencyKeyTaken, got {other:?}"),
+    }
+    assert_eq!(store.get_customer(&acme.id, &second.id).await.unwrap(), None);
+    assert_eq!(total(store, &acme).await, 1);
+    assert_eq!(store.find_idempotency(&acme.id, "key-1").await.unwrap(), Some(stored.clone()));
+
+    // Keys are scoped to the account.
+    assert_eq!(store.find_idempotency(&other.id, "key-1").await.unwrap(), None);
+    let elsewhere = Customer::create(ids::customer_id(), fields("Other Ada", "ada@example.com"), 102);
+    store.insert_customer(&other.id, elsewhere.clone(), Some(record("key-1", 102))).await.expect("another account");
+    assert_eq!(store.get_customer(&other.id, &elsewhere.id).await.unwrap(), Some(elsewhere));
+
+    // A record whose customer cannot be stored is not kept either: one transaction.
+    let duplicate = Customer { name: "Same id".into(), ..first.clone() };
+    let failed = store.insert_customer(&acme.id, duplicate, Some(record("key-2", 103))).await;
+    assert!(matches!(failed, Err(StoreError::AlreadyExists)), "{failed:?}");
+    assert_eq!(store.find_idempotency(&acme.id, "key-2").await.unwrap(), None);
+    assert_eq!(store.find_idempotency(&acme.id, "never").await.unwrap(), None);
+}
+
+async fn idempotency_records_are_purged_by_age(store: &SharedStore) {
+    let acme = new_account(store, "acme").await;
+    for (key, created_at) in [("old-1", 1_000), ("old-2", 1_999), ("new", 2_000)] {
+        let customer = Customer::create(ids::customer_id(), fields(key, "p@example.com"), created_at);
+        store.insert_customer(&acme.id, customer, Some(record(key, created_at))).await.unwrap();
+    }
+    assert_eq!(store.purge_idempotency(2_000).await.unwrap(), 2);
+    assert_eq!(store.find_idempotency(&acme.id, "old-1").await.unwrap(), None);
+    assert_eq!(store.find_idempotency(&acme.id, "old-2").await.unwrap(), None);
+    assert_eq!(store.find_idempotency(&acme.id, "new").await.unwrap(), Some(record("new", 2_000)));
+    assert_eq!(store.purge_idempotency(2_000).await.unwrap(), 0);
+    assert_eq!(total(store, &acme).await, 3, "purging keeps the customers");
+
+    // A purged key can be used again.
+    let customer = Customer::create(ids::customer_id(), fields("again", "p@example.com"), 3_000);
+    store.insert_customer(&acme.id, customer, Some(record("old-1", 3_000))).await.expect("key free again");
+}
+
+async fn concurrent_conditional_replaces_have_one_winner(store: &SharedStore) {
+    let acme = new_account(store, "acme").await;
+    let customer = insert(store, &acme, fields("Racer", "race@example.com")).await;
+    let barrier = Arc::new(tokio::sync::Barrier::new(10));
+    let writers: Vec<_> = (0..10)
+        .map(|writer| {
+            let (store, account_id, id, barrier) =
+                (store.clone(), acme.id.clone(), customer.id.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let name = format!("Writer {writer}");
+                store
+                    .replace_customer(
+                        &account_id,
+                        &id,
+                        fields(&name, "race@example.com"),
+                        Precondition::Versions(vec![1]),
+                        2,
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    let mut losers = 0;
+    for writer in writers {
+        match writer.await.expect("writer task") {
+            Ok(customer) => winners.push(customer),
+            Err(StoreError::PreconditionFailed) => losers += 1,
+            Err(other) => panic!("unexpected error {other:?}"),
+        }
+    }
+    assert_eq!((winners.len(), losers), (1, 9));
+    let stored = store.get_customer(&acme.id, &customer.id).await.unwrap().expect("customer");
+    assert_eq!(stored, winners[0]);
+    assert_eq!(stored.version, 2, "exactly one write happened");
+}
+
+async fn concurrent_conditional_deletes_have_one_winner(store: &SharedStore) {
+    let acme = new_account(store, "acme").await;
+    let customers = insert_many(store, &acme, 2).await;
+    let target = customers[0].id.clone();
+    let barrier = Arc::new(tokio::sync::Barrier::new(10));
+    let deleters: Vec<_> = (0..10)
+        .map(|_| {
+            let (store, account_id, id, barrier) = (store.clone(), acme.id.clone(), target.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store.delete_customer(&account_id, &id, Precondition::Versions(vec![1])).await
+            })
+        })
+        .collect();
+    let mut deleted = 0;
+    for deleter in deleters {
+        match deleter.await.expect("delete task") {
+            Ok(()) => deleted += 1,
+            Err(StoreError::NotFound | StoreError::PreconditionFailed) => {}
+            Err(other) => panic!("unexpected error {other:?}"),
+        }
+    }
+    assert_eq!(deleted, 1);
+    assert_eq!(total(store, &acme).await, 1, "the count moved once");
+}
+
+async fn concurrent_inserts_with_one_key_create_one_customer(store: &SharedStore) {
+    let acme = new_account(store, "acme").await;
+    let barrier = Arc::new(tokio::sync::Barrier::new(10));
+    let inserts: Vec<_> = (0..10)
+        .map(|attempt| {
+            let (store, account_id, barrier) = (store.clone(), acme.id.clone(), barrier.clone());
+            tokio::spawn(async move {
+                let customer = Customer::create(ids::customer_id(), fields("Retry", "retry@example.com"), 10);
+                let mut claim = record("shared-key", 10);
+                claim.body = format!("attempt {attempt}");
+                barrier.wait().await;
+                store
+                    .insert_customer(&account_id, customer.clone(), Some(claim.clone()))
+                    .await
+                    .map(|()| (customer, claim))
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    let mut taken = Vec::new();
+    for insert in inserts {
+        match insert.await.expect("insert task") {
+            Ok(won) => winners.push(won),
+            Err(StoreError::IdempotencyKeyTaken(existing)) => taken.push(*existing),
+            Err(other) => panic!("unexpected error {other:?}"),
+        }
+    }
+    assert_eq!((winners.len(), taken.len()), (1, 9));
+    let (customer, claim) = &winners[0];
+    assert!(taken.iter().all(|existing| existing == claim), "every loser sees the winner's record");
+    let (listed, count) = store.list_customers_by_offset(&acme.id, 100, 0).await.unwrap();
+    assert_eq!((listed, count), (vec![customer.clone()], 1));
+}
+
+/// Ids come from URLs, so they can hold anything, NUL included (which
+/// PostgreSQL text cannot store): such a key finds nothing, without an error.
+async fn lookups_by_keys_with_nul_find_nothing(store: &SharedStore) {
+    let acme = new_account(store, "acme").await;
+    let customers = insert_many(store, &acme, 3).await;
+    let nul_id = format!("{}\0", customers[0].id);
+    assert_eq!(store.get_customer(&acme.id, &nul_id).await.unwrap(), None);
+    assert_eq!(store.get_customer(&format!("{}\0", acme.id), &customers[0].id).await.unwrap(), None);
+    let replaced = store.replace_customer(&acme.id, &nul_id, fields("X", "x@y.co"), Precondition::None, 1).await;
+    assert!(matches!(replaced, Err(StoreError::NotFound)), "{replaced:?}");
+    let deleted = store.delete_customer(&acme.id, &nul_id, Precondition::Exists).await;
+    assert!(matches!(deleted, Err(StoreError::NotFound)), "{deleted:?}");
+    assert_eq!(store.find_idempotency(&acme.id, "key\0").await.unwrap(), None);
+    assert_eq!(store.find_account("acme\0").await.unwrap(), None);
+    assert!(matches!(store.revoke_token("tok_\0", 1).await, Err(StoreError::NotFound)));
+    store.touch_token("tok_\0", 1).await.expect("touching nothing is fine");
+    assert!(store.list_tokens(Some("acct_\0")).await.unwrap().is_empty());
+    let (page, count) = store.list_customers_by_offset(&format!("{}\0", acme.id), 10, 0).await.unwrap();
+    assert_eq!((page.len(), count), (0, 0));
+
+    let by_email = store.list_customers_after(&acme.id, cursor(10, None, Some("c0@example.com\0"))).await.unwrap();
+    assert!(by_email.is_empty());
+    // "After `id` NUL ..." sorts just after `id`.
+    let after = store.list_customers_after(&acme.id, cursor(10, Some(&format!("{nul_id}x")), None)).await.unwrap();
+    assert_eq!(ids_of(&after), ids_of(&customers[1..]));
+    let after = store.list_customers_after(&acme.id, cursor(10, Some("\0"), None)).await.unwrap();
+    assert_eq!(after, customers);
+    assert_eq!(total(store, &acme).await, 3);
+}
+
+// ---------------------------------------------------------------------------
+// PostgreSQL only: migrations, and a database that is down or goes away
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_migrations_run_twice_and_concurrently() {
+    let Some(database) = TestDatabase::create().await else { return };
+    let opens: Vec<_> = (0..4)
+        .map(|_| {
+            let url = database.url.clone();
+            tokio::spawn(async move { storage::open(&url).await.map(|_| ()) })
+        })
+        .collect();
+    for open in opens {
+        open.await.expect("open task").expect("concurrent open migrates");
+    }
+    let store = PostgresStore::open(&database.url).await.expect("a second start migrates again");
+    store.migrate().await.expect("and again");
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(store.pool())
+        .await
+        .expect("migrations table");
+    assert_eq!(applied, i64::try_from(storage::postgres::MIGRATOR.iter().count()).unwrap());
+    store.ping().await.expect("ping");
+    store.pool().close().await;
+}
+
+#[tokio::test]
+async fn postgres_unreachable_fails_to_open_quickly_and_clearly() {
+    let started = Instant::now();
+    let error = match storage::open("postgres://postgres:hunter2@127.0.0.1:1/test").await {
+        Ok(_) => panic!("nothing listens on port 1"),
+        Err(error) => error.to_string(),
+    };
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert!(error.contains("127.0.0.1:1"), "names the address: {error}");
+    assert!(error.contains("PostgreSQL"), "says what was tried: {error}");
+    assert!(!error.contains("hunter2"), "never shows the password: {error}");
+}
+
+#[tokio::test]
+async fn unsupported_urls_are_refused_without_their_password() {
+    let error = match storage::open("mysql://root:hunter2@db/x").await {
+        Ok(_) => panic!("mysql is not supported"),
+        Err(error) => error.to_string(),
+    };
+    assert!(error.contains("unsupported") && !error.contains("hunter2"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_closed_pool_is_unavailable() {
+    let Some(database) = TestDatabase::create().await else { return };
+    let store = PostgresStore::open(&database.url).await.expect("open");
+    store.ping().await.expect("ping");
+    store.pool().close().await;
+    let result = store.find_account("acme").await;
+    assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
+    let result = store.insert_customer("acct_x", Customer::create(ids::customer_id(), fields("A", "a@b.co"), 1), None);
+    assert!(matches!(result.await, Err(StoreError::Unavailable(_))));
+    assert!(matches!(store.ping().await, Err(StoreError::Unavailable(_))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_terminated_connections_are_unavailable_then_recover() {
+    let Some(database) = TestDatabase::create().await else { return };
+    let store: SharedStore = storage::open(&database.url).await.expect("open");
+    let account = new_account(&store, "acme").await;
+    // Several pooled connections, all idle now.
+    let reads: Vec<_> = (0..4).map(|_| store.find_account("acme")).collect();
+    for read in futures_util::future::join_all(reads).await {
+        assert_eq!(read.unwrap(), Some(account.clone()));
+    }
+
+    let mut admin = database.options().connect().await.expect("admin connection");
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .expect("terminate the store's connections");
+    assert!(!killed.is_empty(), "the store had connections");
+    admin.close().await.ok();
+
+    // Each call either fails as Unavailable (503) or already succeeds on a new connection.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match store.find_account("acme").await {
+            Ok(found) => {
+                assert_eq!(found, Some(account.clone()));
+                break;
+            }
+            Err(StoreError::Unavailable(_)) if Instant::now() < deadline => {}
+            Err(other) => panic!("expected Unavailable or a recovery, got {other:?}"),
+        }
+    }
+    // Recovered for good: every pooled connection works again.
+    for _ in 0..20 {
+        let result = store.get_customer(&account.id, "cus_missing").await;
+        assert!(matches!(result, Ok(None) | Err(StoreError::Unavailable(_))), "{result:?}");
+    }
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    for _ in 0..20 {
+        assert_eq!(store.get_customer(&account.id, "cus_missing").await.unwrap(), None);
+    }
+}
+
+#[test]
+fn database_names_are_swapped_in_urls() {
+    assert_eq!(with_database("postgres://u@h:5432/test", "x"), "postgres://u@h:5432/x");
+    assert_eq!(with_database("postgres://u:p@h/test?sslmode=disable", "x"), "postgres://u:p@h/x?sslmode=disable");
+    assert_eq!(with_database("postgresql://h", "x"), "postgresql://h/x");
+}
