@@ -5,10 +5,12 @@ pub mod body;
 pub mod client_ip;
 pub mod conditional;
 pub mod customers;
+pub mod docs;
 pub mod edge;
 pub mod error;
 pub mod fields;
 pub mod idempotency;
+pub mod openapi;
 pub mod ops;
 pub mod query;
 pub mod v1;
@@ -29,6 +31,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
+        // The documents and the docs page need no token: routed here, outside the auth layer.
+        .route("/v1/openapi.json", get(openapi::v1_document))
+        .route("/v2/openapi.json", get(openapi::v2_document))
+        .merge(docs::routes())
         .nest("/v1", versioned(v1::routes()))
         .nest("/v2", versioned(v2::routes()))
         .fallback(route_not_found)

@@ -1,7 +1,7 @@
 //! API version 1: the narrow view (`name`, `email`, `phone`, Unix-second times) and offset paging.
 
-mod handlers;
-mod wire;
+pub(crate) mod handlers;
+pub(crate) mod wire;
 
 use axum::Router;
 use axum::routing::get;

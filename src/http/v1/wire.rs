@@ -1,16 +1,29 @@
-//! v1's JSON shapes.
+//! v1's JSON shapes, and their schemas for the OpenAPI document.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::domain::Customer;
+use crate::http::openapi::schemas as rules;
 
-#[derive(Serialize)]
+/// A customer as v1 shows it.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Customer, examples(json!({"id": "cus_01JDQ8ZK3V5W6X7Y8Z9A0B1C2D", "name": "Ada Lovelace",
+    "email": "ada@example.com", "phone": null, "created": 1764326000, "updated": 1764326000})))]
 pub struct CustomerV1<'a> {
+    #[schema(schema_with = rules::customer_id)]
     pub id: &'a str,
+    #[schema(schema_with = rules::name_stored)]
     pub name: &'a str,
+    #[schema(schema_with = rules::email_stored)]
     pub email: &'a str,
+    #[schema(schema_with = rules::phone_stored, required = true)]
     pub phone: Option<&'a str>,
+    /// When the customer was created.
+    #[schema(schema_with = rules::unix_seconds)]
     pub created: i64,
+    /// When the customer was last written, by either API version.
+    #[schema(schema_with = rules::unix_seconds)]
     pub updated: i64,
 }
 
@@ -27,10 +40,36 @@ impl<'a> From<&'a Customer> for CustomerV1<'a> {
     }
 }
 
-#[derive(Serialize)]
+/// One page of customers, oldest first.
+#[derive(Serialize, ToSchema)]
+#[schema(as = CustomerList)]
 pub struct CustomerListV1<'a> {
     pub data: Vec<CustomerV1<'a>>,
+    /// How many customers the account has in all.
+    #[schema(minimum = 0)]
     pub total: u64,
+    /// The `limit` this page was read with.
+    #[schema(minimum = 1, maximum = 100)]
     pub limit: u32,
+    /// The `offset` this page was read with.
+    #[schema(minimum = 0)]
     pub offset: u64,
+}
+
+/// The body of `POST /v1/customers` and `PUT /v1/customers/{id}`. Any other
+/// field (including v2's `address` and `metadata`) is refused with `400
+/// parameter_unknown`.
+// Documentation only: bodies are read by `http::fields`.
+#[allow(dead_code)]
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = CustomerInput, examples(json!({"name": "Ada Lovelace", "email": "ada@example.com", "phone": null})))]
+pub struct CustomerInputV1 {
+    #[schema(schema_with = rules::name_input)]
+    pub name: String,
+    #[schema(schema_with = rules::email_input)]
+    pub email: String,
+    /// Omitted on `PUT`, it becomes null.
+    #[schema(schema_with = rules::phone_input)]
+    pub phone: Option<String>,
 }

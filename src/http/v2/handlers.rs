@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 
-use super::wire::{CustomerListV2, CustomerV2};
+use super::wire::{CustomerInputV2, CustomerListV2, CustomerV2};
 use crate::app::AppState;
 use crate::domain::customer::normalize_email;
 use crate::domain::time::now_unix;
@@ -14,9 +14,35 @@ use crate::http::conditional::{etag, if_match, if_none_match_hits};
 use crate::http::customers::{self, Created, CustomerId, customer_error, json_response, to_json};
 use crate::http::error::ApiError;
 use crate::http::fields::{V2_FIELDS, customer_fields};
+use crate::http::openapi::params::{CursorPage, IdempotencyKey, IfMatch, IfNoneMatch};
+use crate::http::openapi::responses::{
+    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed, UnprocessableEntity,
+    UnsupportedMediaType,
+};
 use crate::http::query::QueryParams;
 use crate::storage::CursorQuery;
 
+/// Create a customer
+///
+/// Creates a customer at version 1; with an `Idempotency-Key`, a retry never creates a duplicate.
+#[utoipa::path(
+    post,
+    path = "/v2/customers",
+    operation_id = "createCustomer",
+    tag = "customers",
+    params(IdempotencyKey),
+    request_body(content = CustomerInputV2, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created (or, with `Idempotent-Replayed: true`, the first response replayed).",
+            body = CustomerV2,
+            headers(
+                ("Location" = String, description = "The new customer's URL: `/v2/customers/{id}`."),
+                ("ETag" = String, description = "The representation's version, quoted: `\"<version>\"`."),
+                ("Idempotent-Replayed" = String, description = "`true` when this is a replay of an earlier request with the same `Idempotency-Key`."),
+            )),
+        BadRequest, Forbidden, Conflict, PayloadTooLarge, UnsupportedMediaType, UnprocessableEntity,
+    ),
+)]
 pub async fn create(
     State(state): State<AppState>,
     principal: Principal,
@@ -32,7 +58,21 @@ pub async fn create(
     .await
 }
 
+/// Read a customer
+///
 /// `304 Not Modified` when `If-None-Match` names the current version.
+#[utoipa::path(
+    get,
+    path = "/v2/customers/{id}",
+    operation_id = "getCustomer",
+    tag = "customers",
+    params(("id" = String, Path, description = "The customer's id (`cus_...`).", example = "cus_01JDQ8ZK3V5W6X7Y8Z9A0B1C2D"), IfNoneMatch),
+    responses(
+        (status = 200, description = "The customer.", body = CustomerV2, headers(("ETag" = String, description = "The representation's version, quoted: `\"<version>\"`."))),
+        (status = 304, description = "Not modified: `If-None-Match` names the current version. No body.", headers(("ETag" = String, description = "The representation's version, quoted: `\"<version>\"`."))),
+        BadRequest, NotFound,
+    ),
+)]
 pub async fn get(
     State(state): State<AppState>,
     principal: Principal,
@@ -51,7 +91,22 @@ pub async fn get(
     Ok(json_response(StatusCode::OK, to_json(&CustomerV2::from(&customer)), [(header::ETAG, tag)]))
 }
 
-/// Full replacement; with `If-Match`, only of the version named.
+/// Replace a customer
+///
+/// A full replacement of every v2 field: omitted optional fields become null (`metadata`: `{}`).
+/// With `If-Match`, only of the version named: otherwise `412` and nothing is written.
+#[utoipa::path(
+    put,
+    path = "/v2/customers/{id}",
+    operation_id = "replaceCustomer",
+    tag = "customers",
+    params(("id" = String, Path, description = "The customer's id (`cus_...`).", example = "cus_01JDQ8ZK3V5W6X7Y8Z9A0B1C2D"), IfMatch),
+    request_body(content = CustomerInputV2, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The customer as replaced, one version later.", body = CustomerV2, headers(("ETag" = String, description = "The representation's version, quoted: `\"<version>\"`."))),
+        BadRequest, Forbidden, NotFound, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType,
+    ),
+)]
 pub async fn replace(
     State(state): State<AppState>,
     principal: Principal,
@@ -69,6 +124,17 @@ pub async fn replace(
     Ok(json_response(StatusCode::OK, to_json(&CustomerV2::from(&customer)), [(header::ETAG, etag(customer.version))]))
 }
 
+/// Delete a customer
+///
+/// Later reads answer `404`. With `If-Match`, only of the version named: otherwise `412`.
+#[utoipa::path(
+    delete,
+    path = "/v2/customers/{id}",
+    operation_id = "deleteCustomer",
+    tag = "customers",
+    params(("id" = String, Path, description = "The customer's id (`cus_...`).", example = "cus_01JDQ8ZK3V5W6X7Y8Z9A0B1C2D"), IfMatch),
+    responses((status = 204, description = "Deleted."), BadRequest, Forbidden, NotFound, PreconditionFailed),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     principal: Principal,
@@ -80,7 +146,21 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Ascending by id after `starting_after`, optionally only one email (any case).
+/// List customers
+///
+/// Ascending by id after `starting_after`, optionally only one email (compared case-insensitively).
+#[utoipa::path(
+    get,
+    path = "/v2/customers",
+    operation_id = "listCustomers",
+    tag = "customers",
+    params(CursorPage),
+    responses(
+        (status = 200, description = "One page of customers.", body = CustomerListV2,
+            headers(("Link" = String, description = "When `has_more`: `</v2/customers?limit=...&starting_after=...>; rel=\"next\"`, the next page."))),
+        BadRequest,
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,

@@ -1,8 +1,8 @@
 //! API version 2: the full model (address, metadata, RFC 3339 times, version),
 //! ETags and conditional writes, and cursor paging.
 
-mod handlers;
-mod wire;
+pub(crate) mod handlers;
+pub(crate) mod wire;
 
 use axum::Router;
 use axum::routing::get;

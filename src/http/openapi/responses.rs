@@ -1,0 +1,244 @@
+//! The shared error responses (one component per status, each with the error
+//! envelope, its codes and an example) and the headers every response carries.
+//!
+//! Handlers list the errors that apply to them by these marker types, e.g.
+//! `responses((status = 200, ...), BadRequest, NotFound)`; 401, 429, 500 and
+//! 503 apply to every operation and are added by [`super::finish`].
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+use utoipa::IntoResponses;
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::example::ExampleBuilder;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::{Ref, RefOr, Response, ResponseBuilder};
+
+use super::schemas::REQUEST_ID_PATTERN;
+use crate::http::error::UNAVAILABLE_RETRY_AFTER_SECS;
+
+/// One error response: its component name, status, description and codes.
+pub struct ErrorResponse {
+    pub name: &'static str,
+    pub status: u16,
+    pub description: &'static str,
+    /// `(code, message, param)` for each code this status can carry; the first is the example.
+    pub codes: &'static [(&'static str, &'static str, Option<&'static str>)],
+}
+
+pub const ERROR_RESPONSES: &[ErrorResponse] = &[
+    ErrorResponse {
+        name: "BadRequest",
+        status: 400,
+        description: "The request is malformed: a body that is not a JSON object, a missing, invalid or unknown \
+                      body field or query parameter, or an invalid header. `param` names the first bad one.",
+        codes: &[
+            ("parameter_invalid", "email must contain exactly one @", Some("email")),
+            ("parameter_missing", "name is required", Some("name")),
+            ("parameter_unknown", "unknown parameter: nickname", Some("nickname")),
+            ("body_invalid_json", "the request body is not valid JSON (line 1, column 2)", None),
+        ],
+    },
+    ErrorResponse {
+        name: "Unauthorized",
+        status: 401,
+        description: "No token (`token_missing`), or an unknown, malformed or revoked one (`token_invalid`).",
+        codes: &[
+            ("token_missing", "send a token in the header Authorization: Bearer <token>", None),
+            ("token_invalid", "the token is unknown, malformed or revoked", None),
+        ],
+    },
+    ErrorResponse {
+        name: "Forbidden",
+        status: 403,
+        description: "A `read` token asked to write.",
+        codes: &[("scope_insufficient", "this token has the read scope; writes need a write token", None)],
+    },
+    ErrorResponse {
+        name: "NotFound",
+        status: 404,
+        description: "No such customer in this token's account (another account's customer answers the same).",
+        codes: &[("resource_not_found", "no such customer: cus_01JDQ8ZK3V5W6X7Y8Z9A0B1C2D", Some("id"))],
+    },
+    ErrorResponse {
+        name: "Conflict",
+        status: 409,
+        description: "A request with this `Idempotency-Key` is still running; retry shortly.",
+        codes: &[(
+            "idempotency_request_in_progress",
+            "a request with this Idempotency-Key is still in progress; retry shortly",
+            None,
+        )],
+    },
+    ErrorResponse {
+        name: "PreconditionFailed",
+        status: 412,
+        description: "`If-Match` does not match the current ETag; nothing was written.",
+        codes: &[("precondition_failed", "If-Match does not match the current ETag", None)],
+    },
+    ErrorResponse {
+        name: "PayloadTooLarge",
+        status: 413,
+        description: "The request body is larger than 64 KiB.",
+        codes: &[("body_too_large", "the request body is larger than 64 KiB", None)],
+    },
+    ErrorResponse {
+        name: "UnsupportedMediaType",
+        status: 415,
+        description: "The body is not sent as `Content-Type: application/json` (`charset=utf-8` is allowed).",
+        codes: &[("unsupported_media_type", "send the body as Content-Type: application/json", None)],
+    },
+    ErrorResponse {
+        name: "UnprocessableEntity",
+        status: 422,
+        description: "This `Idempotency-Key` was used with a different request; use a new key.",
+        codes: &[(
+            "idempotency_key_reused",
+            "this Idempotency-Key was used with a different request; use a new key",
+            None,
+        )],
+    },
+    ErrorResponse {
+        name: "TooManyRequests",
+        status: 429,
+        description: "Over the token's rate limit, or too many failed authentications from this address. \
+                      Retry after `Retry-After` seconds. The resource was not touched.",
+        codes: &[("rate_limited", "too many requests; retry after the window resets", None)],
+    },
+    ErrorResponse {
+        name: "InternalServerError",
+        status: 500,
+        description: "An unexpected error; it has been logged under the request id.",
+        codes: &[("internal_error", "an internal error occurred; it has been logged", None)],
+    },
+    ErrorResponse {
+        name: "ServiceUnavailable",
+        status: 503,
+        description: "The database or another dependency is down; retry after `Retry-After` seconds.",
+        codes: &[("service_unavailable", "the service is temporarily unavailable; retry shortly", None)],
+    },
+];
+
+fn error_type(status: u16) -> &'static str {
+    match status {
+        401 => "authentication_error",
+        403 => "permission_error",
+        429 => "rate_limit_error",
+        500.. => "api_error",
+        _ => "invalid_request_error",
+    }
+}
+
+fn integer_header(description: &str, example: u64) -> utoipa::openapi::header::Header {
+    HeaderBuilder::new()
+        .schema(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)).examples([json!(example)]))
+        .description(Some(description))
+        .build()
+}
+
+fn string_header(description: &str, example: &str) -> utoipa::openapi::header::Header {
+    HeaderBuilder::new()
+        .schema(ObjectBuilder::new().schema_type(Type::String).examples([json!(example)]))
+        .description(Some(description))
+        .build()
+}
+
+/// `X-Request-Id`: on every response.
+pub fn request_id_header() -> utoipa::openapi::header::Header {
+    HeaderBuilder::new()
+        .schema(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(REQUEST_ID_PATTERN))
+                .examples([json!("req_7Qm2xR4tY8uI0oP3aS5d")]),
+        )
+        .description(Some(
+            "The request's id: the client's `X-Request-Id` when it is 1–64 characters of `[A-Za-z0-9._-]`, \
+             otherwise one made by the server (`req_` + random). It also appears in logs and error bodies.",
+        ))
+        .build()
+}
+
+/// `X-RateLimit-*`: on every response to an authenticated request, errors and 429 included.
+pub fn rate_limit_headers() -> [(&'static str, utoipa::openapi::header::Header); 3] {
+    [
+        ("X-RateLimit-Limit", integer_header("Requests allowed per window for this token.", 100)),
+        ("X-RateLimit-Remaining", integer_header("Requests left in the current window (never negative).", 99)),
+        ("X-RateLimit-Reset", integer_header("Whole seconds until the current window ends (at least 1).", 60)),
+    ]
+}
+
+/// The `responses` components, one per error status.
+pub fn components() -> Vec<(&'static str, Response)> {
+    ERROR_RESPONSES.iter().map(|spec| (spec.name, build(spec))).collect()
+}
+
+fn build(spec: &ErrorResponse) -> Response {
+    let codes: Vec<String> = spec.codes.iter().map(|(code, ..)| format!("`{code}`")).collect();
+    let description = format!("{} Code: {}.", spec.description, codes.join(", "));
+    let mut content = ContentBuilder::new().schema(Some(Ref::from_schema_name("Error")));
+    for (code, message, param) in spec.codes {
+        let mut error = json!({"type": error_type(spec.status), "code": code, "message": message});
+        if let Some(param) = param {
+            error["param"] = json!(param);
+        }
+        error["request_id"] = json!("req_7Qm2xR4tY8uI0oP3aS5d");
+        let example = ExampleBuilder::new().summary(*code).value(Some(json!({"error": error}))).build();
+        content = content.examples_from_iter([(*code, example)]);
+    }
+    let mut response = ResponseBuilder::new()
+        .description(description)
+        .content("application/json", content.build())
+        .header("X-Request-Id", request_id_header());
+    if spec.status != 401 {
+        for (name, header) in rate_limit_headers() {
+            response = response.header(name, header);
+        }
+    }
+    match spec.status {
+        401 => {
+            response = response.header("WWW-Authenticate", string_header("The authentication scheme to use.", "Bearer"))
+        }
+        429 => response = response.header("Retry-After", integer_header("Seconds to wait before retrying.", 30)),
+        503 => {
+            response = response.header(
+                "Retry-After",
+                integer_header("Seconds to wait before retrying.", u64::from(UNAVAILABLE_RETRY_AFTER_SECS)),
+            )
+        }
+        _ => {}
+    }
+    response.build()
+}
+
+/// A marker type per error response, for handlers' `responses(...)`.
+macro_rules! error_responses {
+    ($($name:ident => $status:literal),* $(,)?) => {
+        $(
+            #[doc = concat!("The shared `", $status, "` error response.")]
+            pub struct $name;
+
+            impl IntoResponses for $name {
+                fn responses() -> BTreeMap<String, RefOr<Response>> {
+                    BTreeMap::from([($status.to_string(), RefOr::Ref(Ref::from_response_name(stringify!($name))))])
+                }
+            }
+        )*
+    };
+}
+
+error_responses! {
+    BadRequest => "400",
+    Unauthorized => "401",
+    Forbidden => "403",
+    NotFound => "404",
+    Conflict => "409",
+    PreconditionFailed => "412",
+    PayloadTooLarge => "413",
+    UnsupportedMediaType => "415",
+    UnprocessableEntity => "422",
+    TooManyRequests => "429",
+    InternalServerError => "500",
+    ServiceUnavailable => "503",
+}
