@@ -6,7 +6,7 @@
 //! HTTP (http::router, http::edge, http::auth, extractors)
 //!   -> version edge (http::v1, http::v2: wire types and handlers)
 //!     -> domain (plain types that can only hold valid values)
-//!       -> storage::Store (trait) -> storage::sqlite
+//!       -> storage::Store (trait) -> storage::sqlite | storage::postgres
 //! ```
 //!
 //! * [`http::edge`] gives every response its `X-Request-Id`, turns panics into
@@ -17,6 +17,8 @@
 //!   types, converting at the edge.
 //! * [`storage::sqlite`] keeps reads on dedicated threads and funnels writes to
 //!   one writer thread that commits concurrent requests together.
+//! * [`storage::postgres`] serves the same trait from PostgreSQL (sqlx), for
+//!   many instances sharing one database.
 //! * [`cli`] is the operator's interface: `serve`, `accounts`, `tokens`.
 
 pub mod admin;

@@ -14,7 +14,7 @@ use crate::storage::{self, SharedStore};
 #[derive(Debug, Parser)]
 #[command(name = "clientele", version, about = "Clientele: a customer-records REST API server")]
 struct Cli {
-    /// Where the data lives: sqlite://PATH (created on first use).
+    /// Where the data lives: sqlite://PATH (created on first use) or postgres://USER@HOST/DB.
     #[arg(long, global = true, env = "CLIENTELE_DATABASE_URL", default_value = "sqlite://clientele.db")]
     database_url: String,
 
