@@ -581,3 +581,35 @@ async fn healthz_and_readyz_answer_json() {
     let body: Value = response.json().await.expect("readyz body is JSON");
     assert_eq!(body["database"], "ok", "{body}");
 }
+
+/// A panic behind the auth layer still answers with the rate-limit headers (API.md §5: errors included).
+#[tokio::test]
+async fn a_panic_behind_authentication_keeps_the_rate_limit_headers() {
+    use axum::middleware::{from_fn, from_fn_with_state};
+    use clientele::app::AppState;
+    use clientele::config::ServerConfig;
+    use clientele::ratelimit::RateLimiter;
+
+    async fn boom() -> &'static str {
+        panic!("boom at src/secret.rs with SQL")
+    }
+
+    let app = TestApp::spawn().await;
+    let state = AppState::new(ServerConfig::default(), app.store.clone(), RateLimiter::in_memory());
+    let router = axum::Router::new()
+        .route("/boom", axum::routing::get(boom))
+        .layer(from_fn_with_state(state.clone(), clientele::http::auth::authenticate))
+        .layer(from_fn(clientele::http::edge::edge))
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, service).await });
+
+    let response =
+        app.client.get(format!("http://{address}/boom")).bearer_auth(&app.token).send().await.expect("request");
+    assert_eq!(response.headers().get("x-ratelimit-limit").and_then(|v| v.to_str().ok()), Some("100"));
+    assert_eq!(response.headers().get("x-ratelimit-remaining").and_then(|v| v.to_str().ok()), Some("99"));
+    let error = assert_error(response, 500, "internal_error").await;
+    assert!(!error["message"].as_str().unwrap().contains("src/"), "{error}");
+}

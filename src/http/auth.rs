@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use dashmap::DashMap;
 
 use super::client_ip::client_ip;
+use super::edge::run_catching_panics;
 use super::error::ApiError;
 use crate::app::AppState;
 use crate::domain::Scope;
@@ -204,7 +205,7 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
         ApiError::scope_insufficient().into_response()
     } else {
         request.extensions_mut().insert(principal);
-        next.run(request).await
+        run_catching_panics(request, next).await
     };
     add_rate_limit_headers(response.headers_mut(), decision);
     response

@@ -46,14 +46,22 @@ pub async fn edge(mut request: Request, next: Next) -> Response {
         _ => new_request_id(),
     };
     request.extensions_mut().insert(RequestId(request_id.clone()));
-    let method = request.method().clone();
-    let uri = request.uri().clone();
+    let mut response = run_catching_panics(request, next).await;
+    render_error(&mut response, request_id.to_str().unwrap_or(""));
+    response.headers_mut().insert(REQUEST_ID, request_id);
+    response
+}
 
-    let mut response = match AssertUnwindSafe(next.run(request)).catch_unwind().await {
+/// Runs the rest of the stack; a panic becomes a logged 500 `internal_error`.
+/// Also used inside the auth layer, so a panic's 500 still gets its rate-limit headers.
+pub async fn run_catching_panics(request: Request, next: Next) -> Response {
+    let request_id = request.extensions().get::<RequestId>().cloned();
+    let (method, uri) = (request.method().clone(), request.uri().clone());
+    match AssertUnwindSafe(next.run(request)).catch_unwind().await {
         Ok(response) => response,
         Err(panic) => {
             tracing::error!(
-                request_id = request_id.to_str().unwrap_or(""),
+                request_id = request_id.as_ref().map_or("", RequestId::as_str),
                 %method,
                 %uri,
                 panic = panic_message(&panic),
@@ -61,10 +69,7 @@ pub async fn edge(mut request: Request, next: Next) -> Response {
             );
             ApiError::internal().into_response()
         }
-    };
-    render_error(&mut response, request_id.to_str().unwrap_or(""));
-    response.headers_mut().insert(REQUEST_ID, request_id);
-    response
+    }
 }
 
 /// Gives an error response its JSON body: from the [`ApiError`] it carries, or,
