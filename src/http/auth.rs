@@ -64,6 +64,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
     }
 }
 
+/// A token hash as the cache sees it.
+enum Cached {
+    /// Looked up less than [`CACHE_TTL`] ago: `None` for a revoked token.
+    Fresh(Option<Principal>),
+    /// Known to exist (or have existed), but due for another lookup.
+    Stale,
+    Unknown,
+}
+
 struct CacheEntry {
     /// `None` for a revoked token.
     principal: Option<Principal>,
@@ -80,18 +89,17 @@ impl Authenticator {
         Self { store, cache: DashMap::default() }
     }
 
-    /// Whether this hash belongs to a token that exists (or existed): not a guess.
-    fn knows(&self, hash: &TokenHash) -> bool {
-        self.cache.contains_key(hash)
+    /// What the cache knows of a token hash, from one lookup.
+    fn cached(&self, hash: &TokenHash) -> Cached {
+        match self.cache.get(hash) {
+            Some(entry) if entry.fetched.elapsed() < CACHE_TTL => Cached::Fresh(entry.principal.clone()),
+            Some(_) => Cached::Stale,
+            None => Cached::Unknown,
+        }
     }
 
-    /// The principal for a token hash; `None` for unknown and revoked tokens.
-    async fn principal(&self, hash: TokenHash) -> Result<Option<Principal>, StoreError> {
-        if let Some(entry) = self.cache.get(&hash) {
-            if entry.fetched.elapsed() < CACHE_TTL {
-                return Ok(entry.principal.clone());
-            }
-        }
+    /// Looks the token up in the store and caches the answer; `None` for unknown and revoked tokens.
+    async fn refresh(&self, hash: TokenHash) -> Result<Option<Principal>, StoreError> {
         let Some(record) = self.store.find_token(hash).await? else {
             self.cache.remove(&hash);
             return Ok(None);
@@ -174,19 +182,21 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
         Presented::Token(token) => Some(TokenHash::of(token)),
         _ => None,
     };
+    let cached = hash.as_ref().map_or(Cached::Unknown, |hash| state.authenticator.cached(hash));
     // An address that has failed too often is refused before any lookup, unless
     // it presents a token that is known to exist: that is not guessing.
-    if !hash.is_some_and(|hash| state.authenticator.knows(&hash)) {
+    if matches!(cached, Cached::Unknown) {
         if let Some(retry_after) = state.failed_auth.blocked_for(&address_of(&request, &state)) {
             return ApiError::rate_limited(retry_after).into_response();
         }
     }
-    let principal = match hash {
-        Some(hash) => match state.authenticator.principal(hash).await {
+    let principal = match (cached, hash) {
+        (Cached::Fresh(principal), _) => principal,
+        (_, Some(hash)) => match state.authenticator.refresh(hash).await {
             Ok(principal) => principal,
             Err(error) => return ApiError::from(error).into_response(),
         },
-        None => None,
+        (_, None) => None,
     };
     let Some(principal) = principal else {
         state.failed_auth.record_failure(&address_of(&request, &state));

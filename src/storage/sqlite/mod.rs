@@ -7,7 +7,7 @@ mod migrations;
 mod queries;
 mod runtime;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use async_trait::async_trait;
 
@@ -22,7 +22,6 @@ const READERS: usize = 4;
 
 pub struct SqliteStore {
     runtime: Runtime,
-    path: PathBuf,
 }
 
 impl SqliteStore {
@@ -38,11 +37,7 @@ impl SqliteStore {
         .await
         .map_err(|error| OpenError::Open(error.to_string()))?
         .map_err(|error| OpenError::Open(format!("{}: {error}", path.display())))?;
-        Ok(Self { runtime, path })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(Self { runtime })
     }
 }
 
