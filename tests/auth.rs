@@ -10,8 +10,7 @@ use clientele::config::ServerConfig;
 use clientele::domain::Scope;
 use clientele::domain::time::now_unix;
 use clientele::ratelimit::{RateLimit, RateLimiter};
-use clientele::storage;
-use common::{TestApp, assert_error};
+use common::{TestApp, assert_error, open_store_at};
 use rand::distr::{Alphanumeric, SampleString};
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
@@ -381,10 +380,9 @@ async fn a_revoked_token_stops_working_within_5_seconds() {
 
 #[tokio::test]
 async fn a_revoked_token_stops_working_on_every_instance_within_5_seconds() {
-    // Two servers over one database file, each with its own token cache.
+    // Two servers over one database, each with its own store and token cache.
     let first = TestApp::spawn().await;
-    let url = format!("sqlite://{}", first.dir.path().join("test.db").display());
-    let store = storage::open(&url).await.expect("a second store over the same file");
+    let store = open_store_at(&first.database_url).await;
     let second =
         TestApp::spawn_on(store, tempfile::tempdir().unwrap(), ServerConfig::default(), RateLimiter::in_memory()).await;
 

@@ -3,8 +3,12 @@
 //! bootstrap, the admin CLI beside a running server, graceful shutdown on
 //! SIGTERM and durability across `kill -9`.
 //!
-//! Every test works in its own temporary directory with its own SQLite file,
-//! and every server it starts is killed when the test ends, pass or fail.
+//! Every test works in its own temporary directory with its own database (a
+//! SQLite file there, or an empty PostgreSQL database on the PostgreSQL pass:
+//! see `common::database`), and every server it starts is killed when the
+//! test ends, pass or fail.
+
+mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -16,6 +20,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tempfile::TempDir;
+
+use common::TestDatabase;
 
 const BIN: &str = env!("CARGO_BIN_EXE_clientele");
 const LISTENING: &str = "Clientele listening on http://";
@@ -35,22 +41,32 @@ fn bare_command(dir: &TempDir) -> Command {
     command
 }
 
-/// A temporary directory holding one SQLite database.
+/// A temporary directory, the working directory of every command, and a
+/// database of its own (on SQLite, the file `clientele.db` in the directory).
 struct Sandbox {
     dir: TempDir,
+    database: TestDatabase,
     url: String,
 }
 
 impl Sandbox {
     fn new() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}", dir.path().join("clientele.db").display());
-        Self { dir, url }
+        let database = TestDatabase::create_blocking(dir.path(), "clientele.db");
+        let url = database.url.clone();
+        Self { dir, database, url }
     }
 
-    /// Another database in the same directory.
-    fn other_url(&self, file: &str) -> String {
-        format!("sqlite://{}", self.dir.path().join(file).display())
+    /// Another database of the same backend (on SQLite, `file` in the same directory).
+    fn other_database(&self, file: &str) -> TestDatabase {
+        TestDatabase::create_blocking(self.dir.path(), file)
+    }
+
+    /// Runs `clientele --database-url URL ARGS...` and parses its JSON output.
+    fn json_at(&self, url: &str, args: &[&str]) -> Value {
+        let output = bare_command(&self.dir).arg("--database-url").arg(url).args(args).output().expect("run");
+        assert!(output.status.success(), "clientele {args:?} failed: {}", describe(&output));
+        serde_json::from_slice(&output.stdout).expect("JSON output")
     }
 
     /// Runs `clientele --database-url <this db> ARGS...`.
@@ -425,13 +441,15 @@ fn tokens_list_filter_and_revoke() {
 #[test]
 fn database_url_from_the_environment_and_the_flag_wins() {
     let sandbox = Sandbox::new();
-    let from_env = sandbox.other_url("env.db");
+    let from_env = sandbox.other_database("env.db");
     let run = |args: &[&str]| {
-        bare_command(&sandbox.dir).env("CLIENTELE_DATABASE_URL", &from_env).args(args).output().expect("run")
+        bare_command(&sandbox.dir).env("CLIENTELE_DATABASE_URL", &from_env.url).args(args).output().expect("run")
     };
     let created = run(&["accounts", "create", "envco"]);
     assert!(created.status.success(), "{}", describe(&created));
-    assert!(sandbox.dir.path().join("env.db").exists(), "the environment picked the file");
+    let in_env_database = sandbox.json_at(&from_env.url, &["accounts", "list", "--json"]);
+    assert_eq!(in_env_database[0]["name"], "envco", "the environment picked the database");
+    // On the SQLite pass the sandbox's own file is the default one, and it stays untouched too.
     assert!(!sandbox.dir.path().join("clientele.db").exists(), "not the default file");
 
     let listed = run(&["accounts", "list", "--json"]);
@@ -468,9 +486,10 @@ async fn serve_reads_its_options_from_the_environment_and_flags_win() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-ratelimit-limit"], "2", "CLIENTELE_DEFAULT_RATE_LIMIT used");
 
+    let elsewhere = sandbox.other_database("elsewhere.db");
     let mut command = bare_command(&sandbox.dir);
     command
-        .env("CLIENTELE_DATABASE_URL", sandbox.other_url("elsewhere.db"))
+        .env("CLIENTELE_DATABASE_URL", &elsewhere.url)
         .env("CLIENTELE_LISTEN", "127.0.0.1:1")
         .env("CLIENTELE_DEFAULT_RATE_LIMIT", "2/60s")
         .args(["serve", "--database-url", &sandbox.url, "--listen", "127.0.0.1:0", "--default-rate-limit", "3/60s"]);
@@ -479,7 +498,9 @@ async fn serve_reads_its_options_from_the_environment_and_flags_win() {
     let response = get(&client, &second, &token, "/v2/customers").await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-ratelimit-limit"], "3", "--default-rate-limit wins over the environment");
-    assert!(!sandbox.dir.path().join("elsewhere.db").exists(), "--database-url wins over the environment");
+    // A start on the environment's (empty) database would have bootstrapped an account there.
+    let in_elsewhere = sandbox.json_at(&elsewhere.url, &["accounts", "list", "--json"]);
+    assert_eq!(in_elsewhere, json!([]), "--database-url wins over the environment");
 }
 
 // ---- run-time errors ----
@@ -504,6 +525,13 @@ fn runtime_errors_are_one_line_without_a_backtrace() {
             bare_command(&sandbox.dir).args(["--database-url", "mysql://u:hunter2@db/x"]).args(args).output().unwrap();
         let line = assert_runtime_error(&output, &["unsupported", "mysql"]);
         assert!(!line.contains("hunter2"), "no password in messages: {line}");
+    }
+    // Nothing listens on port 1: an unreachable PostgreSQL server, on either pass.
+    for args in [&["accounts", "list"][..], &["serve", "--listen", "127.0.0.1:0"]] {
+        let unreachable = "postgres://postgres:hunter2@127.0.0.1:1/x";
+        let output = bare_command(&sandbox.dir).args(["--database-url", unreachable]).args(args).output().unwrap();
+        let line = assert_runtime_error(&output, &["127.0.0.1:1"]);
+        assert!(line.contains("PostgreSQL") && !line.contains("hunter2"), "{line}");
     }
 
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -663,8 +691,11 @@ async fn acknowledged_writes_survive_kill_9() {
     let sandbox = Sandbox::new();
     let server = sandbox.serve(&["--default-rate-limit", "10000/60s"]);
     let token = bootstrap_token(&server);
-    let wal = sandbox.dir.path().join("clientele.db-wal");
-    assert!(wal.exists(), "SQLite runs in WAL mode: no {}", wal.display());
+    if sandbox.database.is_sqlite() {
+        // SQLite only: the write-ahead log the durability below rests on (PostgreSQL keeps its own).
+        let wal = sandbox.dir.path().join("clientele.db-wal");
+        assert!(wal.exists(), "SQLite runs in WAL mode: no {}", wal.display());
+    }
 
     let client = client();
     let mut workers = tokio::task::JoinSet::new();

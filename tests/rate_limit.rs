@@ -557,11 +557,7 @@ async fn redis_fifty_parallel_requests_against_twenty_admit_exactly_twenty() {
 async fn two_instances_sharing_redis_admit_the_limit_in_total() {
     let Some(url) = shared_redis_url() else { return };
     leave_room_in_window(60, Duration::from_secs(2)).await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = clientele::storage::open(&format!("sqlite://{}", dir.path().join("test.db").display()))
-        .await
-        .expect("open store");
-    let first = TestApp::spawn_on(store, dir, ServerConfig::default(), redis_limiter(&url)).await;
+    let first = TestApp::spawn_with(ServerConfig::default(), redis_limiter(&url)).await;
     let second = Instance::spawn(ServerConfig::default(), first.store.clone(), redis_limiter(&url)).await;
     let bases = [base(&first), second.base()];
     for base in &bases {

@@ -3,11 +3,13 @@
 //! `Store` trait alone, so both backends keep the same promises.
 //!
 //! PostgreSQL comes from `CLIENTELE_TEST_DATABASE_URL` (a server URL such as
-//! `postgres://postgres@127.0.0.1:5432/test`); each test creates its own
-//! database `clientele_test_<random>` through it and drops it at the end.
-//! Without the variable the PostgreSQL tests print a note and pass.
+//! `postgres://postgres@127.0.0.1:5432/test`); each test gets a database of
+//! its own there (see `common::database`).
+//! Without the variable the PostgreSQL tests print a note and pass, except on
+//! the PostgreSQL pass (`CLIENTELE_TEST_BACKEND=postgres`), where they fail.
 
-use std::str::FromStr;
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,11 +19,10 @@ use clientele::domain::{Account, Scope, TokenRecord, ids};
 use clientele::ratelimit::RateLimit;
 use clientele::storage::postgres::PostgresStore;
 use clientele::storage::{self, CursorQuery, IdempotencyRecord, Precondition, SharedStore, Store, StoreError};
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, Connection, Executor};
+use common::database::{TestDatabase, open_test_store, with_database};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{ConnectOptions, Connection};
 use tempfile::TempDir;
-
-const DATABASE_URL_VAR: &str = "CLIENTELE_TEST_DATABASE_URL";
 
 // ---------------------------------------------------------------------------
 // Backends
@@ -31,78 +32,18 @@ const DATABASE_URL_VAR: &str = "CLIENTELE_TEST_DATABASE_URL";
 struct TestStore {
     store: SharedStore,
     _sqlite_dir: Option<TempDir>,
-    _postgres: Option<TestDatabase>,
 }
 
 async fn sqlite_store() -> TestStore {
     let dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}", dir.path().join("conformance.db").display());
-    let store = storage::open(&url).await.expect("open SQLite store");
-    TestStore { store, _sqlite_dir: Some(dir), _postgres: None }
+    let store = open_test_store(TestDatabase::sqlite(dir.path(), "conformance.db")).await;
+    TestStore { store, _sqlite_dir: Some(dir) }
 }
 
 /// `None` (with a note on stdout) when no PostgreSQL server is configured.
 async fn postgres_store() -> Option<TestStore> {
-    let database = TestDatabase::create().await?;
-    let store = storage::open(&database.url).await.expect("open PostgreSQL store");
-    Some(TestStore { store, _sqlite_dir: None, _postgres: Some(database) })
-}
-
-/// A database of its own on the test server, dropped (with its connections) on drop.
-struct TestDatabase {
-    server: PgConnectOptions,
-    name: String,
-    url: String,
-}
-
-impl TestDatabase {
-    async fn create() -> Option<Self> {
-        let Ok(server_url) = std::env::var(DATABASE_URL_VAR) else {
-            println!("skipped: {DATABASE_URL_VAR} is not set");
-            return None;
-        };
-        let server = PgConnectOptions::from_str(&server_url).expect("a valid CLIENTELE_TEST_DATABASE_URL");
-        let name = format!("clientele_test_{}", ids::token_id()[4..].to_lowercase());
-        let mut admin = server.connect().await.expect("connect to the test PostgreSQL server");
-        admin.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create the test database");
-        admin.close().await.ok();
-        let url = with_database(&server_url, &name);
-        Some(Self { server, name, url })
-    }
-
-    fn options(&self) -> PgConnectOptions {
-        self.server.clone().database(&self.name)
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        let (server, name) = (self.server.clone(), self.name.clone());
-        // Drop may run inside the test's runtime: do the async work on a thread of its own.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            runtime.block_on(async move {
-                let mut admin = server.connect().await?;
-                admin.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await?;
-                admin.close().await
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop the test database {}", self.name);
-        }
-    }
-}
-
-/// `url` with its database name replaced by `name`.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, format!("?{query}")),
-        None => (url, String::new()),
-    };
-    let authority_start = base.find("://").map_or(0, |index| index + 3);
-    let host_end = base[authority_start..].find('/').map_or(base.len(), |index| authority_start + index);
-    format!("{}/{name}{query}", &base[..host_end])
+    let store = open_test_store(TestDatabase::postgres().await?).await;
+    Some(TestStore { store, _sqlite_dir: None })
 }
 
 /// One test per story and backend: `sqlite::story` and `postgres::story`.
@@ -642,7 +583,7 @@ async fn lookups_by_keys_with_nul_find_nothing(store: &SharedStore) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_migrations_run_twice_and_concurrently() {
-    let Some(database) = TestDatabase::create().await else { return };
+    let Some(database) = TestDatabase::postgres_empty().await else { return };
     let opens: Vec<_> = (0..4)
         .map(|_| {
             let url = database.url.clone();
@@ -687,7 +628,7 @@ async fn unsupported_urls_are_refused_without_their_password() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_closed_pool_is_unavailable() {
-    let Some(database) = TestDatabase::create().await else { return };
+    let Some(database) = TestDatabase::postgres().await else { return };
     let store = PostgresStore::open(&database.url).await.expect("open");
     store.ping().await.expect("ping");
     store.pool().close().await;
@@ -700,7 +641,7 @@ async fn postgres_closed_pool_is_unavailable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_terminated_connections_are_unavailable_then_recover() {
-    let Some(database) = TestDatabase::create().await else { return };
+    let Some(database) = TestDatabase::postgres().await else { return };
     let store: SharedStore = storage::open(&database.url).await.expect("open");
     let account = new_account(&store, "acme").await;
     // Several pooled connections, all idle now.
@@ -709,7 +650,7 @@ async fn postgres_terminated_connections_are_unavailable_then_recover() {
         assert_eq!(read.unwrap(), Some(account.clone()));
     }
 
-    let mut admin = database.options().connect().await.expect("admin connection");
+    let mut admin = database.pg_options().connect().await.expect("admin connection");
     let killed: Vec<bool> = sqlx::query_scalar(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
          WHERE datname = current_database() AND pid <> pg_backend_pid()",
@@ -741,6 +682,38 @@ async fn postgres_terminated_connections_are_unavailable_then_recover() {
     for _ in 0..20 {
         assert_eq!(store.get_customer(&account.id, "cus_missing").await.unwrap(), None);
     }
+}
+
+/// A database that turned read-only (a standby after a failover, say) refuses
+/// writes as `Unavailable` (503 with `Retry-After`), as the SQLite store does
+/// for a read-only file, while reads go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_read_only_database_is_unavailable_for_writes() {
+    let Some(database) = TestDatabase::postgres().await else { return };
+    let writable: SharedStore = storage::open(&database.url).await.expect("open");
+    let account = new_account(&writable, "acme").await;
+    let customer = insert(&writable, &account, fields("Ada", "ada@example.com")).await;
+
+    let read_only = database.pg_options().options([("default_transaction_read_only", "on")]);
+    let pool = PgPoolOptions::new().max_connections(2).connect_with(read_only).await.expect("read-only pool");
+    let store = PostgresStore::from_pool(pool);
+    assert_eq!(store.find_account("acme").await.unwrap(), Some(account.clone()));
+    assert_eq!(store.get_customer(&account.id, &customer.id).await.unwrap(), Some(customer.clone()));
+
+    let created = store.create_account(Account { id: ids::account_id(), name: "beta".into(), created_at: 1 }).await;
+    assert!(matches!(created, Err(StoreError::Unavailable(_))), "{created:?}");
+    let inserted =
+        store.insert_customer(&account.id, Customer::create(ids::customer_id(), fields("B", "b@c.co"), 1), None).await;
+    assert!(matches!(inserted, Err(StoreError::Unavailable(_))), "{inserted:?}");
+    let with_key = Customer::create(ids::customer_id(), fields("B", "b@c.co"), 1);
+    let inserted = store.insert_customer(&account.id, with_key, Some(record("k", 1))).await;
+    assert!(matches!(inserted, Err(StoreError::Unavailable(_))), "{inserted:?}");
+    let replaced = store.replace_customer(&account.id, &customer.id, fields("X", "x@y.co"), Precondition::None, 2);
+    assert!(matches!(replaced.await, Err(StoreError::Unavailable(_))));
+    let deleted = store.delete_customer(&account.id, &customer.id, Precondition::None).await;
+    assert!(matches!(deleted, Err(StoreError::Unavailable(_))), "{deleted:?}");
+    assert!(matches!(store.revoke_token("tok_x", 1).await, Err(StoreError::Unavailable(_))));
+    assert_eq!(writable.get_customer(&account.id, &customer.id).await.unwrap(), Some(customer), "nothing written");
 }
 
 #[test]

@@ -1,6 +1,9 @@
-//! `TestApp`: a real server on a random port over its own temporary SQLite file.
-//! Shared by every test binary; each uses only part of it.
+//! `TestApp`: a real server on a random port over a database of its own (a
+//! temporary SQLite file, or an empty PostgreSQL database on the PostgreSQL
+//! pass: see [`database`]). Shared by every test binary; each uses only part of it.
 #![allow(dead_code)]
+
+pub mod database;
 
 use std::net::SocketAddr;
 
@@ -9,7 +12,7 @@ use clientele::app::{self, AppState};
 use clientele::config::ServerConfig;
 use clientele::domain::Scope;
 use clientele::ratelimit::{RateLimit, RateLimiter};
-use clientele::storage::{self, SharedStore};
+use clientele::storage::SharedStore;
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::Value;
 use tempfile::TempDir;
@@ -17,12 +20,19 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+#[allow(unused_imports)]
+pub use self::database::{Backend, TestDatabase, open_store_at, open_test_store};
+
 pub struct TestApp {
     pub address: SocketAddr,
     pub client: reqwest::Client,
     /// A write token of the account `default`.
     pub token: String,
     pub store: SharedStore,
+    /// Where `store` keeps its data (`sqlite://<dir>/test.db`, or the test's
+    /// PostgreSQL database): for a second store or the CLI on the same data.
+    pub database_url: String,
+    /// The test's own directory (the SQLite file lives here).
     pub dir: TempDir,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
@@ -39,13 +49,15 @@ impl TestApp {
 
     pub async fn spawn_with(config: ServerConfig, limiter: RateLimiter) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}", dir.path().join("test.db").display());
-        let store = storage::open(&url).await.expect("open store");
+        let store = open_test_store(TestDatabase::create(dir.path(), "test.db").await).await;
         Self::spawn_on(store, dir, config, limiter).await
     }
 
-    /// Serves an existing store (to restart a server over the same file).
+    /// Serves an existing store (to restart a server over the same database,
+    /// or to run a second instance beside the first). `database_url` is the
+    /// store's own when [`database`] opened it, else the SQLite file `dir/test.db`.
     pub async fn spawn_on(store: SharedStore, dir: TempDir, config: ServerConfig, limiter: RateLimiter) -> Self {
+        let database_url = database::url_of(&store).unwrap_or_else(|| TestDatabase::sqlite(dir.path(), "test.db").url);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address");
         let state = AppState::new(config, store.clone(), limiter);
@@ -58,6 +70,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             token: String::new(),
             store,
+            database_url,
             dir,
             shutdown: Some(shutdown),
             server: Some(server),
@@ -111,7 +124,7 @@ impl TestApp {
         response.json().await.expect("json")
     }
 
-    /// Stops the server gracefully, keeping the data directory.
+    /// Stops the server gracefully, keeping the data (directory and database).
     pub async fn stop(mut self) -> (SharedStore, TempDir) {
         self.shutdown_server().await;
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));

@@ -1,9 +1,10 @@
 //! How sqlx's errors map onto [`StoreError`].
 //!
-//! Anything that says "the database cannot be reached or is busy right now"
-//! becomes `Unavailable` (the HTTP layer answers 503 with `Retry-After`); a
-//! unique violation becomes `AlreadyExists`; the rest is `Internal`. sqlx's
-//! messages never contain the connection URL, so no password can leak.
+//! Anything that says "the database cannot be reached, is busy or refuses
+//! writes right now" becomes `Unavailable` (the HTTP layer answers 503 with
+//! `Retry-After`); a unique violation becomes `AlreadyExists`; the rest is
+//! `Internal`. sqlx's messages never contain the connection URL, so no
+//! password can leak.
 
 use sqlx::error::DatabaseError;
 
@@ -29,6 +30,9 @@ fn from_database(database: &dyn DatabaseError, error: &sqlx::Error) -> StoreErro
         "23505" => StoreError::AlreadyExists,
         // serialization_failure, deadlock_detected: worth retrying.
         "40001" | "40P01" => StoreError::Unavailable(error.to_string()),
+        // read_only_sql_transaction: the server is (for now) a read-only standby,
+        // as after a failover; the SQLite store likewise answers a read-only file so.
+        "25006" => StoreError::Unavailable(error.to_string()),
         // Class 08 connection exceptions, class 53 insufficient resources
         // (too many connections, out of memory or disk), class 57 operator
         // intervention (admin_shutdown, crash_shutdown, cannot_connect_now, ...),
