@@ -2,6 +2,12 @@
 # Measures Clientele against a bare hello-world server on the same HTTP stack, in one run.
 #
 #   bench/run.sh [--duration SECS] [--runs N] [--connections C] [--customers N]
+#                [--only REGEX] [--request-log PATH]
+#
+# --only keeps the targets whose label matches REGEX (and the baseline).
+# The telemetry targets read by id with metrics on or off, and with the JSON
+# request log written to --request-log (default /dev/null; a real file grows
+# by about 250 bytes a request).
 #
 # Each target gets N runs of `wrk -t1 -cC -dSECS --latency` on 127.0.0.1; the
 # median run (by requests/s) is reported with its p50 and p99. Results go to
@@ -9,14 +15,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-duration=10 runs=3 connections=32 customers=10000
+duration=10 runs=3 connections=32 customers=10000 only='' request_log=/dev/null
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
     --connections) connections=$2; shift 2 ;;
     --customers) customers=$2; shift 2 ;;
-    *) echo "usage: bench/run.sh [--duration SECS] [--runs N] [--connections C] [--customers N]" >&2; exit 2 ;;
+    --only) only=$2; shift 2 ;;
+    --request-log) request_log=$2; shift 2 ;;
+    *) echo "usage: bench/run.sh [--duration SECS] [--runs N] [--connections C] [--customers N]" \
+            "[--only REGEX] [--request-log PATH]" >&2; exit 2 ;;
   esac
 done
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
@@ -47,6 +56,10 @@ start() { # name port command...
 start hello 18181 "$bin/examples/hello" 127.0.0.1:18181
 start clientele 18182 "$bin/clientele" serve --database-url "$db" --listen 127.0.0.1:18182 --no-bootstrap
 start limiter-off 18183 "$bin/examples/bench_server" "$db" 127.0.0.1:18183 off
+start metrics-on 18185 "$bin/examples/bench_server" "$db" 127.0.0.1:18185 memory
+start metrics-off 18186 "$bin/examples/bench_server" "$db" 127.0.0.1:18186 memory --no-metrics
+start request-log 18187 env CLIENTELE_LOG=info "$bin/examples/bench_server" "$db" 127.0.0.1:18187 memory \
+  --request-log "$request_log"
 redis_url=${CLIENTELE_BENCH_REDIS_URL:-redis://127.0.0.1:6379}
 have_redis=false
 if redis-cli -u "$redis_url" ping >/dev/null 2>&1; then
@@ -60,13 +73,19 @@ to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v
 # Rounds interleave the targets (A B C, A B C, ...), so load from anything else
 # on the machine falls on every target alike; each target's median run is kept.
 labels=() urls=() extra=()
-target() { labels+=("$1"); urls+=("$2"); extra+=("${3:-}"); }
+target() {
+  if [ ${#labels[@]} -gt 0 ] && [ -n "$only" ] && ! [[ $1 =~ $only ]]; then return; fi
+  labels+=("$1"); urls+=("$2"); extra+=("${3:-}")
+}
 
 auth="Authorization: Bearer $TOKEN"
 get_path="/v2/customers/$CUSTOMER_ID"
 target "hello world (baseline)" "http://127.0.0.1:18181/"
 target "GET /v2/customers/{id} (clientele serve, memory limiter)" "http://127.0.0.1:18182$get_path" auth
 target "GET /v2/customers/{id} (limiter off)" "http://127.0.0.1:18183$get_path" auth
+target "GET /v2/customers/{id} (memory limiter, metrics on, no request log)" "http://127.0.0.1:18185$get_path" auth
+target "GET /v2/customers/{id} (memory limiter, metrics off, no request log)" "http://127.0.0.1:18186$get_path" auth
+target "GET /v2/customers/{id} (memory limiter, metrics on, JSON request log)" "http://127.0.0.1:18187$get_path" auth
 if $have_redis; then
   target "GET /v2/customers/{id} (Redis limiter)" "http://127.0.0.1:18184$get_path" auth
 fi

@@ -1,10 +1,16 @@
 //! The real application with a chosen rate-limit backend, for the benchmark
-//! to measure what the limiter costs: `off` admits everything uncounted.
+//! to measure what the limiter costs: `off` admits everything uncounted. Also
+//! measures the telemetry: `--no-metrics` records no metrics, and
+//! `--request-log PATH` writes the JSON request log (as `clientele serve
+//! --log-format json` does at level `info`) to PATH, `/dev/null` say.
 //!
-//! Usage: bench_server DATABASE_URL LISTEN off|memory|redis [REDIS_URL]
+//! Usage: bench_server DATABASE_URL LISTEN off|memory|redis [REDIS_URL] [--no-metrics] [--request-log PATH]
+
+use std::sync::Arc;
 
 use clientele::app::{self, AppState};
 use clientele::config::ServerConfig;
+use clientele::metrics::Metrics;
 use clientele::ratelimit::{RateLimiter, RedisLimiter};
 use clientele::storage;
 
@@ -12,11 +18,21 @@ use clientele::storage;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+const USAGE: &str =
+    "usage: bench_server DATABASE_URL LISTEN off|memory|redis [REDIS_URL] [--no-metrics] [--request-log PATH]";
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let metrics = match take_flag(&mut args, "--no-metrics") {
+        true => Metrics::disabled(),
+        false => Metrics::new(),
+    };
+    if let Some(path) = take_option(&mut args, "--request-log")? {
+        log_requests_to(&path)?;
+    }
     let [url, listen, limiter, rest @ ..] = args.as_slice() else {
-        anyhow::bail!("usage: bench_server DATABASE_URL LISTEN off|memory|redis [REDIS_URL]");
+        anyhow::bail!(USAGE);
     };
     let limiter = match limiter.as_str() {
         "off" => RateLimiter::unlimited(),
@@ -30,7 +46,31 @@ async fn main() -> anyhow::Result<()> {
     let store = storage::open(url).await?;
     let listener = tokio::net::TcpListener::bind(listen).await?;
     println!("bench_server listening on http://{}", listener.local_addr()?);
-    let state = AppState::new(ServerConfig::default(), store, limiter);
+    let state = AppState::with_metrics(ServerConfig::default(), store, limiter, metrics);
     app::serve(listener, state, std::future::pending()).await?;
+    Ok(())
+}
+
+fn take_flag(args: &mut Vec<String>, flag: &str) -> bool {
+    let before = args.len();
+    args.retain(|arg| arg != flag);
+    args.len() != before
+}
+
+fn take_option(args: &mut Vec<String>, option: &str) -> anyhow::Result<Option<String>> {
+    let Some(index) = args.iter().position(|arg| arg == option) else { return Ok(None) };
+    anyhow::ensure!(index + 1 < args.len(), "{option} needs a value; {USAGE}");
+    let value = args.remove(index + 1);
+    args.remove(index);
+    Ok(Some(value))
+}
+
+/// The subscriber of `clientele serve --log-format json`, writing to a file:
+/// one `write` per line, no buffering, like stderr.
+fn log_requests_to(path: &str) -> anyhow::Result<()> {
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CLIENTELE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(Arc::new(file)).json().init();
     Ok(())
 }

@@ -10,7 +10,8 @@
 //! ```
 //!
 //! * [`http::edge`] gives every response its `X-Request-Id`, turns panics into
-//!   a JSON 500 and renders every error in the one envelope of API.md §4.
+//!   a JSON 500, renders every error in the one envelope of API.md §4, counts
+//!   the request in [`metrics`] (served at `/metrics`) and logs it once.
 //! * [`http::auth`] authenticates the bearer token (cached for a few seconds),
 //!   applies the per-token rate limit ([`ratelimit`]) and the scope.
 //! * v1 and v2 share the domain and the store; they differ only in their wire
@@ -27,5 +28,6 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod metrics;
 pub mod ratelimit;
 pub mod storage;

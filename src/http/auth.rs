@@ -64,6 +64,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
     }
 }
 
+/// Who made an authenticated request, put on its response for the request log.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub account_id: Arc<str>,
+}
+
 /// A token hash as the cache sees it.
 enum Cached {
     /// Looked up less than [`CACHE_TTL`] ago: `None` for a revoked token.
@@ -208,7 +214,9 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
     };
 
     let limit = principal.rate_limit.unwrap_or(state.config.default_rate_limit);
-    let decision = state.limiter.check(&principal.token_id, limit).await;
+    let (decision, counted_by) = state.limiter.check_counted(&principal.token_id, limit).await;
+    state.metrics.record_rate_limit(counted_by, decision.allowed);
+    let caller = Caller { account_id: principal.account_id.clone() };
     let mut response = if !decision.allowed {
         ApiError::rate_limited(decision.reset_secs).into_response()
     } else if principal.scope == Scope::Read && !matches!(*request.method(), Method::GET | Method::HEAD) {
@@ -218,6 +226,7 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
         run_catching_panics(request, next).await
     };
     add_rate_limit_headers(response.headers_mut(), decision);
+    response.extensions_mut().insert(caller);
     response
 }
 

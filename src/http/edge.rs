@@ -1,22 +1,31 @@
-//! The outermost layer: request ids, panics, and the error envelope.
+//! The outermost layer: request ids, panics, the error envelope, metrics and
+//! the request log.
 //!
 //! Written as one middleware because each part needs the others: a panic must
-//! become an error, and every error body must carry the request id.
+//! become an error, every error body must carry the request id, and the
+//! metrics and the log need the final status.
 
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::Request;
-use axum::http::{HeaderValue, header};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt;
 use rand::distr::{Alphanumeric, SampleString};
 
+use super::auth::Caller;
 use super::error::ApiError;
+use crate::app::AppState;
+use crate::metrics::{Metrics, UNMATCHED};
 
 pub const REQUEST_ID: &str = "x-request-id";
+/// The `tracing` target of the one line logged per request, to filter it on
+/// its own: `CLIENTELE_LOG=info,clientele::request=off` silences it.
+pub const REQUEST_LOG: &str = "clientele::request";
 
 /// The id of the request being served, as sent back in `X-Request-Id`.
 #[derive(Debug, Clone)]
@@ -40,16 +49,60 @@ fn new_request_id() -> HeaderValue {
     HeaderValue::from_str(&id).expect("alphanumerics are a valid header value")
 }
 
-pub async fn edge(mut request: Request, next: Next) -> Response {
+/// The router's outermost layer: [`edge`], also counting the request in the server's metrics.
+pub async fn edge_with_metrics(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    run_edge(request, next, Some(&state.metrics)).await
+}
+
+/// Request ids, panics, the error envelope and the request log, for a router without [`AppState`].
+pub async fn edge(request: Request, next: Next) -> Response {
+    run_edge(request, next, None).await
+}
+
+async fn run_edge(mut request: Request, next: Next, metrics: Option<&Metrics>) -> Response {
+    let started = Instant::now();
     let request_id = match request.headers().get(REQUEST_ID) {
         Some(value) if is_valid_request_id(value) => value.clone(),
         _ => new_request_id(),
     };
     request.extensions_mut().insert(RequestId(request_id.clone()));
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let method = request.method().clone();
     let mut response = run_catching_panics(request, next).await;
     render_error(&mut response, request_id.to_str().unwrap_or(""));
+    let elapsed = started.elapsed();
+    let route = route_label(route.as_ref());
+    if let Some(metrics) = metrics {
+        metrics.record_request(route, &method, response.status(), elapsed);
+    }
+    log_request(&request_id, route, &method, &response, elapsed);
     response.headers_mut().insert(REQUEST_ID, request_id);
     response
+}
+
+/// The template of the route that matched (`/v2/customers/{id}`), never the
+/// raw path; [`UNMATCHED`] for a fallback, including a nested router's.
+fn route_label(matched: Option<&MatchedPath>) -> &str {
+    match matched {
+        Some(path) if !path.as_str().contains("__private__axum") => path.as_str(),
+        _ => UNMATCHED,
+    }
+}
+
+/// One line per request, after the response. No header or body is logged:
+/// they may hold a token or personal data. The fields are only evaluated
+/// when the line is enabled.
+fn log_request(request_id: &HeaderValue, route: &str, method: &Method, response: &Response, elapsed: Duration) {
+    tracing::info!(
+        target: REQUEST_LOG,
+        request_id = request_id.to_str().unwrap_or(""),
+        route,
+        method = method.as_str(),
+        status = response.status().as_u16(),
+        latency_ms = elapsed.as_micros() as f64 / 1000.0,
+        account_id = response.extensions().get::<Caller>().map(|caller| &*caller.account_id),
+        "served"
+    );
 }
 
 /// Runs the rest of the stack; a panic becomes a logged 500 `internal_error`.

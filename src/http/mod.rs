@@ -17,13 +17,14 @@ pub mod v1;
 pub mod v2;
 
 use axum::Router;
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::middleware::from_fn_with_state;
 use axum::routing::get;
 
 use self::error::ApiError;
 use crate::app::AppState;
 
 /// Every route, behind the edge layer; `/v1` and `/v2` also behind authentication.
+/// The operator's routes (`/healthz`, `/readyz`, `/metrics`) need no token.
 pub fn router(state: AppState) -> Router {
     let versioned = |routes: Router<AppState>| {
         routes.fallback(route_not_found).layer(from_fn_with_state(state.clone(), auth::authenticate))
@@ -31,6 +32,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
         // The documents and the docs page need no token: routed here, outside the auth layer.
         .route("/v1/openapi.json", get(openapi::v1_document))
         .route("/v2/openapi.json", get(openapi::v2_document))
@@ -38,7 +40,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/v1", versioned(v1::routes()))
         .nest("/v2", versioned(v2::routes()))
         .fallback(route_not_found)
-        .layer(from_fn(edge::edge))
+        .layer(from_fn_with_state(state.clone(), edge::edge_with_metrics))
         .with_state(state)
 }
 

@@ -1,9 +1,9 @@
-//! Health and readiness for load balancers and orchestrators.
+//! Health and readiness for load balancers and orchestrators; metrics for Prometheus.
 
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -36,4 +36,15 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     }
     let body = json!({"status": "ready", "database": "ok", "rate_limiter": state.limiter.state().as_str()});
     json_response(StatusCode::OK, to_json(&body), [])
+}
+
+/// The Prometheus text exposition format.
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Prometheus metrics of this instance (see [`crate::metrics`]).
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let body = state.metrics.render(state.limiter.state(), state.store.pool_status());
+    let mut response = body.into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROMETHEUS_TEXT));
+    response
 }

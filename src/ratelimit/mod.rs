@@ -135,15 +135,22 @@ impl RateLimiter {
     }
 
     pub async fn check(&self, key: &str, limit: RateLimit) -> Decision {
+        self.check_counted(key, limit).await.0
+    }
+
+    /// [`Self::check`], also saying which backend counted: `RedisDegraded`
+    /// when Redis is configured but memory counted.
+    pub async fn check_counted(&self, key: &str, limit: RateLimit) -> (Decision, LimiterState) {
         if !self.counting {
-            return limit.decide(0, limit.position(now_ms()));
+            return (limit.decide(0, limit.position(now_ms())), LimiterState::Memory);
         }
         if let Some(redis) = &self.redis {
             if let Some(decision) = redis.check(key, limit).await {
-                return decision;
+                return (decision, LimiterState::Redis);
             }
+            return (self.memory.check(key, limit, now_ms()), LimiterState::RedisDegraded);
         }
-        self.memory.check(key, limit, now_ms())
+        (self.memory.check(key, limit, now_ms()), LimiterState::Memory)
     }
 
     /// Asks Redis, if configured, whether it answers, so [`Self::state`] is current.

@@ -80,10 +80,26 @@ pub struct CursorQuery {
     pub email_normalized: Option<String>,
 }
 
+/// How a store's connection pool is used, for `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Connections open, idle or in use.
+    pub size: u32,
+    pub idle: u32,
+    /// Connections the pool may open.
+    pub max: u32,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Answers when the database does.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// The connection pool's use, read without waiting; `None` for a store
+    /// without a pool (SQLite's fixed reader and writer threads).
+    fn pool_status(&self) -> Option<PoolStatus> {
+        None
+    }
 
     async fn create_account(&self, account: Account) -> Result<(), StoreError>;
     async fn list_accounts(&self) -> Result<Vec<Account>, StoreError>;
