@@ -1,12 +1,16 @@
 //! The PostgreSQL store: a connection pool, migrations applied on start under
 //! an advisory lock (so several instances can start at once), and the same
 //! promises as the SQLite store (see [`queries`] for how each write stays atomic).
+//! Every operation runs behind a circuit [`breaker`], so a database outage is
+//! answered at once and a recovery is picked up within a fraction of a second.
 
 mod admin;
+mod breaker;
 mod error;
 mod queries;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,8 +18,9 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, Executor, PgConnection};
 
+use self::breaker::Breaker;
 pub use self::error::from_sqlx;
-use super::{CursorQuery, IdempotencyRecord, OpenError, Precondition, Store, StoreError, redact_url};
+use super::{CursorQuery, IdempotencyRecord, OpenError, PoolStatus, Precondition, Store, StoreError, redact_url};
 use crate::domain::customer::Customer;
 use crate::domain::token::TokenHash;
 use crate::domain::{Account, CustomerFields, TokenRecord};
@@ -27,8 +32,9 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 /// concurrent requests, few enough that several instances fit within
 /// PostgreSQL's default `max_connections` of 100.
 pub const MAX_CONNECTIONS: u32 = 16;
-/// How long a request waits for a connection (or for a new one to open)
-/// before the store answers `Unavailable`: a dead database gives 503 quickly.
+/// How long a request waits for a connection before the store answers
+/// `Unavailable`, when the database is up but every connection is busy (a
+/// database that cannot be reached is noticed much sooner: see [`breaker`]).
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// A connection idle at least this long is pinged before use, so one left
 /// dead by a database restart is replaced instead of failing a request.
@@ -36,6 +42,7 @@ const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
 pub struct PostgresStore {
     pool: PgPool,
+    breaker: Arc<Breaker>,
     /// Whatever must live as long as the store (see [`PostgresStore::keeping`]).
     _kept: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
@@ -63,12 +70,15 @@ impl PostgresStore {
             .await
             .map_err(|error| fail(format!("cannot migrate the schema: {error}")))?;
         connection.close().await.ok();
-        Ok(Self { pool: pool_options().connect_lazy_with(options), _kept: None })
+        let breaker = Breaker::new(options.clone());
+        let pool = pool_options(&breaker).connect_lazy_with(options);
+        Ok(Self { pool, breaker, _kept: None })
     }
 
     /// A store over an existing pool, without running migrations.
     pub fn from_pool(pool: PgPool) -> Self {
-        Self { pool, _kept: None }
+        let breaker = Breaker::new(pool.connect_options().as_ref().clone());
+        Self { pool, breaker, _kept: None }
     }
 
     /// Keeps `value` alive until the store is dropped: a test ties the
@@ -92,7 +102,8 @@ impl PostgresStore {
     }
 }
 
-fn pool_options() -> PgPoolOptions {
+fn pool_options(breaker: &Arc<Breaker>) -> PgPoolOptions {
+    let breaker = Arc::downgrade(breaker);
     PgPoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
         .min_connections(0)
@@ -102,9 +113,12 @@ fn pool_options() -> PgPoolOptions {
         // sqlx already pings every connection when it is released; a full
         // ping before each use would add a round trip to every request.
         .test_before_acquire(false)
-        .before_acquire(|connection, meta| {
+        // A connection idle since before the last failure may have died with
+        // the database: it is pinged too, so a restart costs no request a 503.
+        .before_acquire(move |connection, meta| {
+            let suspect = breaker.upgrade().is_some_and(|breaker| breaker.idle_since_last_failure(meta.idle_for));
             Box::pin(async move {
-                if meta.idle_for >= PING_IF_IDLE_FOR {
+                if suspect || meta.idle_for >= PING_IF_IDLE_FOR {
                     connection.ping().await?;
                 }
                 Ok(true)
@@ -129,40 +143,44 @@ fn password_of(url: &str) -> Option<String> {
 #[async_trait]
 impl Store for PostgresStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        self.pool.execute("SELECT 1").await?;
-        Ok(())
+        self.breaker.run(async { self.pool.execute("SELECT 1").await.map(drop).map_err(from_sqlx) }).await
+    }
+
+    fn pool_status(&self) -> Option<PoolStatus> {
+        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
+        Some(PoolStatus { size: self.pool.size(), idle, max: self.pool.options().get_max_connections() })
     }
 
     async fn create_account(&self, account: Account) -> Result<(), StoreError> {
-        admin::create_account(&self.pool, &account).await
+        self.breaker.run(admin::create_account(&self.pool, &account)).await
     }
 
     async fn list_accounts(&self) -> Result<Vec<Account>, StoreError> {
-        admin::list_accounts(&self.pool).await
+        self.breaker.run(admin::list_accounts(&self.pool)).await
     }
 
     async fn find_account(&self, name: &str) -> Result<Option<Account>, StoreError> {
-        admin::find_account(&self.pool, name).await
+        self.breaker.run(admin::find_account(&self.pool, name)).await
     }
 
     async fn create_token(&self, token: TokenRecord) -> Result<(), StoreError> {
-        admin::create_token(&self.pool, &token).await
+        self.breaker.run(admin::create_token(&self.pool, &token)).await
     }
 
     async fn list_tokens(&self, account_id: Option<&str>) -> Result<Vec<TokenRecord>, StoreError> {
-        admin::list_tokens(&self.pool, account_id).await
+        self.breaker.run(admin::list_tokens(&self.pool, account_id)).await
     }
 
     async fn find_token(&self, hash: TokenHash) -> Result<Option<TokenRecord>, StoreError> {
-        admin::find_token(&self.pool, &hash).await
+        self.breaker.run(admin::find_token(&self.pool, &hash)).await
     }
 
     async fn revoke_token(&self, token_id: &str, at: i64) -> Result<(), StoreError> {
-        admin::revoke_token(&self.pool, token_id, at).await
+        self.breaker.run(admin::revoke_token(&self.pool, token_id, at)).await
     }
 
     async fn touch_token(&self, token_id: &str, at: i64) -> Result<(), StoreError> {
-        admin::touch_token(&self.pool, token_id, at).await
+        self.breaker.run(admin::touch_token(&self.pool, token_id, at)).await
     }
 
     async fn insert_customer(
@@ -171,11 +189,11 @@ impl Store for PostgresStore {
         customer: Customer,
         idempotency: Option<IdempotencyRecord>,
     ) -> Result<(), StoreError> {
-        queries::insert_customer(&self.pool, account_id, &customer, idempotency.as_ref()).await
+        self.breaker.run(queries::insert_customer(&self.pool, account_id, &customer, idempotency.as_ref())).await
     }
 
     async fn get_customer(&self, account_id: &str, customer_id: &str) -> Result<Option<Customer>, StoreError> {
-        queries::get_customer(&self.pool, account_id, customer_id).await
+        self.breaker.run(queries::get_customer(&self.pool, account_id, customer_id)).await
     }
 
     async fn replace_customer(
@@ -186,7 +204,9 @@ impl Store for PostgresStore {
         precondition: Precondition,
         now: i64,
     ) -> Result<Customer, StoreError> {
-        queries::replace_customer(&self.pool, account_id, customer_id, fields, &precondition, now).await
+        self.breaker
+            .run(queries::replace_customer(&self.pool, account_id, customer_id, fields, &precondition, now))
+            .await
     }
 
     async fn delete_customer(
@@ -195,7 +215,7 @@ impl Store for PostgresStore {
         customer_id: &str,
         precondition: Precondition,
     ) -> Result<(), StoreError> {
-        queries::delete_customer(&self.pool, account_id, customer_id, &precondition).await
+        self.breaker.run(queries::delete_customer(&self.pool, account_id, customer_id, &precondition)).await
     }
 
     async fn list_customers_by_offset(
@@ -204,18 +224,18 @@ impl Store for PostgresStore {
         limit: u32,
         offset: u64,
     ) -> Result<(Vec<Customer>, u64), StoreError> {
-        queries::list_by_offset(&self.pool, account_id, limit, offset).await
+        self.breaker.run(queries::list_by_offset(&self.pool, account_id, limit, offset)).await
     }
 
     async fn list_customers_after(&self, account_id: &str, query: CursorQuery) -> Result<Vec<Customer>, StoreError> {
-        queries::list_after(&self.pool, account_id, &query).await
+        self.breaker.run(queries::list_after(&self.pool, account_id, &query)).await
     }
 
     async fn find_idempotency(&self, account_id: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
-        queries::find_idempotency(&self.pool, account_id, key).await
+        self.breaker.run(queries::find_idempotency(&self.pool, account_id, key)).await
     }
 
     async fn purge_idempotency(&self, before: i64) -> Result<u64, StoreError> {
-        queries::purge_idempotency(&self.pool, before).await
+        self.breaker.run(queries::purge_idempotency(&self.pool, before)).await
     }
 }
