@@ -1,6 +1,6 @@
 //! `clientele serve`: open the store, bootstrap an empty one, listen, drain on a signal.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 
 use anyhow::Context;
@@ -73,11 +73,12 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
     };
     limiter.check_health().await;
     let address = listener.local_addr()?;
+    let shutdown = shutdown_signal()?;
     println!("Clientele listening on http://{address}");
     std::io::stdout().flush()?;
     tracing::info!(%address, database = %storage::redact_url(database_url), rate_limiter = limiter.state().as_str(), "serving");
     let state = AppState::new(config, store, limiter);
-    app::serve(listener, state, shutdown_signal()).await.context("the server stopped")?;
+    app::serve(listener, state, shutdown).await.context("the server stopped")?;
     tracing::info!("stopped after finishing the requests in flight");
     Ok(())
 }
@@ -87,7 +88,13 @@ async fn bootstrap(store: &SharedStore) -> anyhow::Result<()> {
     if !store.list_accounts().await.context("cannot read accounts")?.is_empty() {
         return Ok(());
     }
-    admin::create_account(store, "default").await?;
+    if let Err(error) = admin::create_account(store, "default").await {
+        // Several instances starting at once on an empty database: another one bootstrapped first.
+        if matches!(store.find_account("default").await, Ok(Some(_))) {
+            return Ok(());
+        }
+        return Err(error);
+    }
     let (secret, _) = admin::issue_token(store, "default", Scope::Write, None).await?;
     println!("Created account 'default' and a write token. It is shown only this once:");
     println!();
@@ -101,30 +108,33 @@ fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
-        LogFormat::Pretty => builder.init(),
+        // Colours only for a person at a terminal, not in a file or a collector.
+        LogFormat::Pretty => builder.with_ansi(std::io::stderr().is_terminal()).init(),
         LogFormat::Json => builder.json().init(),
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// A future that resolves on SIGINT or SIGTERM. The handlers are installed
+/// now, before the server says it listens: a signal sent as soon as the
+/// listening line appears still drains instead of killing the process.
+#[cfg(unix)]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
-    }
-    tracing::info!("shutting down: finishing the requests in flight");
+        tracing::info!("shutting down: finishing the requests in flight");
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down: finishing the requests in flight");
+    })
 }
