@@ -2,12 +2,17 @@
 # Measures Clientele against a bare hello-world server on the same HTTP stack, in one run.
 #
 #   bench/run.sh [--duration SECS] [--runs N] [--connections C] [--customers N]
-#                [--only REGEX] [--request-log PATH]
+#                [--only REGEX] [--request-log PATH] [--postgres URL | --no-postgres]
 #
 # --only keeps the targets whose label matches REGEX (and the baseline).
 # The telemetry targets read by id with metrics on or off, and with the JSON
 # request log written to --request-log (default /dev/null; a real file grows
 # by about 250 bytes a request).
+#
+# The PostgreSQL targets run `clientele serve` on a fresh database created on
+# the server at --postgres (default $CLIENTELE_BENCH_DATABASE_URL, else
+# postgres://postgres@127.0.0.1:5432/postgres) and dropped at the end; they
+# are left out when that server does not answer, or with --no-postgres.
 #
 # Each target gets N runs of `wrk -t1 -cC -dSECS --latency` on 127.0.0.1; the
 # median run (by requests/s) is reported with its p50 and p99. Results go to
@@ -16,6 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 duration=10 runs=3 connections=32 customers=10000 only='' request_log=/dev/null
+postgres=${CLIENTELE_BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
@@ -24,8 +30,10 @@ while [ $# -gt 0 ]; do
     --customers) customers=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
     --request-log) request_log=$2; shift 2 ;;
+    --postgres) postgres=$2; shift 2 ;;
+    --no-postgres) postgres=''; shift ;;
     *) echo "usage: bench/run.sh [--duration SECS] [--runs N] [--connections C] [--customers N]" \
-            "[--only REGEX] [--request-log PATH]" >&2; exit 2 ;;
+            "[--only REGEX] [--request-log PATH] [--postgres URL | --no-postgres]" >&2; exit 2 ;;
   esac
 done
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
@@ -34,13 +42,33 @@ cargo build --release --quiet --bin clientele --example hello --example seed --e
 bin=target/release
 work=$(mktemp -d)
 pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
+pg_db=''
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  if [ -n "$pg_db" ]; then
+    for pid in "${pids[@]}"; do while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done; done
+    psql -q "$postgres" -c "DROP DATABASE IF EXISTS $pg_db" >/dev/null 2>&1 || true
+  fi
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 db="sqlite://$work/bench.db"
 echo "seeding $customers customers..." >&2
 eval "$("$bin/examples/seed" "$db" "$customers")"
 export TOKEN
+
+have_postgres=false
+if [ -n "$postgres" ] && psql -q "$postgres" -c 'SELECT 1' >/dev/null 2>&1; then
+  pg_db="clientele_bench_$$"
+  psql -q "$postgres" -c "CREATE DATABASE $pg_db" >/dev/null
+  pg_url=$(python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' "$postgres" "$pg_db")
+  echo "seeding $customers customers in PostgreSQL..." >&2
+  pg_seed=$("$bin/examples/seed" "$pg_url" "$customers")
+  PG_TOKEN=$(echo "$pg_seed" | sed -n 's/^TOKEN=//p')
+  PG_CUSTOMER_ID=$(echo "$pg_seed" | sed -n 's/^CUSTOMER_ID=//p')
+  have_postgres=true
+fi
 
 start() { # name port command...
   local name=$1 port=$2; shift 2
@@ -60,6 +88,9 @@ start metrics-on 18185 "$bin/examples/bench_server" "$db" 127.0.0.1:18185 memory
 start metrics-off 18186 "$bin/examples/bench_server" "$db" 127.0.0.1:18186 memory --no-metrics
 start request-log 18187 env CLIENTELE_LOG=info "$bin/examples/bench_server" "$db" 127.0.0.1:18187 memory \
   --request-log "$request_log"
+if $have_postgres; then
+  start postgres 18188 "$bin/clientele" serve --database-url "$pg_url" --listen 127.0.0.1:18188 --no-bootstrap
+fi
 redis_url=${CLIENTELE_BENCH_REDIS_URL:-redis://127.0.0.1:6379}
 have_redis=false
 if redis-cli -u "$redis_url" ping >/dev/null 2>&1; then
@@ -90,6 +121,10 @@ if $have_redis; then
   target "GET /v2/customers/{id} (Redis limiter)" "http://127.0.0.1:18184$get_path" auth
 fi
 target "POST /v2/customers (clientele serve)" "http://127.0.0.1:18182/v2/customers" post
+if $have_postgres; then
+  target "GET /v2/customers/{id} (PostgreSQL, memory limiter)" "http://127.0.0.1:18188/v2/customers/$PG_CUSTOMER_ID" pg-auth
+  target "POST /v2/customers (PostgreSQL)" "http://127.0.0.1:18188/v2/customers" pg-post
+fi
 
 declare -A runs_of
 for run in $(seq "$runs"); do
@@ -98,8 +133,12 @@ for run in $(seq "$runs"); do
     case "${extra[$i]}" in
       auth) args=(-H "$auth") ;;
       post) args=(-s bench/post.lua) ;;
+      pg-auth) args=(-H "Authorization: Bearer $PG_TOKEN") ;;
+      pg-post) args=(-s bench/post.lua) ;;
     esac
-    out=$(wrk -t1 -c"$connections" -d"${duration}s" --latency "${args[@]}" "${urls[$i]}")
+    token=$TOKEN
+    [[ ${extra[$i]} == pg-* ]] && token=$PG_TOKEN
+    out=$(TOKEN=$token wrk -t1 -c"$connections" -d"${duration}s" --latency "${args[@]}" "${urls[$i]}")
     if echo "$out" | grep -q "Non-2xx"; then
       echo "${labels[$i]}: wrk saw error responses:" >&2; echo "$out" >&2; exit 1
     fi
@@ -121,7 +160,7 @@ baseline=$(echo "${results[0]}" | cut -d'|' -f2 | cut -d' ' -f1)
 mkdir -p bench/results
 {
   echo "Run $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo);" \
-       "wrk -t1 -c$connections -d${duration}s, median of $runs runs, $customers customers in SQLite."
+       "wrk -t1 -c$connections -d${duration}s, median of $runs runs, $customers customers in SQLite (and in PostgreSQL for its rows)."
   echo
   echo "| target | req/s | p50 ms | p99 ms | vs baseline |"
   echo "|---|---:|---:|---:|---:|"
