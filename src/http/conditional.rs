@@ -35,7 +35,7 @@ fn parse_condition<'a>(headers: &'a HeaderMap, name: &header::HeaderName) -> Res
     for value in headers.get_all(name) {
         seen = true;
         let text = value.to_str().map_err(|_| malformed())?;
-        for item in text.split(',').map(str::trim).filter(|item| !item.is_empty()) {
+        for item in list_items(text).map(str::trim).filter(|item| !item.is_empty()) {
             if item == "*" {
                 return Ok(Some(Condition::Any));
             }
@@ -58,6 +58,28 @@ fn parse_condition<'a>(headers: &'a HeaderMap, name: &header::HeaderName) -> Res
         return Err(malformed());
     }
     Ok(Some(Condition::Tags(tags)))
+}
+
+/// The items of a comma-separated header value; a comma inside a quoted entity
+/// tag (`"a,b"`, which HTTP allows) belongs to the tag.
+fn list_items(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let text = rest?;
+        let mut quoted = false;
+        for (at, byte) in text.bytes().enumerate() {
+            match byte {
+                b'"' => quoted = !quoted,
+                b',' if !quoted => {
+                    rest = Some(&text[at + 1..]);
+                    return Some(&text[..at]);
+                }
+                _ => {}
+            }
+        }
+        rest = None;
+        Some(text)
+    })
 }
 
 fn canonical_name(name: &header::HeaderName) -> &'static str {
@@ -108,6 +130,9 @@ mod tests {
         assert!(parse(&["3"]).is_err());
         assert!(parse(&[""]).is_err());
         assert!(parse(&["\"3"]).is_err());
+        // A comma inside a quoted tag is part of the tag, not a separator.
+        assert_eq!(parse(&["\"a,b\", \"4\""]).unwrap(), Precondition::Versions(vec![4]));
+        assert!(parse(&["\"a,b"]).is_err());
     }
 
     #[test]
@@ -117,6 +142,8 @@ mod tests {
         assert!(hits(&["\"4\""], 4));
         assert!(hits(&["W/\"4\""], 4));
         assert!(hits(&["\"1\", \"4\""], 4));
+        assert!(hits(&["W/\"x,y\",W/\"4\""], 4));
+        assert!(!hits(&["\"4,\""], 4));
         assert!(hits(&["*"], 4));
         assert!(!hits(&["\"3\""], 4));
         assert!(!hits(&[], 4));
