@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
 # Third-party proof that the OpenAPI documents describe the server (API.md §6):
 #   1. both documents validate (openapi-spec-validator) and lint (@redocly/cli);
-#   2. schemathesis fuzzes a live server through each document, with a token
-#      and a fixed seed: no server errors, schema violations or undocumented statuses;
-#   3. a Python client (openapi-python-client) and a TypeScript one
+#   2. no breaking change (optic diff --check) against the baseline: the newest `v*` release tag
+#      reachable from HEAD, else the commit that added the document; and optic is shown to catch
+#      two deliberately broken copies;
+#   3. schemathesis fuzzes a live server through each document, with a token and a fixed seed,
+#      with every check on (tools/schemathesis.toml; tools/schemathesis_hooks.py gives every call
+#      a fresh Idempotency-Key): no server errors, schema violations, undocumented statuses, valid
+#      data rejected or invalid data accepted;
+#   4. a Python client (openapi-python-client) and a TypeScript one
 #      (openapi-typescript + openapi-fetch), generated from the served documents,
-#      create, read, update, list two pages, delete and handle a 404 as a typed error.
+#      create, read, update, list two pages, delete and handle a 404 as a typed error;
+#   5. /docs in headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core):
+#      the v1/v2 picker, "Authorize", "Try it out" → "Execute" answers 200, and every request of
+#      the page goes to the server; with a wrong token the same run must fail on the 401.
 # Every tool is pinned: tools/requirements.txt and tools/package.json + package-lock.json.
+# Needs the full git history (not a shallow clone) for the optic baseline.
 # Usage: scripts/api-tools.sh   (CLIENTELE_API_TOOLS_EXAMPLES sets schemathesis' examples per operation)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +43,16 @@ if [ ! -d tools/node_modules ] || [ tools/package-lock.json -nt tools/node_modul
   (cd tools && npm ci --no-audit --no-fund --loglevel=error)
   touch tools/node_modules
 fi
+CHROMIUM=/usr/bin/chromium
+if [ ! -x "$CHROMIUM" ] && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing Debian's chromium for the /docs try-out"
+  apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+fi
+[ -x "$CHROMIUM" ] || {
+  echo "api-tools: $CHROMIUM is missing; install Debian's chromium (apt-get install chromium):" \
+    "the /docs try-out drives it, and no browser is downloaded" >&2
+  exit 1
+}
 
 step "starting a server"
 cargo build --locked --quiet --bin clientele
@@ -64,14 +83,62 @@ step "openapi-spec-validator"
 step "redocly lint"
 tools/node_modules/.bin/redocly lint --config tools/redocly.yaml "$WORK/v1.json" "$WORK/v2.json"
 
-step "schemathesis ($EXAMPLES examples per operation, seed $SEED)"
-# positive_data_acceptance is left out on purpose: schemathesis reuses an `Idempotency-Key`
-# with another body, which is rightly `422 idempotency_key_reused` (documented).
+step "breaking changes (optic diff --check)"
+# Offline: no telemetry, no update check; run from $WORK so no optic.yml is looked for in the tree.
+optic() {
+  (cd "$WORK" && OPTIC_TELEMETRY_LEVEL=off NO_UPDATE_NOTIFIER=1 timeout 300 "$ROOT/tools/node_modules/.bin/optic" "$@")
+}
+if ! git rev-parse --git-dir >/dev/null 2>&1 || [ "$(git rev-parse --is-shallow-repository)" = true ]; then
+  echo "api-tools: the optic baseline needs the full git history, and this is not a full clone;" \
+    "run 'git fetch --unshallow --tags' (or clone without --depth)" >&2
+  exit 1
+fi
+TAG=$(git describe --tags --abbrev=0 --match 'v*' HEAD 2>/dev/null || true)
+for version in v1 v2; do
+  file=openapi/$version.json
+  if [ -n "$TAG" ] && git cat-file -e "$TAG:$file" 2>/dev/null; then
+    base=$TAG
+    what="release tag $TAG"
+  else
+    base=$(git log --diff-filter=A --format=%H -- "$file" | tail -1)
+    what="commit ${base:0:12}, which added it (no v* release tag has it)"
+  fi
+  [ -n "$base" ] || { echo "api-tools: $file has no baseline in git history" >&2; exit 1; }
+  git show "$base:$file" >"$WORK/base-$version.json"
+  echo "$file against $what"
+  if ! optic diff "$WORK/base-$version.json" "$ROOT/$file" --check >"$WORK/optic-$version.log" 2>&1; then
+    cat "$WORK/optic-$version.log"
+    echo "api-tools: optic reports a breaking change (or failed) in $file against $what." \
+      "Within a version only additive changes are allowed; see README, 'OpenAPI documents'." >&2
+    exit 1
+  fi
+  grep -E '^(Operations|.*Checks):' "$WORK/optic-$version.log" || true
+done
+# The check must be able to fail: each deliberately broken copy has to be reported as breaking.
+for version in v1 v2; do
+  for mutation in drop-response-property:"prevent removing response property" \
+    require-query-parameter:"prevent new required query parameters"; do
+    name=${mutation%%:*}
+    rule=${mutation#*:}
+    python3 tools/break_openapi.py "$name" "openapi/$version.json" "$WORK/broken-$version-$name.json"
+    if optic diff "$ROOT/openapi/$version.json" "$WORK/broken-$version-$name.json" --check \
+      >"$WORK/optic-broken.log" 2>&1 || ! grep -q "\[$rule\].*This is a breaking change" "$WORK/optic-broken.log"; then
+      cat "$WORK/optic-broken.log"
+      echo "api-tools: optic did not report $version with '$name' as breaking ([$rule])" >&2
+      exit 1
+    fi
+    echo "self-check: optic reports $version with '$name' as breaking ([$rule])"
+  done
+done
+
+step "schemathesis ($EXAMPLES examples per operation, seed $SEED, all checks)"
+# tools/schemathesis.toml: the token through the bearerAuth scheme, 412 as a state-dependent answer.
+# tools/schemathesis_hooks.py: a fresh Idempotency-Key per call (a reused one is rightly 422).
 for version in v1 v2; do
   # Run from $WORK so schemathesis' cache stays out of the work tree.
-  (cd "$WORK" && "$ROOT/$VENV/bin/schemathesis" run "$WORK/$version.json" --url "$BASE" \
-    --header "Authorization: Bearer $TOKEN" \
-    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,negative_data_rejection \
+  (cd "$WORK" && CLIENTELE_API_TOOLS_TOKEN="$TOKEN" SCHEMATHESIS_HOOKS="$ROOT/tools/schemathesis_hooks.py" \
+    "$ROOT/$VENV/bin/schemathesis" --config-file "$ROOT/tools/schemathesis.toml" \
+    run "$WORK/$version.json" --url "$BASE" --checks all \
     --seed "$SEED" --max-examples "$EXAMPLES" --workers 1 --no-color \
     --report junit --report-dir "$WORK/schemathesis-$version")
 done
@@ -94,5 +161,17 @@ done
 for version in v1 v2; do
   (cd tools && node_modules/.bin/tsx client_check.ts "$version" "$BASE" "$TOKEN")
 done
+
+step "/docs in headless Chromium (playwright-core, $CHROMIUM)"
+(cd tools && CHROMIUM="$CHROMIUM" node docs_tryout.mjs "$BASE" "$TOKEN")
+# The check must be able to fail: with a wrong token typed into "Authorize" the page shows 401.
+if (cd tools && CHROMIUM="$CHROMIUM" CLIENTELE_DOCS_TOKEN="clt_$(printf 'x%.0s' $(seq 32))" \
+  node docs_tryout.mjs "$BASE" "$TOKEN") >"$WORK/docs-wrong-token.log" 2>&1 ||
+  ! grep -q 'the live response was 401' "$WORK/docs-wrong-token.log"; then
+  cat "$WORK/docs-wrong-token.log"
+  echo "api-tools: the /docs try-out did not fail on the 401 of a wrong token" >&2
+  exit 1
+fi
+echo "self-check: with a wrong token the /docs try-out fails: $(grep -o 'the live response was 401' "$WORK/docs-wrong-token.log")"
 
 step "api-tools: all checks passed"
