@@ -11,19 +11,18 @@
 //! creates its own database there and drops it) and `CLIENTELE_TEST_REDIS_URL`;
 //! without them it prints that it was skipped.
 
+mod common;
 mod process_support;
 
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use clientele::domain::ids;
+use common::database::TestDatabase;
 use process_support::{
     DATABASE_URL_VAR, REDIS_URL_VAR, Server, cli, client, env_or_skip, expect_error, expect_json, header, number_header,
 };
 use reqwest::{Client, Method, RequestBuilder, Response};
 use serde_json::{Value, json};
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, Connection, Executor};
 
 const INSTANCES: usize = 3;
 /// API.md §2: a revoked token stops working on every instance within this long.
@@ -36,10 +35,12 @@ const REDIS_DEGRADED: &str = "Redis is not answering";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_behave_as_one() {
     let test = "cluster::three_instances_behave_as_one";
-    let Some(server_url) = env_or_skip(DATABASE_URL_VAR, test) else { return };
+    if env_or_skip(DATABASE_URL_VAR, test).is_none() {
+        return;
+    }
     let Some(redis_url) = env_or_skip(REDIS_URL_VAR, test) else { return };
     let started = Instant::now();
-    let cluster = Cluster::start(&server_url, &redis_url).await;
+    let cluster = Cluster::start(&redis_url).await;
     println!("cluster: three instances up in {:?}", started.elapsed());
 
     cluster.admin(&["accounts", "create", "acme"]);
@@ -310,8 +311,8 @@ struct Cluster {
 }
 
 impl Cluster {
-    async fn start(server_url: &str, redis_url: &str) -> Self {
-        let database = TestDatabase::create(server_url).await;
+    async fn start(redis_url: &str) -> Self {
+        let database = TestDatabase::postgres_empty().await.expect("CLIENTELE_TEST_DATABASE_URL is set");
         let args = ["--redis-url", redis_url, "--default-rate-limit", "100000/60s", "--auth-failure-limit", "1000/60s"];
         // All three at the same moment, on an empty database: each migrates and
         // may bootstrap, and all three must come up.
@@ -353,53 +354,4 @@ impl Cluster {
     async fn ops(&self, n: usize, path: &str) -> Response {
         self.client.get(self.servers[n].url(path)).send().await.expect("send")
     }
-}
-
-/// A database of its own on the test server, dropped (with its connections) on drop.
-struct TestDatabase {
-    server: PgConnectOptions,
-    name: String,
-    url: String,
-}
-
-impl TestDatabase {
-    async fn create(server_url: &str) -> Self {
-        let server = PgConnectOptions::from_str(server_url).expect("a valid CLIENTELE_TEST_DATABASE_URL");
-        let name = format!("clientele_cluster_{}", ids::token_id()[4..].to_lowercase());
-        let mut admin = server.connect().await.expect("connect to the test PostgreSQL server");
-        admin.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create the test database");
-        admin.close().await.ok();
-        let url = with_database(server_url, &name);
-        Self { server, name, url }
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        let (server, name) = (self.server.clone(), self.name.clone());
-        // Drop may run inside the test's runtime: do the async work on a thread of its own.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            runtime.block_on(async move {
-                let mut admin = server.connect().await?;
-                admin.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await?;
-                admin.close().await
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop the test database {}", self.name);
-        }
-    }
-}
-
-/// `url` with its database name replaced by `name`.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, format!("?{query}")),
-        None => (url, String::new()),
-    };
-    let authority_start = base.find("://").map_or(0, |index| index + 3);
-    let host_end = base[authority_start..].find('/').map_or(base.len(), |index| authority_start + index);
-    format!("{}/{name}{query}", &base[..host_end])
 }
