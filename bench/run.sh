@@ -2,7 +2,7 @@
 # Measures Clientele against a bare hello-world server on the same HTTP stack, in one run.
 #
 #   bench/run.sh [--duration SECS] [--runs N] [--connections C] [--customers N]
-#                [--only REGEX] [--request-log PATH] [--postgres URL | --no-postgres]
+#                [--only REGEX] [--request-log PATH] [--postgres URL | --no-postgres] [--no-fastify]
 #
 # --only keeps the targets whose label matches REGEX (and the baseline).
 # The telemetry targets read by id with metrics on or off, and with the JSON
@@ -14,6 +14,11 @@
 # postgres://postgres@127.0.0.1:5432/postgres) and dropped at the end; they
 # are left out when that server does not answer, or with --no-postgres.
 #
+# The Fastify target is bench/fastify/server.mjs (Node.js Fastify +
+# better-sqlite3, installed with `npm ci` on first use) doing the same
+# authenticated, rate-limited read on the same SQLite file; left out without
+# Node.js, or with --no-fastify.
+#
 # Each target gets N runs of `wrk -t1 -cC -dSECS --latency` on 127.0.0.1; the
 # median run (by requests/s) is reported with its p50 and p99. Results go to
 # stdout and to bench/results/latest.md. Needs wrk (Debian package `wrk`).
@@ -21,7 +26,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 duration=10 runs=3 connections=32 customers=10000 only='' request_log=/dev/null
-postgres=${CLIENTELE_BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+postgres=${CLIENTELE_BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres} fastify=yes
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
@@ -32,8 +37,9 @@ while [ $# -gt 0 ]; do
     --request-log) request_log=$2; shift 2 ;;
     --postgres) postgres=$2; shift 2 ;;
     --no-postgres) postgres=''; shift ;;
+    --no-fastify) fastify=''; shift ;;
     *) echo "usage: bench/run.sh [--duration SECS] [--runs N] [--connections C] [--customers N]" \
-            "[--only REGEX] [--request-log PATH] [--postgres URL | --no-postgres]" >&2; exit 2 ;;
+            "[--only REGEX] [--request-log PATH] [--postgres URL | --no-postgres] [--no-fastify]" >&2; exit 2 ;;
   esac
 done
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
@@ -88,6 +94,15 @@ start metrics-on 18185 "$bin/examples/bench_server" "$db" 127.0.0.1:18185 memory
 start metrics-off 18186 "$bin/examples/bench_server" "$db" 127.0.0.1:18186 memory --no-metrics
 start request-log 18187 env CLIENTELE_LOG=info "$bin/examples/bench_server" "$db" 127.0.0.1:18187 memory \
   --request-log "$request_log"
+have_node=false
+if [ -n "$fastify" ] && command -v node >/dev/null && command -v npm >/dev/null; then
+  if [ ! -d bench/fastify/node_modules ]; then
+    echo "installing the Fastify comparison server (npm ci)..." >&2
+    npm ci --prefix bench/fastify --no-audit --no-fund >&2
+  fi
+  start fastify 18189 node bench/fastify/server.mjs "$work/bench.db" 18189
+  have_node=true
+fi
 if $have_postgres; then
   start postgres 18188 "$bin/clientele" serve --database-url "$pg_url" --listen 127.0.0.1:18188 --no-bootstrap
 fi
@@ -113,6 +128,9 @@ auth="Authorization: Bearer $TOKEN"
 get_path="/v2/customers/$CUSTOMER_ID"
 target "hello world (baseline)" "http://127.0.0.1:18181/"
 target "GET /v2/customers/{id} (clientele serve, memory limiter)" "http://127.0.0.1:18182$get_path" auth
+if $have_node; then
+  target "GET /v2/customers/{id} (Node.js Fastify + better-sqlite3)" "http://127.0.0.1:18189$get_path" auth
+fi
 target "GET /v2/customers/{id} (limiter off)" "http://127.0.0.1:18183$get_path" auth
 target "GET /v2/customers/{id} (memory limiter, metrics on, no request log)" "http://127.0.0.1:18185$get_path" auth
 target "GET /v2/customers/{id} (memory limiter, metrics off, no request log)" "http://127.0.0.1:18186$get_path" auth
