@@ -9,11 +9,12 @@
 //! test ends, pass or fail.
 
 mod common;
+mod process_support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -161,26 +162,7 @@ impl Server {
     fn start(mut command: Command) -> Self {
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = command.spawn().expect("spawn clientele serve");
-        let (lines_tx, lines) = mpsc::channel();
-        let out = child.stdout.take().expect("stdout");
-        thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if lines_tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        // Drain stderr (the logs) so the server never blocks on a full pipe.
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut err = child.stderr.take().expect("stderr");
-        let sink = stderr.clone();
-        thread::spawn(move || {
-            let mut buffer = [0u8; 4096];
-            while let Ok(n @ 1..) = err.read(&mut buffer) {
-                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buffer[..n]));
-            }
-        });
+        let (lines, stderr) = process_support::capture_output(&mut child);
         let mut server = Server {
             child,
             address: "0.0.0.0:0".parse().unwrap(),
@@ -682,6 +664,21 @@ fn sigterm_finishes_the_request_in_flight_then_exits_zero() {
 
     let status = server.wait_exit(Duration::from_secs(10));
     assert_eq!(status.code(), Some(0), "exit status after SIGTERM; stderr: {}", server.logs());
+}
+
+#[test]
+fn sigterm_as_soon_as_it_listens_still_drains_and_exits_zero() {
+    let sandbox = Sandbox::new();
+    // The signal handlers are installed before the listening line is printed:
+    // a signal sent on seeing it drains the server instead of killing it.
+    let mut server = sandbox.serve(&[]);
+    server.sigterm();
+    let status = server.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "exit status after an early SIGTERM; stderr: {}", server.logs());
+    // The default, pretty log format writes no colour codes to a pipe.
+    let logs = server.logs();
+    assert!(logs.contains("shutting down"), "{logs}");
+    assert!(!logs.contains('\u{1b}'), "ANSI escape codes in logs written to a pipe: {logs:?}");
 }
 
 // ---- durability ----

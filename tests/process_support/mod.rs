@@ -52,6 +52,34 @@ pub fn cli(database_url: &str, args: &[&str]) -> String {
     String::from_utf8(output.stdout).expect("stdout is UTF-8").trim().to_owned()
 }
 
+/// Reads a piped child's output on threads of their own: stdout line by line
+/// into the receiver, stderr (the logs) into the string, so the child never
+/// blocks on a full pipe.
+pub fn capture_output(child: &mut Child) -> (Receiver<String>, Arc<Mutex<String>>) {
+    let (lines_tx, lines) = mpsc::channel();
+    let stdout = child.stdout.take().expect("stdout is piped");
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let logs = Arc::new(Mutex::new(String::new()));
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let sink = logs.clone();
+    thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(read @ 1..) = stderr.read(&mut buffer) {
+            sink.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push_str(&String::from_utf8_lossy(&buffer[..read]));
+        }
+    });
+    (lines, logs)
+}
+
 fn describe(output: &Output) -> String {
     format!(
         "{}; stdout: {:?}; stderr: {:?}",
@@ -93,26 +121,7 @@ impl Server {
         command.arg("--database-url").arg(database_url).args(["serve", "--listen", "127.0.0.1:0"]).args(args);
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = command.spawn().expect("spawn clientele serve");
-        let (lines_tx, lines) = mpsc::channel();
-        let stdout = child.stdout.take().expect("stdout");
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if lines_tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        // Drain stderr (the logs) so the server never blocks on a full pipe.
-        let logs = Arc::new(Mutex::new(String::new()));
-        let mut stderr = child.stderr.take().expect("stderr");
-        let sink = logs.clone();
-        thread::spawn(move || {
-            let mut buffer = [0u8; 4096];
-            while let Ok(read @ 1..) = stderr.read(&mut buffer) {
-                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buffer[..read]));
-            }
-        });
+        let (lines, logs) = capture_output(&mut child);
         Self { child, address: ([0, 0, 0, 0], 0).into(), banner: Vec::new(), logs, lines }
     }
 
