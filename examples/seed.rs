@@ -47,6 +47,6 @@ async fn main() -> anyhow::Result<()> {
     }
     all_ids.sort();
     println!("TOKEN={}", secret.expose());
-    println!("CUSTOMER_ID={}", all_ids.get(all_ids.len() / 2).cloned().unwrap_or_default());
+    println!("CUSTOMER_ID={}", all_ids.get(all_ids.len() / 2).map(ToString::to_string).unwrap_or_default());
     Ok(())
 }

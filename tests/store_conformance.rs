@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 
 use clientele::domain::customer::{Address, Customer, CustomerFields, CustomerName, Email, ExtendedFields, Phone};
 use clientele::domain::token::{TokenHash, TokenSecret};
-use clientele::domain::{Account, Scope, TokenRecord, ids};
+use clientele::domain::{Account, CustomerId, Scope, TokenRecord, ids};
 use clientele::ratelimit::RateLimit;
 use clientele::storage::postgres::PostgresStore;
-use clientele::storage::{self, CursorQuery, IdempotencyRecord, Precondition, SharedStore, Store, StoreError};
+use clientele::storage::{self, CursorQuery, IdempotencyRecord, Page, Precondition, SharedStore, Store, StoreError};
 use common::database::{TestDatabase, open_test_store, with_database};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{ConnectOptions, Connection};
@@ -213,12 +213,12 @@ async fn tokens(store: &SharedStore) {
     assert_eq!(store.find_token(TokenHash::of("clt_unknown")).await.unwrap(), None);
     assert_eq!(store.list_tokens(Some(&acme.id)).await.unwrap(), vec![write.clone(), read.clone()]);
     assert_eq!(store.list_tokens(None).await.unwrap(), vec![write.clone(), read.clone(), foreign.clone()]);
-    assert!(store.list_tokens(Some("acct_none")).await.unwrap().is_empty());
+    assert!(store.list_tokens(Some(&ids::account_id())).await.unwrap().is_empty());
 
     store.touch_token(&write.id, 1_700_000_050).await.expect("touch");
     store.revoke_token(&read.id, 1_700_000_060).await.expect("revoke");
     store.revoke_token(&read.id, 1_700_000_070).await.expect("revoking twice is fine");
-    assert!(matches!(store.revoke_token("tok_missing", 1).await, Err(StoreError::NotFound)));
+    assert!(matches!(store.revoke_token(&ids::token_id(), 1).await, Err(StoreError::NotFound)));
 
     let found = store.find_token(write.hash).await.unwrap().expect("token");
     assert_eq!((found.last_used_at, found.revoked_at), (Some(1_700_000_050), None));
@@ -238,7 +238,7 @@ async fn customers_insert_and_get(store: &SharedStore) {
         assert_eq!(store.get_customer(&acme.id, &customer.id).await.unwrap().as_ref(), Some(customer));
     }
     assert_eq!(store.get_customer(&other.id, &plain.id).await.unwrap(), None, "another account sees nothing");
-    assert_eq!(store.get_customer(&acme.id, "cus_missing").await.unwrap(), None);
+    assert_eq!(store.get_customer(&acme.id, &ids::customer_id()).await.unwrap(), None);
     assert_eq!((total(store, &acme).await, total(store, &other).await), (3, 0));
 
     let again = Customer { name: "Duplicate".into(), ..plain.clone() };
@@ -250,7 +250,7 @@ async fn replace_with_each_precondition(store: &SharedStore) {
     let acme = new_account(store, "acme").await;
     let other = new_account(store, "other").await;
     let created = insert(store, &acme, v2_fields("Ada", "ada@example.com", Some("London"), &[("crm", "8812")])).await;
-    let id = created.id.as_str();
+    let id = &created.id;
 
     // No If-Match: unconditional. A v1 write keeps the v2-only fields.
     let v2 = store.replace_customer(&acme.id, id, fields("Ada L", "ADA@example.com"), Precondition::None, 200).await;
@@ -280,7 +280,8 @@ async fn replace_with_each_precondition(store: &SharedStore) {
 
     // Missing, or another account's: NotFound whatever the precondition.
     for precondition in [Precondition::None, Precondition::Exists, Precondition::Versions(vec![4])] {
-        let missing = store.replace_customer(&acme.id, "cus_missing", fields("X", "x@y.co"), precondition.clone(), 1);
+        let missing = ids::customer_id();
+        let missing = store.replace_customer(&acme.id, &missing, fields("X", "x@y.co"), precondition.clone(), 1);
         assert!(matches!(missing.await, Err(StoreError::NotFound)));
         let foreign = store.replace_customer(&other.id, id, fields("X", "x@y.co"), precondition, 1).await;
         assert!(matches!(foreign, Err(StoreError::NotFound)));
@@ -321,21 +322,26 @@ async fn offset_pages_and_total(store: &SharedStore) {
     insert_many(store, &other, 2).await;
 
     let (page, count) = store.list_customers_by_offset(&acme.id, 2, 1).await.unwrap();
-    assert_eq!((ids_of(&page), count), (ids_of(&customers[1..3]), 5));
+    assert_eq!((ids_of(&page.items), page.has_more, count), (ids_of(&customers[1..3]), true, 5));
     let (page, count) = store.list_customers_by_offset(&acme.id, 100, 0).await.unwrap();
-    assert_eq!((page, count), (customers.clone(), 5), "oldest first, full records");
+    let everyone = Page { items: customers.clone(), has_more: false };
+    assert_eq!((page, count), (everyone, 5), "oldest first, full records");
+    let (page, count) = store.list_customers_by_offset(&acme.id, 4, 0).await.unwrap();
+    assert_eq!((ids_of(&page.items), page.has_more, count), (ids_of(&customers[..4]), true, 5));
+    let (page, count) = store.list_customers_by_offset(&acme.id, 1, 4).await.unwrap();
+    assert_eq!((ids_of(&page.items), page.has_more, count), (ids_of(&customers[4..]), false, 5), "exactly the last");
     let (page, count) = store.list_customers_by_offset(&acme.id, 10, 4).await.unwrap();
-    assert_eq!((ids_of(&page), count), (ids_of(&customers[4..]), 5));
+    assert_eq!((ids_of(&page.items), page.has_more, count), (ids_of(&customers[4..]), false, 5));
     let (page, count) = store.list_customers_by_offset(&acme.id, 10, 50).await.unwrap();
-    assert_eq!((page.len(), count), (0, 5));
+    assert_eq!((page.items.len(), page.has_more, count), (0, false, 5));
     let (page, count) = store.list_customers_by_offset(&acme.id, 10, u64::MAX).await.unwrap();
-    assert_eq!((page.len(), count), (0, 5));
-    let (page, count) = store.list_customers_by_offset("acct_none", 10, 0).await.unwrap();
-    assert_eq!((page.len(), count), (0, 0));
+    assert_eq!((page.items.len(), page.has_more, count), (0, false, 5));
+    let (page, count) = store.list_customers_by_offset(&ids::account_id(), 10, 0).await.unwrap();
+    assert_eq!((page.items.len(), page.has_more, count), (0, false, 0));
 
     store.delete_customer(&acme.id, &customers[0].id, Precondition::None).await.unwrap();
     let (page, count) = store.list_customers_by_offset(&acme.id, 10, 0).await.unwrap();
-    assert_eq!((ids_of(&page), count), (ids_of(&customers[1..]), 4));
+    assert_eq!((ids_of(&page.items), count), (ids_of(&customers[1..]), 4));
     assert_eq!(total(store, &other).await, 2);
 }
 
@@ -349,32 +355,35 @@ async fn cursor_pages_by_email_and_starting_after(store: &SharedStore) {
     insert(store, &other, fields("Elsewhere", "ada@example.com")).await;
 
     let all = store.list_customers_after(&acme.id, cursor(10, None, None)).await.unwrap();
-    assert_eq!(all, vec![a1.clone(), b1.clone(), a2.clone(), a3.clone()]);
+    assert_eq!(all, Page { items: vec![a1.clone(), b1.clone(), a2.clone(), a3.clone()], has_more: false });
 
     let ada = store.list_customers_after(&acme.id, cursor(10, None, Some("ada@example.com"))).await.unwrap();
-    assert_eq!(ids_of(&ada), ids_of(&[a1.clone(), a2.clone(), a3.clone()]));
-    let ada = store.list_customers_after(&acme.id, cursor(1, Some(&a1.id), Some("ada@example.com"))).await.unwrap();
-    assert_eq!(ids_of(&ada), vec![a2.id.as_str()]);
+    assert_eq!(ids_of(&ada.items), ids_of(&[a1.clone(), a2.clone(), a3.clone()]));
+    let ada = store.list_customers_after(&acme.id, cursor(1, Some(a1.id.as_str()), Some("ada@example.com")));
+    let ada = ada.await.unwrap();
+    assert_eq!((ids_of(&ada.items), ada.has_more), (vec![a2.id.as_str()], true), "a3 follows");
     let none = store.list_customers_after(&acme.id, cursor(10, None, Some("Ada@Example.com"))).await.unwrap();
-    assert!(none.is_empty(), "the filter is already lower-cased by the caller");
+    assert!(none.items.is_empty(), "the filter is already lower-cased by the caller");
     let none = store.list_customers_after(&acme.id, cursor(10, None, Some("nobody@example.com"))).await.unwrap();
-    assert!(none.is_empty());
+    assert_eq!(none, Page { items: Vec::new(), has_more: false });
 
-    let after = store.list_customers_after(&acme.id, cursor(2, Some(&b1.id), None)).await.unwrap();
-    assert_eq!(ids_of(&after), vec![a2.id.as_str(), a3.id.as_str()]);
-    let after_last = store.list_customers_after(&acme.id, cursor(10, Some(&a3.id), None)).await.unwrap();
-    assert!(after_last.is_empty());
+    let after = store.list_customers_after(&acme.id, cursor(2, Some(b1.id.as_str()), None)).await.unwrap();
+    assert_eq!((ids_of(&after.items), after.has_more), (vec![a2.id.as_str(), a3.id.as_str()], false), "exactly full");
+    let first = store.list_customers_after(&acme.id, cursor(3, None, None)).await.unwrap();
+    assert_eq!((first.items.len(), first.has_more), (3, true));
+    let after_last = store.list_customers_after(&acme.id, cursor(10, Some(a3.id.as_str()), None)).await.unwrap();
+    assert_eq!(after_last, Page { items: Vec::new(), has_more: false });
 
     // An unknown id is fine: the page starts after where it would sort.
     let between = format!("{}0", b1.id);
     let after = store.list_customers_after(&acme.id, cursor(10, Some(&between), None)).await.unwrap();
-    assert_eq!(ids_of(&after), vec![a2.id.as_str(), a3.id.as_str()]);
+    assert_eq!(ids_of(&after.items), vec![a2.id.as_str(), a3.id.as_str()]);
     let before_all = store.list_customers_after(&acme.id, cursor(10, Some("cus_"), None)).await.unwrap();
-    assert_eq!(before_all.len(), 4);
+    assert_eq!(before_all.items.len(), 4);
     let lower = store.list_customers_after(&acme.id, cursor(10, Some("cus_zzz"), None)).await.unwrap();
-    assert!(lower.is_empty(), "ids compare byte-wise: lower case sorts after every ULID");
+    assert!(lower.items.is_empty(), "ids compare byte-wise: lower case sorts after every ULID");
     let empty = store.list_customers_after(&acme.id, cursor(10, Some(""), None)).await.unwrap();
-    assert_eq!(empty.len(), 4);
+    assert_eq!(empty.items.len(), 4);
 }
 
 async fn cursor_paging_has_no_gaps(store: &SharedStore) {
@@ -384,10 +393,11 @@ async fn cursor_paging_has_no_gaps(store: &SharedStore) {
     let mut after: Option<String> = None;
     loop {
         let page = store.list_customers_after(&acme.id, cursor(5, after.as_deref(), None)).await.unwrap();
-        assert!(page.len() <= 5);
-        let Some(last) = page.last() else { break };
-        after = Some(last.id.clone());
-        seen.extend(page);
+        assert!(page.items.len() <= 5);
+        assert_eq!(page.has_more, seen.len() + page.items.len() < customers.len(), "after {} seen", seen.len());
+        let Some(last) = page.items.last() else { break };
+        after = Some(last.id.to_string());
+        seen.extend(page.items);
     }
     assert_eq!(seen, customers, "every customer once, in id order");
     let mut sorted = ids_of(&customers);
@@ -544,36 +554,28 @@ async fn concurrent_inserts_with_one_key_create_one_customer(store: &SharedStore
     let (customer, claim) = &winners[0];
     assert!(taken.iter().all(|existing| existing == claim), "every loser sees the winner's record");
     let (listed, count) = store.list_customers_by_offset(&acme.id, 100, 0).await.unwrap();
-    assert_eq!((listed, count), (vec![customer.clone()], 1));
+    assert_eq!((listed.items, count), (vec![customer.clone()], 1));
 }
 
-/// Ids come from URLs, so they can hold anything, NUL included (which
-/// PostgreSQL text cannot store): such a key finds nothing, without an error.
+/// Free text from requests (idempotency keys, account names, email filters,
+/// cursors) can hold anything, NUL included (which PostgreSQL text cannot
+/// store): such a key finds nothing, without an error. Ids cannot hold a NUL
+/// at all: they are parsed before they reach the store.
 async fn lookups_by_keys_with_nul_find_nothing(store: &SharedStore) {
     let acme = new_account(store, "acme").await;
     let customers = insert_many(store, &acme, 3).await;
     let nul_id = format!("{}\0", customers[0].id);
-    assert_eq!(store.get_customer(&acme.id, &nul_id).await.unwrap(), None);
-    assert_eq!(store.get_customer(&format!("{}\0", acme.id), &customers[0].id).await.unwrap(), None);
-    let replaced = store.replace_customer(&acme.id, &nul_id, fields("X", "x@y.co"), Precondition::None, 1).await;
-    assert!(matches!(replaced, Err(StoreError::NotFound)), "{replaced:?}");
-    let deleted = store.delete_customer(&acme.id, &nul_id, Precondition::Exists).await;
-    assert!(matches!(deleted, Err(StoreError::NotFound)), "{deleted:?}");
+    assert_eq!(CustomerId::parse(&nul_id), None, "no id holds a NUL");
     assert_eq!(store.find_idempotency(&acme.id, "key\0").await.unwrap(), None);
     assert_eq!(store.find_account("acme\0").await.unwrap(), None);
-    assert!(matches!(store.revoke_token("tok_\0", 1).await, Err(StoreError::NotFound)));
-    store.touch_token("tok_\0", 1).await.expect("touching nothing is fine");
-    assert!(store.list_tokens(Some("acct_\0")).await.unwrap().is_empty());
-    let (page, count) = store.list_customers_by_offset(&format!("{}\0", acme.id), 10, 0).await.unwrap();
-    assert_eq!((page.len(), count), (0, 0));
 
     let by_email = store.list_customers_after(&acme.id, cursor(10, None, Some("c0@example.com\0"))).await.unwrap();
-    assert!(by_email.is_empty());
+    assert!(by_email.items.is_empty());
     // "After `id` NUL ..." sorts just after `id`.
     let after = store.list_customers_after(&acme.id, cursor(10, Some(&format!("{nul_id}x")), None)).await.unwrap();
-    assert_eq!(ids_of(&after), ids_of(&customers[1..]));
+    assert_eq!(ids_of(&after.items), ids_of(&customers[1..]));
     let after = store.list_customers_after(&acme.id, cursor(10, Some("\0"), None)).await.unwrap();
-    assert_eq!(after, customers);
+    assert_eq!(after.items, customers);
     assert_eq!(total(store, &acme).await, 3);
 }
 
@@ -634,8 +636,9 @@ async fn postgres_closed_pool_is_unavailable() {
     store.pool().close().await;
     let result = store.find_account("acme").await;
     assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
-    let result = store.insert_customer("acct_x", Customer::create(ids::customer_id(), fields("A", "a@b.co"), 1), None);
-    assert!(matches!(result.await, Err(StoreError::Unavailable(_))));
+    let customer = Customer::create(ids::customer_id(), fields("A", "a@b.co"), 1);
+    let result = store.insert_customer(&ids::account_id(), customer, None).await;
+    assert!(matches!(result, Err(StoreError::Unavailable(_))));
     assert!(matches!(store.ping().await, Err(StoreError::Unavailable(_))));
 }
 
@@ -674,13 +677,14 @@ async fn postgres_terminated_connections_are_unavailable_then_recover() {
         }
     }
     // Recovered for good: every pooled connection works again.
+    let missing = ids::customer_id();
     for _ in 0..20 {
-        let result = store.get_customer(&account.id, "cus_missing").await;
+        let result = store.get_customer(&account.id, &missing).await;
         assert!(matches!(result, Ok(None) | Err(StoreError::Unavailable(_))), "{result:?}");
     }
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     for _ in 0..20 {
-        assert_eq!(store.get_customer(&account.id, "cus_missing").await.unwrap(), None);
+        assert_eq!(store.get_customer(&account.id, &missing).await.unwrap(), None);
     }
 }
 
@@ -712,7 +716,7 @@ async fn postgres_read_only_database_is_unavailable_for_writes() {
     assert!(matches!(replaced.await, Err(StoreError::Unavailable(_))));
     let deleted = store.delete_customer(&account.id, &customer.id, Precondition::None).await;
     assert!(matches!(deleted, Err(StoreError::Unavailable(_))), "{deleted:?}");
-    assert!(matches!(store.revoke_token("tok_x", 1).await, Err(StoreError::Unavailable(_))));
+    assert!(matches!(store.revoke_token(&ids::token_id(), 1).await, Err(StoreError::Unavailable(_))));
     assert_eq!(writable.get_customer(&account.id, &customer.id).await.unwrap(), Some(customer), "nothing written");
 }
 

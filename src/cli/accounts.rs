@@ -40,7 +40,7 @@ pub async fn run(store: &SharedStore, command: AccountsCommand) -> anyhow::Resul
             } else {
                 let rows: Vec<_> = accounts
                     .iter()
-                    .map(|a| vec![a.id.clone(), a.name.clone(), time_cell(Some(a.created_at))])
+                    .map(|a| vec![a.id.to_string(), a.name.clone(), time_cell(Some(a.created_at))])
                     .collect();
                 print_table(&["ID", "NAME", "CREATED"], &rows);
             }

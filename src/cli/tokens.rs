@@ -6,8 +6,8 @@ use serde_json::json;
 
 use super::output::{print_table, time_cell, time_json};
 use crate::admin;
-use crate::domain::Scope;
 use crate::domain::time::now_unix;
+use crate::domain::{Scope, TokenId};
 use crate::ratelimit::RateLimit;
 use crate::storage::{SharedStore, StoreError};
 
@@ -49,13 +49,19 @@ pub async fn run(store: &SharedStore, command: TokensCommand) -> anyhow::Result<
             println!("{}", secret.expose());
         }
         TokensCommand::List { account, json } => list(store, account.as_deref(), json).await?,
-        TokensCommand::Revoke { token_id } => match store.revoke_token(&token_id, now_unix()).await {
+        TokensCommand::Revoke { token_id } => match revoke(store, &token_id).await {
             Ok(()) => eprintln!("revoked {token_id}"),
             Err(StoreError::NotFound) => bail!("no token with id '{token_id}'"),
             Err(error) => return Err(error).context("cannot revoke the token"),
         },
     }
     Ok(())
+}
+
+/// Revokes the token `raw` names; an id of another shape names no token.
+async fn revoke(store: &SharedStore, raw: &str) -> Result<(), StoreError> {
+    let token_id = TokenId::parse(raw).ok_or(StoreError::NotFound)?;
+    store.revoke_token(&token_id, now_unix()).await
 }
 
 async fn list(store: &SharedStore, account_name: Option<&str>, json: bool) -> anyhow::Result<()> {
@@ -66,7 +72,7 @@ async fn list(store: &SharedStore, account_name: Option<&str>, json: bool) -> an
         },
         None => None,
     };
-    let tokens = store.list_tokens(account_id.as_deref()).await.context("cannot list tokens")?;
+    let tokens = store.list_tokens(account_id.as_ref()).await.context("cannot list tokens")?;
     if json {
         let rows: Vec<_> = tokens
             .iter()
@@ -86,7 +92,7 @@ async fn list(store: &SharedStore, account_name: Option<&str>, json: bool) -> an
         .iter()
         .map(|t| {
             vec![
-                t.id.clone(),
+                t.id.to_string(),
                 t.account_name.clone(),
                 t.prefix.clone(),
                 t.scope.as_str().to_owned(),

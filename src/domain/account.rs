@@ -1,10 +1,11 @@
 //! Accounts: the tenants that own customers and tokens.
 
 use super::FieldError;
+use super::ids::AccountId;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
-    pub id: String,
+    pub id: AccountId,
     pub name: String,
     pub created_at: i64,
 }

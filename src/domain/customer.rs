@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use super::FieldError;
 use super::country;
+use super::ids::CustomerId;
 
 pub const NAME_MAX_CHARS: usize = 256;
 pub const EMAIL_MAX_CHARS: usize = 254;
@@ -190,7 +191,7 @@ pub struct CustomerFields {
 /// A stored customer, as both API versions read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Customer {
-    pub id: String,
+    pub id: CustomerId,
     pub name: String,
     pub email: String,
     pub phone: Option<String>,
@@ -203,7 +204,7 @@ pub struct Customer {
 
 impl Customer {
     /// A new customer at version 1.
-    pub fn create(id: String, fields: CustomerFields, now: i64) -> Self {
+    pub fn create(id: CustomerId, fields: CustomerFields, now: i64) -> Self {
         let extended = fields.extended.unwrap_or_default();
         Self {
             id,
@@ -321,7 +322,7 @@ mod tests {
             phone: None,
             extended: None,
         };
-        let mut created = Customer::create("cus_1".into(), fields("A"), 10);
+        let mut created = Customer::create(crate::domain::ids::customer_id(), fields("A"), 10);
         created.metadata.insert("k".into(), "v".into());
         let replaced = created.clone().replaced(fields("B"), 20);
         assert_eq!((replaced.version, replaced.updated, replaced.created), (2, 20, 10));

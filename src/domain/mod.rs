@@ -9,6 +9,7 @@ pub mod token;
 
 pub use account::{Account, AccountName};
 pub use customer::{Address, Customer, CustomerFields, CustomerName, Email, ExtendedFields, Metadata, Phone};
+pub use ids::{AccountId, CustomerId, TokenId};
 pub use token::{Scope, TokenRecord, TokenSecret};
 
 /// Why a field was refused; the HTTP edge maps it to `parameter_missing` or

@@ -6,6 +6,7 @@ use std::str::FromStr;
 use rand::distr::{Alphanumeric, SampleString};
 use sha2::{Digest, Sha256};
 
+use super::ids::{AccountId, TokenId};
 use crate::ratelimit::RateLimit;
 
 pub const TOKEN_PREFIX: &str = "clt_";
@@ -97,8 +98,8 @@ impl FromStr for Scope {
 /// A stored token: everything but the secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRecord {
-    pub id: String,
-    pub account_id: String,
+    pub id: TokenId,
+    pub account_id: AccountId,
     pub account_name: String,
     pub prefix: String,
     pub hash: TokenHash,

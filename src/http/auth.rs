@@ -19,9 +19,9 @@ use super::client_ip::client_ip;
 use super::edge::run_catching_panics;
 use super::error::ApiError;
 use crate::app::AppState;
-use crate::domain::Scope;
 use crate::domain::time::now_unix;
 use crate::domain::token::{TokenHash, TokenRecord, looks_like_token};
+use crate::domain::{AccountId, Scope, TokenId};
 use crate::ratelimit::{Decision, MemoryLimiter, RateLimit, now_ms};
 use crate::storage::{SharedStore, StoreError};
 
@@ -35,8 +35,8 @@ const TOUCH_INTERVAL_SECS: i64 = 60;
 /// Who is calling: what the handlers learn from the token.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    pub token_id: Arc<str>,
-    pub account_id: Arc<str>,
+    pub token_id: TokenId,
+    pub account_id: AccountId,
     pub scope: Scope,
     /// `None`: the server's default applies.
     pub rate_limit: Option<RateLimit>,
@@ -45,8 +45,8 @@ pub struct Principal {
 impl From<&TokenRecord> for Principal {
     fn from(record: &TokenRecord) -> Self {
         Self {
-            token_id: record.id.as_str().into(),
-            account_id: record.account_id.as_str().into(),
+            token_id: record.id.clone(),
+            account_id: record.account_id.clone(),
             scope: record.scope,
             rate_limit: record.rate_limit,
         }
@@ -214,9 +214,9 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
     };
 
     let limit = principal.rate_limit.unwrap_or(state.config.default_rate_limit);
-    let (decision, counted_by) = state.limiter.check_counted(&principal.token_id, limit).await;
+    let (decision, counted_by) = state.limiter.check_counted(principal.token_id.as_str(), limit).await;
     state.metrics.record_rate_limit(counted_by, decision.allowed);
-    let caller = Caller { account_id: principal.account_id.clone() };
+    let caller = Caller { account_id: principal.account_id.clone().into() };
     let mut response = if !decision.allowed {
         ApiError::rate_limited(decision.reset_secs).into_response()
     } else if principal.scope == Scope::Read && !matches!(*request.method(), Method::GET | Method::HEAD) {

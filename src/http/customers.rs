@@ -14,18 +14,17 @@ use super::error::ApiError;
 use super::idempotency;
 use crate::app::AppState;
 use crate::domain::time::now_unix;
-use crate::domain::{Customer, CustomerFields, ids};
+use crate::domain::{Customer, CustomerFields, CustomerId, ids};
 use crate::storage::{IdempotencyRecord, StoreError};
 
-/// The `{id}` of a customer route. Any id that cannot exist answers 404, like one that does not.
-pub struct CustomerId(pub String);
-
+/// The `{id}` of a customer route. Any id that cannot exist answers 404, like
+/// one that does not, without asking the store.
 impl<S: Send + Sync> FromRequestParts<S> for CustomerId {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match Path::<String>::from_request_parts(parts, state).await {
-            Ok(Path(id)) => Ok(Self(id)),
+            Ok(Path(raw)) => CustomerId::parse(&raw).ok_or_else(|| ApiError::customer_not_found(&raw)),
             Err(_) => Err(ApiError::customer_not_found("")),
         }
     }
@@ -88,7 +87,7 @@ pub async fn create(
     };
 
     let fingerprint = idempotency::fingerprint(route, body);
-    let _claim = state.in_flight.claim(principal.account_id.clone(), key.clone(), fingerprint)?;
+    let _claim = state.in_flight.claim(principal.account_id.clone().into(), key.clone(), fingerprint)?;
     if let Some(record) = state.store.find_idempotency(&principal.account_id, &key).await? {
         return idempotency::replay(&record, &fingerprint);
     }
@@ -109,9 +108,9 @@ pub async fn create(
 }
 
 /// Maps a store error on one customer: `NotFound` names the id asked for.
-pub fn customer_error(customer_id: &str) -> impl FnOnce(StoreError) -> ApiError + '_ {
+pub fn customer_error(customer_id: &CustomerId) -> impl FnOnce(StoreError) -> ApiError + '_ {
     move |error| match error {
-        StoreError::NotFound => ApiError::customer_not_found(customer_id),
+        StoreError::NotFound => ApiError::customer_not_found(customer_id.as_str()),
         other => other.into(),
     }
 }

@@ -6,6 +6,7 @@
 //! checks the version and writes in one atomic step.
 
 pub mod postgres;
+mod row;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use async_trait::async_trait;
 
 use crate::domain::customer::Customer;
 use crate::domain::token::TokenHash;
-use crate::domain::{Account, CustomerFields, TokenRecord};
+use crate::domain::{Account, AccountId, CustomerFields, CustomerId, TokenId, TokenRecord};
 
 pub type SharedStore = Arc<dyn Store>;
 
@@ -74,10 +75,37 @@ pub struct IdempotencyRecord {
 /// A v2 list page request: ascending ids after a cursor, optionally by email.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CursorQuery {
+    /// The most items the page holds.
     pub limit: u32,
+    /// Free text from the query string, not necessarily an id: the page starts
+    /// after where it would sort (byte-wise).
     pub starting_after: Option<String>,
     /// Lower-cased email to match exactly.
     pub email_normalized: Option<String>,
+}
+
+/// One page of a list, oldest (lowest id) first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Whether at least one more item follows the last one.
+    pub has_more: bool,
+}
+
+impl<T> Page<T> {
+    /// A page of at most `limit` items from a query that asked for `limit + 1`
+    /// ([`overfetch`]): the extra item, when it came, only says there is more.
+    pub(crate) fn from_overfetched(mut items: Vec<T>, limit: u32) -> Self {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let has_more = items.len() > limit;
+        items.truncate(limit);
+        Self { items, has_more }
+    }
+}
+
+/// The row count to ask for so that [`Page::from_overfetched`] can tell whether more follow.
+pub(crate) fn overfetch(limit: u32) -> i64 {
+    i64::from(limit) + 1
 }
 
 /// How a store's connection pool is used, for `/metrics`.
@@ -107,46 +135,59 @@ pub trait Store: Send + Sync + 'static {
 
     async fn create_token(&self, token: TokenRecord) -> Result<(), StoreError>;
     /// Every token, or those of one account, oldest first.
-    async fn list_tokens(&self, account_id: Option<&str>) -> Result<Vec<TokenRecord>, StoreError>;
+    async fn list_tokens(&self, account_id: Option<&AccountId>) -> Result<Vec<TokenRecord>, StoreError>;
     async fn find_token(&self, hash: TokenHash) -> Result<Option<TokenRecord>, StoreError>;
     /// Marks the token revoked; `NotFound` when there is no such token.
-    async fn revoke_token(&self, token_id: &str, at: i64) -> Result<(), StoreError>;
-    async fn touch_token(&self, token_id: &str, at: i64) -> Result<(), StoreError>;
+    async fn revoke_token(&self, token_id: &TokenId, at: i64) -> Result<(), StoreError>;
+    async fn touch_token(&self, token_id: &TokenId, at: i64) -> Result<(), StoreError>;
 
     /// Stores a new customer and, in the same transaction, its idempotency
     /// record. `IdempotencyKeyTaken` carries the record that was there first.
     async fn insert_customer(
         &self,
-        account_id: &str,
+        account_id: &AccountId,
         customer: Customer,
         idempotency: Option<IdempotencyRecord>,
     ) -> Result<(), StoreError>;
-    async fn get_customer(&self, account_id: &str, customer_id: &str) -> Result<Option<Customer>, StoreError>;
+    async fn get_customer(
+        &self,
+        account_id: &AccountId,
+        customer_id: &CustomerId,
+    ) -> Result<Option<Customer>, StoreError>;
     /// Replaces the fields if the precondition holds, bumping the version; returns the new state.
     async fn replace_customer(
         &self,
-        account_id: &str,
-        customer_id: &str,
+        account_id: &AccountId,
+        customer_id: &CustomerId,
         fields: CustomerFields,
         precondition: Precondition,
         now: i64,
     ) -> Result<Customer, StoreError>;
     async fn delete_customer(
         &self,
-        account_id: &str,
-        customer_id: &str,
+        account_id: &AccountId,
+        customer_id: &CustomerId,
         precondition: Precondition,
     ) -> Result<(), StoreError>;
-    /// Oldest first from `offset`, with the account's total.
+    /// At most `limit` customers, oldest first from `offset`, with the account's total.
     async fn list_customers_by_offset(
         &self,
-        account_id: &str,
+        account_id: &AccountId,
         limit: u32,
         offset: u64,
-    ) -> Result<(Vec<Customer>, u64), StoreError>;
-    async fn list_customers_after(&self, account_id: &str, query: CursorQuery) -> Result<Vec<Customer>, StoreError>;
+    ) -> Result<(Page<Customer>, u64), StoreError>;
+    /// At most `query.limit` customers by ascending id after the cursor.
+    async fn list_customers_after(
+        &self,
+        account_id: &AccountId,
+        query: CursorQuery,
+    ) -> Result<Page<Customer>, StoreError>;
 
-    async fn find_idempotency(&self, account_id: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError>;
+    async fn find_idempotency(
+        &self,
+        account_id: &AccountId,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
     /// Deletes idempotency records created before `before`; returns how many.
     async fn purge_idempotency(&self, before: i64) -> Result<u64, StoreError>;
 }

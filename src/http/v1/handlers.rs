@@ -6,10 +6,11 @@ use axum::response::Response;
 
 use super::wire::{CustomerInputV1, CustomerListV1, CustomerV1};
 use crate::app::AppState;
+use crate::domain::CustomerId;
 use crate::domain::time::now_unix;
 use crate::http::auth::Principal;
 use crate::http::body::JsonObject;
-use crate::http::customers::{self, Created, CustomerId, customer_error, json_response, to_json};
+use crate::http::customers::{self, Created, customer_error, json_response, to_json};
 use crate::http::error::ApiError;
 use crate::http::fields::{V1_FIELDS, customer_fields};
 use crate::http::openapi::params::{IdempotencyKey, OffsetPage};
@@ -65,13 +66,9 @@ pub async fn create(
     params(("id" = String, Path, description = "The customer's id (`cus_...`).", example = "cus_01JDQ8ZK3V5W6X7Y8Z9A0B1C2D")),
     responses((status = 200, description = "The customer.", body = CustomerV1), NotFound),
 )]
-pub async fn get(
-    State(state): State<AppState>,
-    principal: Principal,
-    CustomerId(id): CustomerId,
-) -> Result<Response, ApiError> {
+pub async fn get(State(state): State<AppState>, principal: Principal, id: CustomerId) -> Result<Response, ApiError> {
     let customer = state.store.get_customer(&principal.account_id, &id).await?;
-    let customer = customer.ok_or_else(|| ApiError::customer_not_found(&id))?;
+    let customer = customer.ok_or_else(|| ApiError::customer_not_found(id.as_str()))?;
     Ok(json_response(StatusCode::OK, to_json(&CustomerV1::from(&customer)), []))
 }
 
@@ -94,7 +91,7 @@ pub async fn get(
 pub async fn replace(
     State(state): State<AppState>,
     principal: Principal,
-    CustomerId(id): CustomerId,
+    id: CustomerId,
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
     let fields = customer_fields(&body, V1_FIELDS)?;
@@ -120,7 +117,7 @@ pub async fn replace(
 pub async fn delete(
     State(state): State<AppState>,
     principal: Principal,
-    CustomerId(id): CustomerId,
+    id: CustomerId,
 ) -> Result<StatusCode, ApiError> {
     state.store.delete_customer(&principal.account_id, &id, Precondition::None).await.map_err(customer_error(&id))?;
     Ok(StatusCode::NO_CONTENT)
@@ -146,6 +143,6 @@ pub async fn list(
     let limit = query.integer("limit", 1, 100, 20)? as u32;
     let offset = query.integer("offset", 0, MAX_OFFSET, 0)?;
     let (page, total) = state.store.list_customers_by_offset(&principal.account_id, limit, offset).await?;
-    let body = CustomerListV1 { data: page.iter().map(CustomerV1::from).collect(), total, limit, offset };
+    let body = CustomerListV1 { data: page.items.iter().map(CustomerV1::from).collect(), total, limit, offset };
     Ok(json_response(StatusCode::OK, to_json(&body), []))
 }

@@ -30,7 +30,7 @@ pub struct CustomerV1<'a> {
 impl<'a> From<&'a Customer> for CustomerV1<'a> {
     fn from(customer: &'a Customer) -> Self {
         Self {
-            id: &customer.id,
+            id: customer.id.as_str(),
             name: &customer.name,
             email: &customer.email,
             phone: customer.phone.as_deref(),

@@ -6,12 +6,13 @@ use axum::response::Response;
 
 use super::wire::{CustomerInputV2, CustomerListV2, CustomerV2};
 use crate::app::AppState;
+use crate::domain::CustomerId;
 use crate::domain::customer::normalize_email;
 use crate::domain::time::now_unix;
 use crate::http::auth::Principal;
 use crate::http::body::JsonObject;
 use crate::http::conditional::{etag, if_match, if_none_match_hits};
-use crate::http::customers::{self, Created, CustomerId, customer_error, json_response, to_json};
+use crate::http::customers::{self, Created, customer_error, json_response, to_json};
 use crate::http::error::ApiError;
 use crate::http::fields::{V2_FIELDS, customer_fields};
 use crate::http::openapi::params::{CursorPage, IdempotencyKey, IfMatch, IfNoneMatch};
@@ -76,11 +77,11 @@ pub async fn create(
 pub async fn get(
     State(state): State<AppState>,
     principal: Principal,
-    CustomerId(id): CustomerId,
+    id: CustomerId,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let customer = state.store.get_customer(&principal.account_id, &id).await?;
-    let customer = customer.ok_or_else(|| ApiError::customer_not_found(&id))?;
+    let customer = customer.ok_or_else(|| ApiError::customer_not_found(id.as_str()))?;
     let tag = etag(customer.version);
     if if_none_match_hits(&headers, customer.version)? {
         let mut response = Response::new(axum::body::Body::empty());
@@ -110,7 +111,7 @@ pub async fn get(
 pub async fn replace(
     State(state): State<AppState>,
     principal: Principal,
-    CustomerId(id): CustomerId,
+    id: CustomerId,
     headers: HeaderMap,
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
@@ -138,7 +139,7 @@ pub async fn replace(
 pub async fn delete(
     State(state): State<AppState>,
     principal: Principal,
-    CustomerId(id): CustomerId,
+    id: CustomerId,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     let precondition = if_match(&headers)?;
@@ -170,16 +171,13 @@ pub async fn list(
     let limit = query.integer("limit", 1, 100, 20)? as u32;
     let starting_after = query.get("starting_after").map(str::to_owned);
     let email = query.get("email").map(str::to_owned);
-    let cursor =
-        CursorQuery { limit: limit + 1, starting_after, email_normalized: email.as_deref().map(normalize_email) };
-    let mut page = state.store.list_customers_after(&principal.account_id, cursor).await?;
-    let has_more = page.len() > limit as usize;
-    page.truncate(limit as usize);
+    let cursor = CursorQuery { limit, starting_after, email_normalized: email.as_deref().map(normalize_email) };
+    let page = state.store.list_customers_after(&principal.account_id, cursor).await?;
     let mut headers = Vec::new();
-    if let (true, Some(last)) = (has_more, page.last()) {
-        headers.push((header::LINK, next_link(limit, &last.id, email.as_deref())));
+    if let (true, Some(last)) = (page.has_more, page.items.last()) {
+        headers.push((header::LINK, next_link(limit, last.id.as_str(), email.as_deref())));
     }
-    let body = CustomerListV2 { data: page.iter().map(CustomerV2::from).collect(), has_more };
+    let body = CustomerListV2 { data: page.items.iter().map(CustomerV2::from).collect(), has_more: page.has_more };
     Ok(json_response(StatusCode::OK, to_json(&body), headers))
 }
 

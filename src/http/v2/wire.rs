@@ -76,7 +76,7 @@ impl<'a> From<&'a Address> for AddressV2<'a> {
 impl<'a> From<&'a Customer> for CustomerV2<'a> {
     fn from(customer: &'a Customer) -> Self {
         Self {
-            id: &customer.id,
+            id: customer.id.as_str(),
             name: &customer.name,
             email: &customer.email,
             phone: customer.phone.as_deref(),

@@ -20,10 +20,10 @@ use sqlx::{Connection, Executor, PgConnection};
 
 use self::breaker::Breaker;
 pub use self::error::from_sqlx;
-use super::{CursorQuery, IdempotencyRecord, OpenError, PoolStatus, Precondition, Store, StoreError, redact_url};
+use super::{CursorQuery, IdempotencyRecord, OpenError, Page, PoolStatus, Precondition, Store, StoreError, redact_url};
 use crate::domain::customer::Customer;
 use crate::domain::token::TokenHash;
-use crate::domain::{Account, CustomerFields, TokenRecord};
+use crate::domain::{Account, AccountId, CustomerFields, CustomerId, TokenId, TokenRecord};
 
 /// The schema, from `migrations/postgres`, compiled into the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -167,7 +167,7 @@ impl Store for PostgresStore {
         self.breaker.run(admin::create_token(&self.pool, &token)).await
     }
 
-    async fn list_tokens(&self, account_id: Option<&str>) -> Result<Vec<TokenRecord>, StoreError> {
+    async fn list_tokens(&self, account_id: Option<&AccountId>) -> Result<Vec<TokenRecord>, StoreError> {
         self.breaker.run(admin::list_tokens(&self.pool, account_id)).await
     }
 
@@ -175,31 +175,35 @@ impl Store for PostgresStore {
         self.breaker.run(admin::find_token(&self.pool, &hash)).await
     }
 
-    async fn revoke_token(&self, token_id: &str, at: i64) -> Result<(), StoreError> {
+    async fn revoke_token(&self, token_id: &TokenId, at: i64) -> Result<(), StoreError> {
         self.breaker.run(admin::revoke_token(&self.pool, token_id, at)).await
     }
 
-    async fn touch_token(&self, token_id: &str, at: i64) -> Result<(), StoreError> {
+    async fn touch_token(&self, token_id: &TokenId, at: i64) -> Result<(), StoreError> {
         self.breaker.run(admin::touch_token(&self.pool, token_id, at)).await
     }
 
     async fn insert_customer(
         &self,
-        account_id: &str,
+        account_id: &AccountId,
         customer: Customer,
         idempotency: Option<IdempotencyRecord>,
     ) -> Result<(), StoreError> {
         self.breaker.run(queries::insert_customer(&self.pool, account_id, &customer, idempotency.as_ref())).await
     }
 
-    async fn get_customer(&self, account_id: &str, customer_id: &str) -> Result<Option<Customer>, StoreError> {
+    async fn get_customer(
+        &self,
+        account_id: &AccountId,
+        customer_id: &CustomerId,
+    ) -> Result<Option<Customer>, StoreError> {
         self.breaker.run(queries::get_customer(&self.pool, account_id, customer_id)).await
     }
 
     async fn replace_customer(
         &self,
-        account_id: &str,
-        customer_id: &str,
+        account_id: &AccountId,
+        customer_id: &CustomerId,
         fields: CustomerFields,
         precondition: Precondition,
         now: i64,
@@ -211,8 +215,8 @@ impl Store for PostgresStore {
 
     async fn delete_customer(
         &self,
-        account_id: &str,
-        customer_id: &str,
+        account_id: &AccountId,
+        customer_id: &CustomerId,
         precondition: Precondition,
     ) -> Result<(), StoreError> {
         self.breaker.run(queries::delete_customer(&self.pool, account_id, customer_id, &precondition)).await
@@ -220,18 +224,26 @@ impl Store for PostgresStore {
 
     async fn list_customers_by_offset(
         &self,
-        account_id: &str,
+        account_id: &AccountId,
         limit: u32,
         offset: u64,
-    ) -> Result<(Vec<Customer>, u64), StoreError> {
+    ) -> Result<(Page<Customer>, u64), StoreError> {
         self.breaker.run(queries::list_by_offset(&self.pool, account_id, limit, offset)).await
     }
 
-    async fn list_customers_after(&self, account_id: &str, query: CursorQuery) -> Result<Vec<Customer>, StoreError> {
+    async fn list_customers_after(
+        &self,
+        account_id: &AccountId,
+        query: CursorQuery,
+    ) -> Result<Page<Customer>, StoreError> {
         self.breaker.run(queries::list_after(&self.pool, account_id, &query)).await
     }
 
-    async fn find_idempotency(&self, account_id: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+    async fn find_idempotency(
+        &self,
+        account_id: &AccountId,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
         self.breaker.run(queries::find_idempotency(&self.pool, account_id, key)).await
     }
 

@@ -9,66 +9,28 @@
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 
-use crate::domain::CustomerFields;
-use crate::domain::customer::{Address, Customer, Metadata, Phone, normalize_email};
-use crate::storage::{CursorQuery, IdempotencyRecord, Precondition, StoreError};
+use crate::domain::customer::{Customer, Phone};
+use crate::domain::{AccountId, CustomerFields, CustomerId};
+use crate::storage::row::{
+    CustomerColumns, column_reader, customer_columns, customer_from_row, idempotency_columns, idempotency_from_row,
+};
+use crate::storage::{CursorQuery, IdempotencyRecord, Page, Precondition, StoreError, overfetch};
 
-/// The columns [`customer_from_row`] reads, as a literal so queries can be built with `concat!`.
-macro_rules! customer_columns {
-    () => {
-        "id, name, email, phone, has_address, address_line1, address_line2, address_city, \
-         address_region, address_postal_code, address_country, metadata, created_at, updated_at, version"
-    };
-}
-
-fn customer_from_row(row: &PgRow) -> Result<Customer, sqlx::Error> {
-    let has_address: bool = row.try_get(4)?;
-    let address = if has_address {
-        Some(Address {
-            line1: row.try_get(5)?,
-            line2: row.try_get(6)?,
-            city: row.try_get(7)?,
-            region: row.try_get(8)?,
-            postal_code: row.try_get(9)?,
-            country: row.try_get(10)?,
-        })
-    } else {
-        None
-    };
-    let metadata_json: String = row.try_get(11)?;
-    Ok(Customer {
-        id: row.try_get(0)?,
-        name: row.try_get(1)?,
-        email: row.try_get(2)?,
-        phone: row.try_get(3)?,
-        address,
-        metadata: parse_metadata(&metadata_json)?,
-        created: row.try_get(12)?,
-        updated: row.try_get(13)?,
-        version: row.try_get(14)?,
-    })
-}
+column_reader!(PgRow, sqlx::Error, try_get, |index: usize, source| sqlx::Error::ColumnDecode {
+    index: index.to_string(),
+    source
+});
 
 fn customers_from_rows(rows: &[PgRow]) -> Result<Vec<Customer>, StoreError> {
     Ok(rows.iter().map(customer_from_row).collect::<Result<_, _>>()?)
 }
 
-fn parse_metadata(json: &str) -> Result<Metadata, sqlx::Error> {
-    if json == "{}" {
-        return Ok(Metadata::new());
-    }
-    serde_json::from_str(json).map_err(|error| sqlx::Error::Decode(error.into()))
-}
-
-fn metadata_json(metadata: &Metadata) -> String {
-    serde_json::to_string(metadata).unwrap_or_else(|_| "{}".to_owned())
-}
-
 /// PostgreSQL text cannot hold NUL, so no stored key has one: a lookup by such
-/// a key (an id from a URL, say) finds nothing without asking the database,
-/// which would refuse the argument with an error.
-pub(super) fn unstorable(values: &[&str]) -> bool {
-    values.iter().any(|value| value.contains('\0'))
+/// free text (an account name, an email filter, an idempotency key) finds
+/// nothing without asking the database, which would refuse the argument with
+/// an error. Typed ids need no such check: they cannot hold a NUL.
+pub(super) fn unstorable(value: &str) -> bool {
+    value.contains('\0')
 }
 
 /// The `version = ANY($n)` argument: NULL accepts any version.
@@ -79,12 +41,13 @@ fn accepted_versions(precondition: &Precondition) -> Option<&[i64]> {
     }
 }
 
-pub async fn get_customer(pool: &PgPool, account_id: &str, customer_id: &str) -> Result<Option<Customer>, StoreError> {
+pub async fn get_customer(
+    pool: &PgPool,
+    account_id: &AccountId,
+    customer_id: &CustomerId,
+) -> Result<Option<Customer>, StoreError> {
     const SQL: &str = concat!("SELECT ", customer_columns!(), " FROM customers WHERE account_id = $1 AND id = $2");
-    if unstorable(&[account_id, customer_id]) {
-        return Ok(None);
-    }
-    let row = sqlx::query(SQL).bind(account_id).bind(customer_id).fetch_optional(pool).await?;
+    let row = sqlx::query(SQL).bind(account_id.as_str()).bind(customer_id.as_str()).fetch_optional(pool).await?;
     Ok(row.as_ref().map(customer_from_row).transpose()?)
 }
 
@@ -99,28 +62,27 @@ const INSERT_CUSTOMER: &str = "WITH inserted AS ( \
 
 pub async fn insert_customer(
     pool: &PgPool,
-    account_id: &str,
+    account_id: &AccountId,
     customer: &Customer,
     idempotency: Option<&IdempotencyRecord>,
 ) -> Result<(), StoreError> {
-    let email_normalized = normalize_email(&customer.email);
-    let metadata = metadata_json(&customer.metadata);
-    let address = customer.address.clone().unwrap_or_default();
+    let columns = CustomerColumns::of(customer);
+    let address = &columns.address;
     let insert = sqlx::query(INSERT_CUSTOMER)
-        .bind(account_id)
-        .bind(&customer.id)
+        .bind(account_id.as_str())
+        .bind(customer.id.as_str())
         .bind(&customer.name)
         .bind(&customer.email)
-        .bind(&email_normalized)
+        .bind(&columns.email_normalized)
         .bind(&customer.phone)
-        .bind(customer.address.is_some())
+        .bind(columns.has_address)
         .bind(&address.line1)
         .bind(&address.line2)
         .bind(&address.city)
         .bind(&address.region)
         .bind(&address.postal_code)
         .bind(&address.country)
-        .bind(&metadata)
+        .bind(&columns.metadata)
         .bind(customer.created)
         .bind(customer.updated)
         .bind(customer.version);
@@ -135,7 +97,7 @@ pub async fn insert_customer(
         "INSERT INTO idempotency_keys (account_id, key, fingerprint, status, body, location, etag, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (account_id, key) DO NOTHING",
     )
-    .bind(account_id)
+    .bind(account_id.as_str())
     .bind(&record.key)
     .bind(record.fingerprint.as_slice())
     .bind(i32::from(record.status))
@@ -148,7 +110,7 @@ pub async fn insert_customer(
     .rows_affected();
     if claimed != 1 {
         let existing = sqlx::query(FIND_IDEMPOTENCY)
-            .bind(account_id)
+            .bind(account_id.as_str())
             .bind(&record.key)
             .fetch_optional(&mut *transaction)
             .await?
@@ -167,10 +129,10 @@ pub async fn insert_customer(
 }
 
 /// Tells `NotFound` from `PreconditionFailed` after a conditional write changed nothing.
-async fn missing_or_stale(pool: &PgPool, account_id: &str, customer_id: &str) -> StoreError {
+async fn missing_or_stale(pool: &PgPool, account_id: &AccountId, customer_id: &CustomerId) -> StoreError {
     let exists = sqlx::query("SELECT 1 FROM customers WHERE account_id = $1 AND id = $2")
-        .bind(account_id)
-        .bind(customer_id)
+        .bind(account_id.as_str())
+        .bind(customer_id.as_str())
         .fetch_optional(pool)
         .await;
     match exists {
@@ -200,36 +162,32 @@ const REPLACE_CUSTOMER: &str = concat!(
 
 pub async fn replace_customer(
     pool: &PgPool,
-    account_id: &str,
-    customer_id: &str,
+    account_id: &AccountId,
+    customer_id: &CustomerId,
     fields: CustomerFields,
     precondition: &Precondition,
     now: i64,
 ) -> Result<Customer, StoreError> {
-    if unstorable(&[account_id, customer_id]) {
-        return Err(StoreError::NotFound);
-    }
-    let email_normalized = fields.email.normalized();
     let replace_extended = fields.extended.is_some();
     let extended = fields.extended.unwrap_or_default();
-    let has_address = extended.address.is_some();
-    let address = extended.address.unwrap_or_default();
+    let columns = CustomerColumns::new(fields.email.as_str(), extended.address.as_ref(), &extended.metadata);
+    let address = columns.address;
     let row = sqlx::query(REPLACE_CUSTOMER)
-        .bind(account_id)
-        .bind(customer_id)
+        .bind(account_id.as_str())
+        .bind(customer_id.as_str())
         .bind(fields.name.into_inner())
         .bind(fields.email.into_inner())
-        .bind(email_normalized)
+        .bind(columns.email_normalized)
         .bind(fields.phone.map(Phone::into_inner))
         .bind(replace_extended)
-        .bind(has_address)
+        .bind(columns.has_address)
         .bind(address.line1)
         .bind(address.line2)
         .bind(address.city)
         .bind(address.region)
         .bind(address.postal_code)
         .bind(address.country)
-        .bind(metadata_json(&extended.metadata))
+        .bind(columns.metadata)
         .bind(now)
         .bind(accepted_versions(precondition))
         .fetch_optional(pool)
@@ -250,16 +208,13 @@ const DELETE_CUSTOMER: &str = "WITH deleted AS ( \
 
 pub async fn delete_customer(
     pool: &PgPool,
-    account_id: &str,
-    customer_id: &str,
+    account_id: &AccountId,
+    customer_id: &CustomerId,
     precondition: &Precondition,
 ) -> Result<(), StoreError> {
-    if unstorable(&[account_id, customer_id]) {
-        return Err(StoreError::NotFound);
-    }
     let deleted: i64 = sqlx::query_scalar(DELETE_CUSTOMER)
-        .bind(account_id)
-        .bind(customer_id)
+        .bind(account_id.as_str())
+        .bind(customer_id.as_str())
         .bind(accepted_versions(precondition))
         .fetch_one(pool)
         .await?;
@@ -271,29 +226,35 @@ pub async fn delete_customer(
 
 pub async fn list_by_offset(
     pool: &PgPool,
-    account_id: &str,
+    account_id: &AccountId,
     limit: u32,
     offset: u64,
-) -> Result<(Vec<Customer>, u64), StoreError> {
+) -> Result<(Page<Customer>, u64), StoreError> {
     const PAGE: &str =
         concat!("SELECT ", customer_columns!(), " FROM customers WHERE account_id = $1 ORDER BY id LIMIT $2 OFFSET $3");
-    if unstorable(&[account_id]) {
-        return Ok((Vec::new(), 0));
-    }
     let offset = i64::try_from(offset).unwrap_or(i64::MAX);
     let mut connection = pool.acquire().await?;
-    let rows =
-        sqlx::query(PAGE).bind(account_id).bind(i64::from(limit)).bind(offset).fetch_all(&mut *connection).await?;
+    let rows = sqlx::query(PAGE)
+        .bind(account_id.as_str())
+        .bind(overfetch(limit))
+        .bind(offset)
+        .fetch_all(&mut *connection)
+        .await?;
     let total: Option<i64> = sqlx::query_scalar("SELECT customer_count FROM accounts WHERE id = $1")
-        .bind(account_id)
+        .bind(account_id.as_str())
         .fetch_optional(&mut *connection)
         .await?;
-    Ok((customers_from_rows(&rows)?, total.unwrap_or(0).max(0) as u64))
+    let page = Page::from_overfetched(customers_from_rows(&rows)?, limit);
+    Ok((page, total.unwrap_or(0).max(0) as u64))
 }
 
 /// Served by the primary key (account_id, id), or by customers_email
 /// (account_id, email_normalized, id) when filtering by email.
-pub async fn list_after(pool: &PgPool, account_id: &str, query: &CursorQuery) -> Result<Vec<Customer>, StoreError> {
+pub async fn list_after(
+    pool: &PgPool,
+    account_id: &AccountId,
+    query: &CursorQuery,
+) -> Result<Page<Customer>, StoreError> {
     macro_rules! page {
         ($filter:literal) => {
             concat!(
@@ -305,12 +266,12 @@ pub async fn list_after(pool: &PgPool, account_id: &str, query: &CursorQuery) ->
             )
         };
     }
-    if unstorable(&[account_id]) || query.email_normalized.as_deref().is_some_and(|email| unstorable(&[email])) {
-        return Ok(Vec::new());
+    if query.email_normalized.as_deref().is_some_and(unstorable) {
+        return Ok(Page { items: Vec::new(), has_more: false });
     }
     // No stored id holds a NUL, so "after `p` NUL `rest`" is the same as "after `p`".
     let starting_after = query.starting_after.as_deref().map(|after| after.split('\0').next().unwrap_or_default());
-    let limit = i64::from(query.limit);
+    let (account_id, limit) = (account_id.as_str(), overfetch(query.limit));
     let statement = match (&query.email_normalized, starting_after) {
         (None, None) => sqlx::query(page!("")).bind(account_id).bind(limit),
         (Some(email), None) => {
@@ -324,35 +285,21 @@ pub async fn list_after(pool: &PgPool, account_id: &str, query: &CursorQuery) ->
             .bind(after),
     };
     let rows = statement.fetch_all(pool).await?;
-    customers_from_rows(&rows)
+    Ok(Page::from_overfetched(customers_from_rows(&rows)?, query.limit))
 }
 
-const FIND_IDEMPOTENCY: &str = "SELECT key, fingerprint, status, body, location, etag, created_at \
-     FROM idempotency_keys WHERE account_id = $1 AND key = $2";
-
-fn idempotency_from_row(row: &PgRow) -> Result<IdempotencyRecord, sqlx::Error> {
-    let fingerprint: Vec<u8> = row.try_get(1)?;
-    let status: i32 = row.try_get(2)?;
-    Ok(IdempotencyRecord {
-        key: row.try_get(0)?,
-        fingerprint: fingerprint.try_into().unwrap_or([0; 32]),
-        status: u16::try_from(status).map_err(|error| sqlx::Error::Decode(error.into()))?,
-        body: row.try_get(3)?,
-        location: row.try_get(4)?,
-        etag: row.try_get(5)?,
-        created_at: row.try_get(6)?,
-    })
-}
+const FIND_IDEMPOTENCY: &str =
+    concat!("SELECT ", idempotency_columns!(), " FROM idempotency_keys WHERE account_id = $1 AND key = $2");
 
 pub async fn find_idempotency(
     pool: &PgPool,
-    account_id: &str,
+    account_id: &AccountId,
     key: &str,
 ) -> Result<Option<IdempotencyRecord>, StoreError> {
-    if unstorable(&[account_id, key]) {
+    if unstorable(key) {
         return Ok(None);
     }
-    let row = sqlx::query(FIND_IDEMPOTENCY).bind(account_id).bind(key).fetch_optional(pool).await?;
+    let row = sqlx::query(FIND_IDEMPOTENCY).bind(account_id.as_str()).bind(key).fetch_optional(pool).await?;
     Ok(row.as_ref().map(idempotency_from_row).transpose()?)
 }
 

@@ -12,10 +12,10 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 
 use self::runtime::Runtime;
-use super::{CursorQuery, IdempotencyRecord, OpenError, Precondition, Store, StoreError};
+use super::{CursorQuery, IdempotencyRecord, OpenError, Page, Precondition, Store, StoreError};
 use crate::domain::customer::Customer;
 use crate::domain::token::TokenHash;
-use crate::domain::{Account, CustomerFields, TokenRecord};
+use crate::domain::{Account, AccountId, CustomerFields, CustomerId, TokenId, TokenRecord};
 
 /// Reader threads: enough to keep both cores busy while some wait on the disk.
 const READERS: usize = 4;
@@ -64,50 +64,54 @@ impl Store for SqliteStore {
         self.runtime.write(move |connection| admin::create_token(connection, &token)).await
     }
 
-    async fn list_tokens(&self, account_id: Option<&str>) -> Result<Vec<TokenRecord>, StoreError> {
-        let account_id = account_id.map(str::to_owned);
-        self.runtime.read(move |connection| Ok(admin::list_tokens(connection, account_id.as_deref())?)).await
+    async fn list_tokens(&self, account_id: Option<&AccountId>) -> Result<Vec<TokenRecord>, StoreError> {
+        let account_id = account_id.cloned();
+        self.runtime.read(move |connection| Ok(admin::list_tokens(connection, account_id.as_ref())?)).await
     }
 
     async fn find_token(&self, hash: TokenHash) -> Result<Option<TokenRecord>, StoreError> {
         self.runtime.read_inline(|connection| Ok(admin::find_token(connection, &hash)?))
     }
 
-    async fn revoke_token(&self, token_id: &str, at: i64) -> Result<(), StoreError> {
-        let token_id = token_id.to_owned();
+    async fn revoke_token(&self, token_id: &TokenId, at: i64) -> Result<(), StoreError> {
+        let token_id = token_id.clone();
         self.runtime.write(move |connection| admin::revoke_token(connection, &token_id, at)).await
     }
 
-    async fn touch_token(&self, token_id: &str, at: i64) -> Result<(), StoreError> {
-        let token_id = token_id.to_owned();
+    async fn touch_token(&self, token_id: &TokenId, at: i64) -> Result<(), StoreError> {
+        let token_id = token_id.clone();
         self.runtime.write(move |connection| admin::touch_token(connection, &token_id, at)).await
     }
 
     async fn insert_customer(
         &self,
-        account_id: &str,
+        account_id: &AccountId,
         customer: Customer,
         idempotency: Option<IdempotencyRecord>,
     ) -> Result<(), StoreError> {
-        let account_id = account_id.to_owned();
+        let account_id = account_id.clone();
         self.runtime
             .write(move |connection| queries::insert_customer(connection, &account_id, &customer, idempotency.as_ref()))
             .await
     }
 
-    async fn get_customer(&self, account_id: &str, customer_id: &str) -> Result<Option<Customer>, StoreError> {
+    async fn get_customer(
+        &self,
+        account_id: &AccountId,
+        customer_id: &CustomerId,
+    ) -> Result<Option<Customer>, StoreError> {
         self.runtime.read_inline(|connection| Ok(queries::get_customer(connection, account_id, customer_id)?))
     }
 
     async fn replace_customer(
         &self,
-        account_id: &str,
-        customer_id: &str,
+        account_id: &AccountId,
+        customer_id: &CustomerId,
         fields: CustomerFields,
         precondition: Precondition,
         now: i64,
     ) -> Result<Customer, StoreError> {
-        let (account_id, customer_id) = (account_id.to_owned(), customer_id.to_owned());
+        let (account_id, customer_id) = (account_id.clone(), customer_id.clone());
         self.runtime
             .write(move |connection| {
                 queries::replace_customer(connection, &account_id, &customer_id, fields, &precondition, now)
@@ -117,11 +121,11 @@ impl Store for SqliteStore {
 
     async fn delete_customer(
         &self,
-        account_id: &str,
-        customer_id: &str,
+        account_id: &AccountId,
+        customer_id: &CustomerId,
         precondition: Precondition,
     ) -> Result<(), StoreError> {
-        let (account_id, customer_id) = (account_id.to_owned(), customer_id.to_owned());
+        let (account_id, customer_id) = (account_id.clone(), customer_id.clone());
         self.runtime
             .write(move |connection| queries::delete_customer(connection, &account_id, &customer_id, &precondition))
             .await
@@ -129,20 +133,28 @@ impl Store for SqliteStore {
 
     async fn list_customers_by_offset(
         &self,
-        account_id: &str,
+        account_id: &AccountId,
         limit: u32,
         offset: u64,
-    ) -> Result<(Vec<Customer>, u64), StoreError> {
-        let account_id = account_id.to_owned();
+    ) -> Result<(Page<Customer>, u64), StoreError> {
+        let account_id = account_id.clone();
         self.runtime.read(move |connection| Ok(queries::list_by_offset(connection, &account_id, limit, offset)?)).await
     }
 
-    async fn list_customers_after(&self, account_id: &str, query: CursorQuery) -> Result<Vec<Customer>, StoreError> {
-        let account_id = account_id.to_owned();
+    async fn list_customers_after(
+        &self,
+        account_id: &AccountId,
+        query: CursorQuery,
+    ) -> Result<Page<Customer>, StoreError> {
+        let account_id = account_id.clone();
         self.runtime.read(move |connection| Ok(queries::list_after(connection, &account_id, &query)?)).await
     }
 
-    async fn find_idempotency(&self, account_id: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+    async fn find_idempotency(
+        &self,
+        account_id: &AccountId,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
         self.runtime.read_inline(|connection| Ok(queries::find_idempotency(connection, account_id, key)?))
     }
 

@@ -1,108 +1,66 @@
 //! The SQL for customers and idempotency records, run on a connection thread.
 
+use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
-use crate::domain::CustomerFields;
-use crate::domain::customer::{Address, Customer, Metadata};
-use crate::storage::{CursorQuery, IdempotencyRecord, Precondition, StoreError};
+use crate::domain::customer::Customer;
+use crate::domain::{AccountId, CustomerFields, CustomerId};
+use crate::storage::row::{
+    CustomerColumns, column_reader, customer_columns, customer_from_row, idempotency_columns, idempotency_from_row,
+};
+use crate::storage::{CursorQuery, IdempotencyRecord, Page, Precondition, StoreError, overfetch};
 
-/// The columns [`customer_from_row`] reads, as a literal so queries can be built with `concat!`.
-macro_rules! customer_columns {
-    () => {
-        "id, name, email, phone, has_address, address_line1, address_line2, address_city, \
-         address_region, address_postal_code, address_country, metadata, created_at, updated_at, version"
-    };
-}
+column_reader!(Row<'_>, rusqlite::Error, get, |index, error| rusqlite::Error::FromSqlConversionFailure(
+    index,
+    Type::Text,
+    error
+));
+
 const CUSTOMER_COLUMNS: &str = customer_columns!();
-
-fn customer_from_row(row: &Row<'_>) -> rusqlite::Result<Customer> {
-    let has_address: bool = row.get(4)?;
-    let address = if has_address {
-        Some(Address {
-            line1: row.get(5)?,
-            line2: row.get(6)?,
-            city: row.get(7)?,
-            region: row.get(8)?,
-            postal_code: row.get(9)?,
-            country: row.get(10)?,
-        })
-    } else {
-        None
-    };
-    let metadata_json: String = row.get(11)?;
-    Ok(Customer {
-        id: row.get(0)?,
-        name: row.get(1)?,
-        email: row.get(2)?,
-        phone: row.get(3)?,
-        address,
-        metadata: parse_metadata(&metadata_json)?,
-        created: row.get(12)?,
-        updated: row.get(13)?,
-        version: row.get(14)?,
-    })
-}
-
-fn parse_metadata(json: &str) -> rusqlite::Result<Metadata> {
-    if json == "{}" {
-        return Ok(Metadata::new());
-    }
-    serde_json::from_str(json)
-        .map_err(|error| rusqlite::Error::FromSqlConversionFailure(11, rusqlite::types::Type::Text, error.into()))
-}
-
-fn metadata_json(metadata: &Metadata) -> String {
-    serde_json::to_string(metadata).unwrap_or_else(|_| "{}".to_owned())
-}
 
 pub fn get_customer(
     connection: &Connection,
-    account_id: &str,
-    customer_id: &str,
+    account_id: &AccountId,
+    customer_id: &CustomerId,
 ) -> rusqlite::Result<Option<Customer>> {
     const SQL: &str = concat!("SELECT ", customer_columns!(), " FROM customers WHERE account_id = ?1 AND id = ?2");
-    connection.prepare_cached(SQL)?.query_row(params![account_id, customer_id], customer_from_row).optional()
+    connection
+        .prepare_cached(SQL)?
+        .query_row(params![account_id.as_str(), customer_id.as_str()], |row| customer_from_row(row))
+        .optional()
 }
 
 /// A customer as the columns of its row, bound as ?1..?17 in table order.
 struct CustomerRow<'a> {
     account_id: &'a str,
+    customer_id: &'a str,
     customer: &'a Customer,
-    email_normalized: String,
-    metadata: String,
-    has_address: bool,
-    address: Address,
+    columns: CustomerColumns,
 }
 
 impl<'a> CustomerRow<'a> {
-    fn new(account_id: &'a str, customer: &'a Customer) -> Self {
-        Self {
-            account_id,
-            customer,
-            email_normalized: crate::domain::customer::normalize_email(&customer.email),
-            metadata: metadata_json(&customer.metadata),
-            has_address: customer.address.is_some(),
-            address: customer.address.clone().unwrap_or_default(),
-        }
+    fn new(account_id: &'a AccountId, customer: &'a Customer) -> Self {
+        let columns = CustomerColumns::of(customer);
+        Self { account_id: account_id.as_str(), customer_id: customer.id.as_str(), customer, columns }
     }
 
     fn params(&self) -> [&dyn ToSql; 17] {
-        let (customer, address) = (self.customer, &self.address);
+        let (customer, columns, address) = (self.customer, &self.columns, &self.columns.address);
         [
             &self.account_id,
-            &customer.id,
+            &self.customer_id,
             &customer.name,
             &customer.email,
-            &self.email_normalized,
+            &columns.email_normalized,
             &customer.phone,
-            &self.has_address,
+            &columns.has_address,
             &address.line1,
             &address.line2,
             &address.city,
             &address.region,
             &address.postal_code,
             &address.country,
-            &self.metadata,
+            &columns.metadata,
             &customer.created,
             &customer.updated,
             &customer.version,
@@ -112,7 +70,7 @@ impl<'a> CustomerRow<'a> {
 
 pub fn insert_customer(
     connection: &Connection,
-    account_id: &str,
+    account_id: &AccountId,
     customer: &Customer,
     idempotency: Option<&IdempotencyRecord>,
 ) -> Result<(), StoreError> {
@@ -134,7 +92,7 @@ pub fn insert_customer(
 /// Inserts the record unless the key is taken; then answers with the record that took it.
 fn claim_idempotency_key(
     connection: &Connection,
-    account_id: &str,
+    account_id: &AccountId,
     record: &IdempotencyRecord,
 ) -> Result<(), StoreError> {
     let inserted = connection
@@ -143,7 +101,7 @@ fn claim_idempotency_key(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (account_id, key) DO NOTHING",
         )?
         .execute(params![
-            account_id,
+            account_id.as_str(),
             record.key,
             record.fingerprint.as_slice(),
             record.status,
@@ -161,18 +119,18 @@ fn claim_idempotency_key(
     }
 }
 
-fn adjust_customer_count(connection: &Connection, account_id: &str, delta: i64) -> Result<(), StoreError> {
+fn adjust_customer_count(connection: &Connection, account_id: &AccountId, delta: i64) -> Result<(), StoreError> {
     connection
         .prepare_cached("UPDATE accounts SET customer_count = customer_count + ?2 WHERE id = ?1")?
-        .execute(params![account_id, delta])?;
+        .execute(params![account_id.as_str(), delta])?;
     Ok(())
 }
 
 /// Reads, checks the precondition and writes in the writer's transaction: nothing can come between.
 pub fn replace_customer(
     connection: &Connection,
-    account_id: &str,
-    customer_id: &str,
+    account_id: &AccountId,
+    customer_id: &CustomerId,
     fields: CustomerFields,
     precondition: &Precondition,
     now: i64,
@@ -202,13 +160,13 @@ pub fn replace_customer(
 
 pub fn delete_customer(
     connection: &Connection,
-    account_id: &str,
-    customer_id: &str,
+    account_id: &AccountId,
+    customer_id: &CustomerId,
     precondition: &Precondition,
 ) -> Result<(), StoreError> {
     let version: Option<i64> = connection
         .prepare_cached("SELECT version FROM customers WHERE account_id = ?1 AND id = ?2")?
-        .query_row(params![account_id, customer_id], |row| row.get(0))
+        .query_row(params![account_id.as_str(), customer_id.as_str()], |row| row.get(0))
         .optional()?;
     let version = version.ok_or(StoreError::NotFound)?;
     if !precondition.accepts(version) {
@@ -216,33 +174,38 @@ pub fn delete_customer(
     }
     connection
         .prepare_cached("DELETE FROM customers WHERE account_id = ?1 AND id = ?2")?
-        .execute(params![account_id, customer_id])?;
+        .execute(params![account_id.as_str(), customer_id.as_str()])?;
     adjust_customer_count(connection, account_id, -1)
 }
 
 pub fn list_by_offset(
     connection: &Connection,
-    account_id: &str,
+    account_id: &AccountId,
     limit: u32,
     offset: u64,
-) -> rusqlite::Result<(Vec<Customer>, u64)> {
+) -> rusqlite::Result<(Page<Customer>, u64)> {
     let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE account_id = ?1 ORDER BY id LIMIT ?2 OFFSET ?3");
     let offset = i64::try_from(offset).unwrap_or(i64::MAX);
     let customers = connection
         .prepare_cached(&sql)?
-        .query_map(params![account_id, limit, offset], customer_from_row)?
+        .query_map(params![account_id.as_str(), overfetch(limit), offset], |row| customer_from_row(row))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let total: i64 = connection
         .prepare_cached("SELECT customer_count FROM accounts WHERE id = ?1")?
-        .query_row(params![account_id], |row| row.get(0))
+        .query_row(params![account_id.as_str()], |row| row.get(0))
         .optional()?
         .unwrap_or(0);
-    Ok((customers, total.max(0) as u64))
+    Ok((Page::from_overfetched(customers, limit), total.max(0) as u64))
 }
 
-pub fn list_after(connection: &Connection, account_id: &str, query: &CursorQuery) -> rusqlite::Result<Vec<Customer>> {
+pub fn list_after(
+    connection: &Connection,
+    account_id: &AccountId,
+    query: &CursorQuery,
+) -> rusqlite::Result<Page<Customer>> {
     let mut sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE account_id = :account");
-    let mut bindings: Vec<(&str, &dyn ToSql)> = vec![(":account", &account_id), (":limit", &query.limit)];
+    let (account_id, limit) = (account_id.as_str(), overfetch(query.limit));
+    let mut bindings: Vec<(&str, &dyn ToSql)> = vec![(":account", &account_id), (":limit", &limit)];
     if let Some(email) = &query.email_normalized {
         sql.push_str(" AND email_normalized = :email");
         bindings.push((":email", email));
@@ -252,33 +215,23 @@ pub fn list_after(connection: &Connection, account_id: &str, query: &CursorQuery
         bindings.push((":after", after));
     }
     sql.push_str(" ORDER BY id LIMIT :limit");
-    connection.prepare_cached(&sql)?.query_map(bindings.as_slice(), customer_from_row)?.collect()
-}
-
-fn idempotency_from_row(row: &Row<'_>) -> rusqlite::Result<IdempotencyRecord> {
-    let fingerprint: Vec<u8> = row.get(1)?;
-    Ok(IdempotencyRecord {
-        key: row.get(0)?,
-        fingerprint: fingerprint.try_into().unwrap_or([0; 32]),
-        status: row.get(2)?,
-        body: row.get(3)?,
-        location: row.get(4)?,
-        etag: row.get(5)?,
-        created_at: row.get(6)?,
-    })
+    let customers = connection
+        .prepare_cached(&sql)?
+        .query_map(bindings.as_slice(), |row| customer_from_row(row))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Page::from_overfetched(customers, query.limit))
 }
 
 pub fn find_idempotency(
     connection: &Connection,
-    account_id: &str,
+    account_id: &AccountId,
     key: &str,
 ) -> rusqlite::Result<Option<IdempotencyRecord>> {
+    const SQL: &str =
+        concat!("SELECT ", idempotency_columns!(), " FROM idempotency_keys WHERE account_id = ?1 AND key = ?2");
     connection
-        .prepare_cached(
-            "SELECT key, fingerprint, status, body, location, etag, created_at \
-             FROM idempotency_keys WHERE account_id = ?1 AND key = ?2",
-        )?
-        .query_row(params![account_id, key], idempotency_from_row)
+        .prepare_cached(SQL)?
+        .query_row(params![account_id.as_str(), key], |row| idempotency_from_row(row))
         .optional()
 }
 
