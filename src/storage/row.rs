@@ -80,6 +80,17 @@ macro_rules! customer_columns {
 }
 pub(crate) use customer_columns;
 
+/// The columns a customer's row is written to, in the order both backends
+/// bind them (`$1`..`$17`, `?1`..`?17`); a literal for `concat!`.
+macro_rules! customer_insert_columns {
+    () => {
+        "account_id, id, name, email, email_normalized, phone, has_address, \
+         address_line1, address_line2, address_city, address_region, address_postal_code, address_country, \
+         metadata, created_at, updated_at, version"
+    };
+}
+pub(crate) use customer_insert_columns;
+
 /// A customer from the columns of [`customer_columns!`].
 pub(crate) fn customer_from_row<R: ColumnReader>(row: &R) -> Result<Customer, R::Error> {
     let address = if row.boolean(4)? {

@@ -12,7 +12,8 @@ use sqlx::{PgPool, Row};
 use crate::domain::customer::{Customer, Phone};
 use crate::domain::{AccountId, CustomerFields, CustomerId};
 use crate::storage::row::{
-    CustomerColumns, column_reader, customer_columns, customer_from_row, idempotency_columns, idempotency_from_row,
+    CustomerColumns, column_reader, customer_columns, customer_from_row, customer_insert_columns, idempotency_columns,
+    idempotency_from_row,
 };
 use crate::storage::{CursorQuery, IdempotencyRecord, Page, Precondition, StoreError, overfetch};
 
@@ -52,13 +53,13 @@ pub async fn get_customer(
 }
 
 /// Inserts the customer and counts it in the account, in one statement.
-const INSERT_CUSTOMER: &str = "WITH inserted AS ( \
-     INSERT INTO customers (account_id, id, name, email, email_normalized, phone, has_address, \
-     address_line1, address_line2, address_city, address_region, address_postal_code, address_country, \
-     metadata, created_at, updated_at, version) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+const INSERT_CUSTOMER: &str = concat!(
+    "WITH inserted AS (INSERT INTO customers (",
+    customer_insert_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
      RETURNING account_id) \
-     UPDATE accounts SET customer_count = customer_count + 1 WHERE id IN (SELECT account_id FROM inserted)";
+     UPDATE accounts SET customer_count = customer_count + 1 WHERE id IN (SELECT account_id FROM inserted)"
+);
 
 pub async fn insert_customer(
     pool: &PgPool,

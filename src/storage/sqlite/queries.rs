@@ -6,7 +6,8 @@ use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 use crate::domain::customer::Customer;
 use crate::domain::{AccountId, CustomerFields, CustomerId};
 use crate::storage::row::{
-    CustomerColumns, column_reader, customer_columns, customer_from_row, idempotency_columns, idempotency_from_row,
+    CustomerColumns, column_reader, customer_columns, customer_from_row, customer_insert_columns, idempotency_columns,
+    idempotency_from_row,
 };
 use crate::storage::{CursorQuery, IdempotencyRecord, Page, Precondition, StoreError, overfetch};
 
@@ -30,7 +31,7 @@ pub fn get_customer(
         .optional()
 }
 
-/// A customer as the columns of its row, bound as ?1..?17 in table order.
+/// A customer as the columns of its row, bound as ?1..?17 in the order of [`customer_insert_columns!`].
 struct CustomerRow<'a> {
     account_id: &'a str,
     customer_id: &'a str,
@@ -79,12 +80,11 @@ pub fn insert_customer(
     }
     let row = CustomerRow::new(account_id, customer);
     connection
-        .prepare_cached(
-            "INSERT INTO customers (account_id, id, name, email, email_normalized, phone, has_address, \
-             address_line1, address_line2, address_city, address_region, address_postal_code, address_country, \
-             metadata, created_at, updated_at, version) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-        )?
+        .prepare_cached(concat!(
+            "INSERT INTO customers (",
+            customer_insert_columns!(),
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+        ))?
         .execute(row.params().as_slice())?;
     adjust_customer_count(connection, account_id, 1)
 }
