@@ -1,0 +1,188 @@
+//! A customer id in a URL is parsed once, at the edge: one that cannot be an
+//! id (anything but `cus_` + 26 of `0-9A-Z`) answers the same `404
+//! resource_not_found` as an unknown one, and the store is never asked.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use clientele::config::ServerConfig;
+use clientele::domain::token::TokenHash;
+use clientele::domain::{Account, AccountId, Customer, CustomerFields, CustomerId, TokenId, TokenRecord};
+use clientele::ratelimit::RateLimiter;
+use clientele::storage::{CursorQuery, IdempotencyRecord, Page, Precondition, SharedStore, Store, StoreError};
+use common::{TestApp, TestDatabase, assert_error, open_test_store};
+use serde_json::json;
+
+/// The test's store, counting the lookups of one customer by id.
+struct CountingStore {
+    inner: SharedStore,
+    customer_lookups: Arc<AtomicUsize>,
+}
+
+impl CountingStore {
+    fn looked_up(&self) {
+        self.customer_lookups.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl Store for CountingStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
+
+    async fn create_account(&self, account: Account) -> Result<(), StoreError> {
+        self.inner.create_account(account).await
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<Account>, StoreError> {
+        self.inner.list_accounts().await
+    }
+
+    async fn find_account(&self, name: &str) -> Result<Option<Account>, StoreError> {
+        self.inner.find_account(name).await
+    }
+
+    async fn create_token(&self, token: TokenRecord) -> Result<(), StoreError> {
+        self.inner.create_token(token).await
+    }
+
+    async fn list_tokens(&self, account_id: Option<&AccountId>) -> Result<Vec<TokenRecord>, StoreError> {
+        self.inner.list_tokens(account_id).await
+    }
+
+    async fn find_token(&self, hash: TokenHash) -> Result<Option<TokenRecord>, StoreError> {
+        self.inner.find_token(hash).await
+    }
+
+    async fn revoke_token(&self, token_id: &TokenId, at: i64) -> Result<(), StoreError> {
+        self.inner.revoke_token(token_id, at).await
+    }
+
+    async fn touch_token(&self, token_id: &TokenId, at: i64) -> Result<(), StoreError> {
+        self.inner.touch_token(token_id, at).await
+    }
+
+    async fn insert_customer(
+        &self,
+        account_id: &AccountId,
+        customer: Customer,
+        idempotency: Option<IdempotencyRecord>,
+    ) -> Result<(), StoreError> {
+        self.inner.insert_customer(account_id, customer, idempotency).await
+    }
+
+    async fn get_customer(
+        &self,
+        account_id: &AccountId,
+        customer_id: &CustomerId,
+    ) -> Result<Option<Customer>, StoreError> {
+        self.looked_up();
+        self.inner.get_customer(account_id, customer_id).await
+    }
+
+    async fn replace_customer(
+        &self,
+        account_id: &AccountId,
+        customer_id: &CustomerId,
+        fields: CustomerFields,
+        precondition: Precondition,
+        now: i64,
+    ) -> Result<Customer, StoreError> {
+        self.looked_up();
+        self.inner.replace_customer(account_id, customer_id, fields, precondition, now).await
+    }
+
+    async fn delete_customer(
+        &self,
+        account_id: &AccountId,
+        customer_id: &CustomerId,
+        precondition: Precondition,
+    ) -> Result<(), StoreError> {
+        self.looked_up();
+        self.inner.delete_customer(account_id, customer_id, precondition).await
+    }
+
+    async fn list_customers_by_offset(
+        &self,
+        account_id: &AccountId,
+        limit: u32,
+        offset: u64,
+    ) -> Result<(Page<Customer>, u64), StoreError> {
+        self.inner.list_customers_by_offset(account_id, limit, offset).await
+    }
+
+    async fn list_customers_after(
+        &self,
+        account_id: &AccountId,
+        query: CursorQuery,
+    ) -> Result<Page<Customer>, StoreError> {
+        self.inner.list_customers_after(account_id, query).await
+    }
+
+    async fn find_idempotency(
+        &self,
+        account_id: &AccountId,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        self.inner.find_idempotency(account_id, key).await
+    }
+
+    async fn purge_idempotency(&self, before: i64) -> Result<u64, StoreError> {
+        self.inner.purge_idempotency(before).await
+    }
+}
+
+async fn counting_app() -> (TestApp, Arc<AtomicUsize>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let inner = open_test_store(TestDatabase::create(dir.path(), "test.db").await).await;
+    let customer_lookups = Arc::new(AtomicUsize::new(0));
+    let store = Arc::new(CountingStore { inner, customer_lookups: customer_lookups.clone() });
+    let app = TestApp::spawn_on(store, dir, ServerConfig::default(), RateLimiter::in_memory()).await;
+    (app, customer_lookups)
+}
+
+#[tokio::test]
+async fn malformed_customer_ids_are_404_without_asking_the_store() {
+    let (app, lookups) = counting_app().await;
+    let created = app.create_customer("Ada", "ada@example.com").await;
+    let id = created["id"].as_str().expect("id");
+    let ulid = &id["cus_".len()..];
+    let malformed = [
+        "cus_".to_owned(),
+        "cus_missing".to_owned(),
+        "whatever".to_owned(),
+        id.to_lowercase(),
+        format!("{id}0"),
+        id[..id.len() - 1].to_owned(),
+        format!("acct_{ulid}"),
+        format!("{}%00", &id[..id.len() - 1]),
+    ];
+    for version in ["v1", "v2"] {
+        for raw in &malformed {
+            let path = format!("/{version}/customers/{raw}");
+            let responses = [
+                app.get(&path).await,
+                app.put_json(&path, &json!({"name": "B", "email": "b@example.com"})).await,
+                app.delete(&path).await,
+            ];
+            for response in responses {
+                let error = assert_error(response, 404, "resource_not_found").await;
+                assert_eq!(error["param"], "id", "{path}: {error}");
+                let shown = if raw.ends_with("%00") { "(invalid id)".to_owned() } else { raw.clone() };
+                assert_eq!(error["message"], format!("no such customer: {shown}"), "{path}: the body of today");
+            }
+        }
+    }
+    assert_eq!(lookups.load(Ordering::SeqCst), 0, "no malformed id reached the store");
+
+    // A well-formed id is looked up, whether it exists or not.
+    let unknown = format!("cus_{}", "0".repeat(26));
+    let error = assert_error(app.get(&format!("/v2/customers/{unknown}")).await, 404, "resource_not_found").await;
+    assert_eq!(error["message"], format!("no such customer: {unknown}"));
+    assert_eq!(app.get(&format!("/v1/customers/{id}")).await.status(), 200);
+    assert_eq!(lookups.load(Ordering::SeqCst), 2);
+}
