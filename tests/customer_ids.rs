@@ -1,6 +1,7 @@
 //! A customer id in a URL is parsed once, at the edge: one that cannot be an
-//! id (anything but `cus_` + 26 of `0-9A-Z`) answers the same `404
-//! resource_not_found` as an unknown one, and the store is never asked.
+//! id (anything but `cus_` + 26 of `0-9A-Z`) answers as an unknown one does
+//! (the same `404 resource_not_found`, after the same body and header checks),
+//! and the store is never asked.
 
 mod common;
 
@@ -14,6 +15,7 @@ use clientele::domain::{Account, AccountId, Customer, CustomerFields, CustomerId
 use clientele::ratelimit::RateLimiter;
 use clientele::storage::{CursorQuery, IdempotencyRecord, Page, Precondition, SharedStore, Store, StoreError};
 use common::{TestApp, TestDatabase, assert_error, open_test_store};
+use reqwest::Method;
 use serde_json::json;
 
 /// The test's store, counting the lookups of one customer by id.
@@ -179,8 +181,21 @@ async fn malformed_customer_ids_are_404_without_asking_the_store() {
     }
     assert_eq!(lookups.load(Ordering::SeqCst), 0, "no malformed id reached the store");
 
-    // A well-formed id is looked up, whether it exists or not.
+    // The checks that come before the lookup answer first, as for an unknown id.
     let unknown = format!("cus_{}", "0".repeat(26));
+    for raw in malformed.iter().chain([&unknown]) {
+        for version in ["v1", "v2"] {
+            let path = format!("/{version}/customers/{raw}");
+            let invalid = app.put_json(&path, &json!({"name": "B", "email": "not an email"})).await;
+            assert_eq!(assert_error(invalid, 400, "parameter_invalid").await["param"], "email", "{path}");
+        }
+        let path = format!("/v2/customers/{raw}");
+        let bad_if_match = app.request(Method::DELETE, &path).header("if-match", "1").send().await.unwrap();
+        assert_eq!(bad_if_match.status(), 400, "{path}");
+    }
+    assert_eq!(lookups.load(Ordering::SeqCst), 0, "nothing was looked up");
+
+    // A well-formed id is looked up, whether it exists or not.
     let error = assert_error(app.get(&format!("/v2/customers/{unknown}")).await, 404, "resource_not_found").await;
     assert_eq!(error["message"], format!("no such customer: {unknown}"));
     assert_eq!(app.get(&format!("/v1/customers/{id}")).await.status(), 200);

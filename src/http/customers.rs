@@ -17,14 +17,25 @@ use crate::domain::time::now_unix;
 use crate::domain::{Customer, CustomerFields, CustomerId, ids};
 use crate::storage::{IdempotencyRecord, StoreError};
 
-/// The `{id}` of a customer route. Any id that cannot exist answers 404, like
-/// one that does not, without asking the store.
-impl<S: Send + Sync> FromRequestParts<S> for CustomerId {
+/// The `{id}` of a customer route, as sent. [`CustomerPath::id`] parses it
+/// where the handler would ask the store, so the checks before that (body,
+/// `If-Match`) answer first, as they do for an unknown id.
+pub struct CustomerPath(String);
+
+impl CustomerPath {
+    /// The customer id, or the 404 an unknown id gets: an id that cannot exist
+    /// answers like one that does not, without asking the store.
+    pub fn id(&self) -> Result<CustomerId, ApiError> {
+        CustomerId::parse(&self.0).ok_or_else(|| ApiError::customer_not_found(&self.0))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CustomerPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match Path::<String>::from_request_parts(parts, state).await {
-            Ok(Path(raw)) => CustomerId::parse(&raw).ok_or_else(|| ApiError::customer_not_found(&raw)),
+            Ok(Path(raw)) => Ok(Self(raw)),
             Err(_) => Err(ApiError::customer_not_found("")),
         }
     }

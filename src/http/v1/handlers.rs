@@ -6,11 +6,10 @@ use axum::response::Response;
 
 use super::wire::{CustomerInputV1, CustomerListV1, CustomerV1};
 use crate::app::AppState;
-use crate::domain::CustomerId;
 use crate::domain::time::now_unix;
 use crate::http::auth::Principal;
 use crate::http::body::JsonObject;
-use crate::http::customers::{self, Created, customer_error, json_response, to_json};
+use crate::http::customers::{self, Created, CustomerPath, customer_error, json_response, to_json};
 use crate::http::error::ApiError;
 use crate::http::fields::{V1_FIELDS, customer_fields};
 use crate::http::openapi::params::{IdempotencyKey, OffsetPage};
@@ -66,7 +65,12 @@ pub async fn create(
     params(("id" = String, Path, description = "The customer's id (`cus_...`).", example = "cus_01JDQ8ZK3V5W6X7Y8Z9A0B1C2D")),
     responses((status = 200, description = "The customer.", body = CustomerV1), NotFound),
 )]
-pub async fn get(State(state): State<AppState>, principal: Principal, id: CustomerId) -> Result<Response, ApiError> {
+pub async fn get(
+    State(state): State<AppState>,
+    principal: Principal,
+    path: CustomerPath,
+) -> Result<Response, ApiError> {
+    let id = path.id()?;
     let customer = state.store.get_customer(&principal.account_id, &id).await?;
     let customer = customer.ok_or_else(|| ApiError::customer_not_found(id.as_str()))?;
     Ok(json_response(StatusCode::OK, to_json(&CustomerV1::from(&customer)), []))
@@ -91,10 +95,11 @@ pub async fn get(State(state): State<AppState>, principal: Principal, id: Custom
 pub async fn replace(
     State(state): State<AppState>,
     principal: Principal,
-    id: CustomerId,
+    path: CustomerPath,
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
     let fields = customer_fields(&body, V1_FIELDS)?;
+    let id = path.id()?;
     let customer = state
         .store
         .replace_customer(&principal.account_id, &id, fields, Precondition::None, now_unix())
@@ -117,8 +122,9 @@ pub async fn replace(
 pub async fn delete(
     State(state): State<AppState>,
     principal: Principal,
-    id: CustomerId,
+    path: CustomerPath,
 ) -> Result<StatusCode, ApiError> {
+    let id = path.id()?;
     state.store.delete_customer(&principal.account_id, &id, Precondition::None).await.map_err(customer_error(&id))?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -6,13 +6,12 @@ use axum::response::Response;
 
 use super::wire::{CustomerInputV2, CustomerListV2, CustomerV2};
 use crate::app::AppState;
-use crate::domain::CustomerId;
 use crate::domain::customer::normalize_email;
 use crate::domain::time::now_unix;
 use crate::http::auth::Principal;
 use crate::http::body::JsonObject;
 use crate::http::conditional::{etag, if_match, if_none_match_hits};
-use crate::http::customers::{self, Created, customer_error, json_response, to_json};
+use crate::http::customers::{self, Created, CustomerPath, customer_error, json_response, to_json};
 use crate::http::error::ApiError;
 use crate::http::fields::{V2_FIELDS, customer_fields};
 use crate::http::openapi::params::{CursorPage, IdempotencyKey, IfMatch, IfNoneMatch};
@@ -77,9 +76,10 @@ pub async fn create(
 pub async fn get(
     State(state): State<AppState>,
     principal: Principal,
-    id: CustomerId,
+    path: CustomerPath,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let id = path.id()?;
     let customer = state.store.get_customer(&principal.account_id, &id).await?;
     let customer = customer.ok_or_else(|| ApiError::customer_not_found(id.as_str()))?;
     let tag = etag(customer.version);
@@ -111,12 +111,13 @@ pub async fn get(
 pub async fn replace(
     State(state): State<AppState>,
     principal: Principal,
-    id: CustomerId,
+    path: CustomerPath,
     headers: HeaderMap,
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
     let precondition = if_match(&headers)?;
     let fields = customer_fields(&body, V2_FIELDS)?;
+    let id = path.id()?;
     let customer = state
         .store
         .replace_customer(&principal.account_id, &id, fields, precondition, now_unix())
@@ -139,10 +140,11 @@ pub async fn replace(
 pub async fn delete(
     State(state): State<AppState>,
     principal: Principal,
-    id: CustomerId,
+    path: CustomerPath,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     let precondition = if_match(&headers)?;
+    let id = path.id()?;
     state.store.delete_customer(&principal.account_id, &id, precondition).await.map_err(customer_error(&id))?;
     Ok(StatusCode::NO_CONTENT)
 }
