@@ -242,6 +242,14 @@ mod tests {
     }
 
     #[test]
+    fn pages_from_one_row_too_many() {
+        assert_eq!(Page::from_overfetched(vec![1, 2, 3], 2), Page { items: vec![1, 2], has_more: true });
+        assert_eq!(Page::from_overfetched(vec![1, 2], 2), Page { items: vec![1, 2], has_more: false });
+        assert_eq!(Page::from_overfetched(Vec::<u8>::new(), 2), Page { items: vec![], has_more: false });
+        assert_eq!(overfetch(u32::MAX), i64::from(u32::MAX) + 1, "no overflow");
+    }
+
+    #[test]
     fn preconditions() {
         assert!(Precondition::None.accepts(3));
         assert!(Precondition::Exists.accepts(3));

@@ -229,3 +229,37 @@ impl CustomerColumns {
         Self::new(&customer.email, customer.address.as_ref(), &customer.metadata)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_round_trips_and_empty_is_braces() {
+        assert_eq!(encode_metadata(&Metadata::new()), "{}");
+        let metadata: Metadata = [("crm".to_owned(), "8812".to_owned()), ("é".to_owned(), "\"".to_owned())].into();
+        assert_eq!(decode_metadata(&encode_metadata(&metadata)).unwrap(), metadata);
+        assert!(decode_metadata("[1]").is_err());
+    }
+
+    #[test]
+    fn customer_columns() {
+        let address = Address { city: Some("London".into()), ..Address::default() };
+        let metadata: Metadata = [("k".to_owned(), "v".to_owned())].into();
+        let columns = CustomerColumns::new("Ada@Example.COM", Some(&address), &metadata);
+        assert_eq!(
+            columns,
+            CustomerColumns {
+                email_normalized: "ada@example.com".into(),
+                has_address: true,
+                address,
+                metadata: r#"{"k":"v"}"#.into(),
+            }
+        );
+        let columns = CustomerColumns::new("a@b.co", None, &Metadata::new());
+        assert_eq!(
+            (columns.has_address, columns.address, columns.metadata.as_str()),
+            (false, Address::default(), "{}")
+        );
+    }
+}
