@@ -24,10 +24,13 @@
 
 pub mod admin;
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod idempotency;
 pub mod metrics;
 pub mod ratelimit;
+pub mod server;
 pub mod storage;
