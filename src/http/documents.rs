@@ -4,7 +4,7 @@
 //!
 //! What every operation shares (the bearer scheme, `X-Request-Id`, the
 //! rate-limit headers, and the 401/429/500/503 errors) is added here, in
-//! [`finish`], so the annotations list only what is particular to them.
+//! `finish`, so the annotations list only what is particular to them.
 //!
 //! The committed copies `openapi/v1.json` and `openapi/v2.json` are checked
 //! against these by `tests/openapi.rs`; regenerate them with

@@ -3,7 +3,8 @@
 //!
 //! Handlers list the errors that apply to them by these marker types, e.g.
 //! `responses((status = 200, ...), BadRequest, NotFound)`; 401, 429, 500 and
-//! 503 apply to every operation and are added by [`super::finish`].
+//! 503 apply to every operation and are added when the documents are assembled
+//! ([`crate::http::documents`]).
 
 use std::collections::BTreeMap;
 
