@@ -8,10 +8,11 @@
 
 use std::sync::Arc;
 
-use clientele::app::{self, AppState};
+use clientele::app::AppState;
 use clientele::config::ServerConfig;
 use clientele::metrics::Metrics;
 use clientele::ratelimit::{RateLimiter, RedisLimiter};
+use clientele::server;
 use clientele::storage;
 
 /// The same allocator as the `clientele` binary, so the comparison is fair.
@@ -47,7 +48,7 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     println!("bench_server listening on http://{}", listener.local_addr()?);
     let state = AppState::with_metrics(ServerConfig::default(), store, limiter, metrics);
-    app::serve(listener, state, std::future::pending()).await?;
+    server::serve(listener, state, std::future::pending()).await?;
     Ok(())
 }
 

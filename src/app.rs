@@ -1,18 +1,15 @@
-//! Builds the application state and serves it on a listener until shutdown.
+//! The application: its state, shared by every request, and the background
+//! upkeep it needs. No HTTP here: [`crate::http`] serves it, [`crate::server`]
+//! runs both.
 
-use std::future::Future;
-use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
-
+use crate::auth::{Authenticator, FailedAuthLimiter};
 use crate::config::ServerConfig;
 use crate::domain::time::now_unix;
-use crate::http;
-use crate::http::auth::{Authenticator, FailedAuthLimiter};
-use crate::http::idempotency::{InFlight, RETENTION_SECS};
+use crate::idempotency::{InFlight, RETENTION_SECS};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::storage::SharedStore;
@@ -64,22 +61,9 @@ const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 /// requests/s five seconds of them take about 4 MB.
 const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Serves until `shutdown` resolves, then finishes the requests in flight.
-pub async fn serve(
-    listener: TcpListener,
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let maintenance = tokio::spawn(maintain(state.clone()));
-    let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
-    maintenance.abort();
-    served
-}
-
 /// Forgets ended rate-limit windows and idle cache entries; purges expired
 /// idempotency keys; folds latency samples into their histograms.
-async fn maintain(state: AppState) {
+pub async fn maintain(state: AppState) {
     let mut prune = tokio::time::interval(PRUNE_INTERVAL);
     let mut purge = tokio::time::interval(PURGE_INTERVAL);
     let mut upkeep = tokio::time::interval(METRICS_UPKEEP_INTERVAL);

@@ -1,33 +1,44 @@
 //! Clientele: a customer-records REST API server.
 //!
-//! Requests flow one way through the layers:
+//! Dependencies point one way, from the outside in:
 //!
 //! ```text
-//! HTTP (http::router, http::edge, http::auth, extractors)
-//!   -> version edge (http::v1, http::v2: wire types and handlers)
-//!     -> domain (plain types that can only hold valid values)
-//!       -> storage::Store (trait) -> storage::sqlite | storage::postgres
+//! main / cli ─> server ─> http ─> app (state, upkeep), auth, idempotency
+//!                                   ─> domain (types that hold only valid values)
+//!                                   ─> storage::Store (trait) ─> storage::sqlite | storage::postgres
 //! ```
 //!
-//! * [`http::edge`] gives every response its `X-Request-Id`, turns panics into
-//!   a JSON 500, renders every error in the one envelope of API.md §4, counts
-//!   the request in [`metrics`] (served at `/metrics`) and logs it once.
-//! * [`http::auth`] authenticates the bearer token (cached for a few seconds),
-//!   applies the per-token rate limit ([`ratelimit`]) and the scope.
-//! * v1 and v2 share the domain and the store; they differ only in their wire
-//!   types, converting at the edge.
+//! Nothing below `http` knows axum; no module imports one that imports it
+//! (`scripts/module-cycles.py` checks).
+//!
+//! * [`http`] is the HTTP layer. [`http::edge`] gives every request its
+//!   `X-Request-Id` and a tracing span, turns panics into a JSON 500, renders
+//!   every error in the envelope of API.md §4 (codes: [`http::error::ErrorCode`],
+//!   the only place one exists), counts it in [`metrics`] and logs it once.
+//!   [`http::auth`] authenticates, rate-limits ([`ratelimit`]) and checks scope.
+//!   [`http::v1`] and [`http::v2`] hold each version's wire types, which both
+//!   parse requests ([`http::wire`], with deserr) and are the OpenAPI schemas
+//!   ([`http::documents`] assembles the documents from them).
+//! * [`app`] is the application state and its background upkeep; [`auth`]
+//!   turns a token into a [`auth::Principal`] and limits failed attempts;
+//!   [`idempotency`] fingerprints requests and tracks keys in flight.
+//! * [`domain`] has no HTTP and no SQL: customers, accounts, tokens, ids.
 //! * [`storage::sqlite`] keeps reads on dedicated threads and funnels writes to
-//!   one writer thread that commits concurrent requests together.
-//! * [`storage::postgres`] serves the same trait from PostgreSQL (sqlx), for
+//!   one writer thread that commits concurrent requests together;
+//!   [`storage::postgres`] serves the same trait from PostgreSQL (sqlx), for
 //!   many instances sharing one database.
-//! * [`cli`] is the operator's interface: `serve`, `accounts`, `tokens`.
+//! * [`cli`] is the operator's interface: `serve`, `accounts`, `tokens`;
+//!   [`admin`] holds the operator actions it shares with the tests.
 
 pub mod admin;
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod idempotency;
 pub mod metrics;
 pub mod ratelimit;
+pub mod server;
 pub mod storage;

@@ -249,7 +249,7 @@ async fn decisions_counted_in_redis_are_labelled_redis() {
 
 /// The pool gauges read the store's pool. No schema is needed, so this uses the
 /// test server's database as it is, without migrating it, and serves the router
-/// without `app::serve`'s maintenance task, so nothing but `/readyz` queries it.
+/// without `server::serve`'s maintenance task, so nothing but `/readyz` queries it.
 #[tokio::test]
 async fn postgres_pool_use_is_reported() {
     let Ok(url) = std::env::var("CLIENTELE_TEST_DATABASE_URL") else {

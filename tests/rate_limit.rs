@@ -7,10 +7,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clientele::app::{self, AppState};
+use clientele::app::AppState;
 use clientele::config::ServerConfig;
 use clientele::domain::Scope;
 use clientele::ratelimit::{RateLimit, RateLimiter, RedisLimiter, now_ms};
+use clientele::server;
 use clientele::storage::SharedStore;
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::{Value, json};
@@ -182,7 +183,7 @@ impl Instance {
         let address = listener.local_addr().expect("address");
         let state = AppState::new(config, store, limiter);
         let (shutdown, stop) = oneshot::channel::<()>();
-        tokio::spawn(app::serve(listener, state, async {
+        tokio::spawn(server::serve(listener, state, async {
             let _ = stop.await;
         }));
         Self { address, _shutdown: shutdown }

@@ -9,10 +9,11 @@ use ipnet::IpNet;
 use tokio::net::TcpListener;
 
 use crate::admin;
-use crate::app::{self, AppState};
+use crate::app::AppState;
 use crate::config::ServerConfig;
 use crate::domain::Scope;
 use crate::ratelimit::{RateLimit, RateLimiter, RedisLimiter};
+use crate::server;
 use crate::storage::{self, SharedStore};
 
 #[derive(Debug, Args)]
@@ -78,7 +79,7 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
     std::io::stdout().flush()?;
     tracing::info!(%address, database = %storage::redact_url(database_url), rate_limiter = limiter.state().as_str(), "serving");
     let state = AppState::new(config, store, limiter);
-    app::serve(listener, state, shutdown).await.context("the server stopped")?;
+    server::serve(listener, state, shutdown).await.context("the server stopped")?;
     tracing::info!("stopped after finishing the requests in flight");
     Ok(())
 }

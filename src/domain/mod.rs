@@ -12,8 +12,8 @@ pub use customer::{Address, Customer, CustomerFields, CustomerName, Email, Exten
 pub use ids::{AccountId, CustomerId, TokenId};
 pub use token::{Scope, TokenRecord, TokenSecret};
 
-/// Why a field was refused; the HTTP edge maps it to `parameter_missing` or
-/// `parameter_invalid` with `param` set to the field's dotted path.
+/// Why a field was refused; the HTTP edge answers it with a `400` whose
+/// `param` is the field's dotted path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
     pub kind: FieldErrorKind,

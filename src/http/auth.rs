@@ -1,167 +1,33 @@
-//! Bearer-token authentication, the failed-auth limit, the per-token rate
-//! limit and the scope check: one middleware in front of `/v1` and `/v2`.
-//!
-//! Tokens are looked up by hash and cached for [`CACHE_TTL`], so a busy token
-//! costs no query, and a revoked one stops working within that time.
+//! The layer in front of `/v1` and `/v2`: bearer-token authentication, the
+//! failed-auth limit, the per-token rate limit and the scope check (API.md §2,
+//! §5). What a token means is [`crate::auth`]'s business; this is the HTTP.
 
 use std::net::IpAddr;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use dashmap::DashMap;
 
 use super::client_ip::client_ip;
-use super::edge::run_catching_panics;
-use super::error::ApiError;
+use super::edge::{Caller, run_catching_panics};
+use super::error::{ApiError, ErrorCode};
 use crate::app::AppState;
-use crate::domain::time::now_unix;
-use crate::domain::token::{TokenHash, TokenRecord, looks_like_token};
-use crate::domain::{AccountId, Scope, TokenId};
-use crate::ratelimit::{Decision, MemoryLimiter, RateLimit, now_ms};
-use crate::storage::{SharedStore, StoreError};
-
-/// How long a looked-up token is trusted without asking the store again.
-pub const CACHE_TTL: Duration = Duration::from_secs(2);
-/// How long a token unused is remembered at all (then forgotten, to bound memory).
-const CACHE_IDLE_LIMIT: Duration = Duration::from_secs(600);
-/// `last_used_at` is written at most this often per token.
-const TOUCH_INTERVAL_SECS: i64 = 60;
-
-/// Who is calling: what the handlers learn from the token.
-#[derive(Debug, Clone)]
-pub struct Principal {
-    pub token_id: TokenId,
-    pub account_id: AccountId,
-    pub scope: Scope,
-    /// `None`: the server's default applies.
-    pub rate_limit: Option<RateLimit>,
-}
-
-impl From<&TokenRecord> for Principal {
-    fn from(record: &TokenRecord) -> Self {
-        Self {
-            token_id: record.id.clone(),
-            account_id: record.account_id.clone(),
-            scope: record.scope,
-            rate_limit: record.rate_limit,
-        }
-    }
-}
+use crate::auth::{Cached, Principal};
+use crate::domain::Scope;
+use crate::domain::token::{TokenHash, looks_like_token};
+use crate::ratelimit::Decision;
 
 impl<S: Send + Sync> FromRequestParts<S> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Principal>().cloned().ok_or_else(|| {
-            tracing::error!("a handler that needs a token is routed without the auth layer");
-            ApiError::internal()
-        })
-    }
-}
-
-/// Who made an authenticated request, put on its response for the request log.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub account_id: Arc<str>,
-}
-
-/// A token hash as the cache sees it.
-enum Cached {
-    /// Looked up less than [`CACHE_TTL`] ago: `None` for a revoked token.
-    Fresh(Option<Principal>),
-    /// Known to exist (or have existed), but due for another lookup.
-    Stale,
-    Unknown,
-}
-
-struct CacheEntry {
-    /// `None` for a revoked token.
-    principal: Option<Principal>,
-    fetched: Instant,
-}
-
-pub struct Authenticator {
-    store: SharedStore,
-    cache: DashMap<TokenHash, CacheEntry, ahash::RandomState>,
-}
-
-impl Authenticator {
-    pub fn new(store: SharedStore) -> Self {
-        Self { store, cache: DashMap::default() }
-    }
-
-    /// What the cache knows of a token hash, from one lookup.
-    fn cached(&self, hash: &TokenHash) -> Cached {
-        match self.cache.get(hash) {
-            Some(entry) if entry.fetched.elapsed() < CACHE_TTL => Cached::Fresh(entry.principal.clone()),
-            Some(_) => Cached::Stale,
-            None => Cached::Unknown,
-        }
-    }
-
-    /// Looks the token up in the store and caches the answer; `None` for unknown and revoked tokens.
-    async fn refresh(&self, hash: TokenHash) -> Result<Option<Principal>, StoreError> {
-        let Some(record) = self.store.find_token(hash).await? else {
-            self.cache.remove(&hash);
-            return Ok(None);
-        };
-        let principal = record.revoked_at.is_none().then(|| Principal::from(&record));
-        self.cache.insert(hash, CacheEntry { principal: principal.clone(), fetched: Instant::now() });
-        if principal.is_some() {
-            self.touch(&record);
-        }
-        Ok(principal)
-    }
-
-    /// Records `last_used_at` in the background, at most once a minute per token.
-    fn touch(&self, record: &TokenRecord) {
-        let now = now_unix();
-        if record.last_used_at.is_some_and(|at| now - at < TOUCH_INTERVAL_SECS) {
-            return;
-        }
-        let store = self.store.clone();
-        let token_id = record.id.clone();
-        tokio::spawn(async move {
-            if let Err(error) = store.touch_token(&token_id, now).await {
-                tracing::debug!(%error, "cannot record a token's last use");
-            }
-        });
-    }
-
-    pub fn prune(&self) {
-        self.cache.retain(|_, entry| entry.fetched.elapsed() < CACHE_IDLE_LIMIT);
-    }
-}
-
-/// Counts failed authentications per client address.
-pub struct FailedAuthLimiter {
-    limit: RateLimit,
-    counters: MemoryLimiter,
-}
-
-impl FailedAuthLimiter {
-    pub fn new(limit: RateLimit) -> Self {
-        Self { limit, counters: MemoryLimiter::default() }
-    }
-
-    /// Seconds until the address may try again, if it has used up its failures.
-    fn blocked_for(&self, address: &str) -> Option<u64> {
-        let now = now_ms();
-        (self.counters.used(address, self.limit, now) >= u64::from(self.limit.limit))
-            .then(|| self.limit.position(now).reset_secs)
-    }
-
-    fn record_failure(&self, address: &str) {
-        self.counters.check(address, self.limit, now_ms());
-    }
-
-    pub fn prune(&self) {
-        self.counters.prune(now_ms());
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or_else(|| ApiError::internal("a handler that needs a token is routed without the auth layer"))
     }
 }
 
@@ -193,7 +59,7 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
     // it presents a token that is known to exist: that is not guessing.
     if matches!(cached, Cached::Unknown) {
         if let Some(retry_after) = state.failed_auth.blocked_for(&address_of(&request, &state)) {
-            return ApiError::rate_limited(retry_after).into_response();
+            return ApiError::over_rate_limit(retry_after).into_response();
         }
     }
     let principal = match (cached, hash) {
@@ -206,21 +72,22 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
     };
     let Some(principal) = principal else {
         state.failed_auth.record_failure(&address_of(&request, &state));
-        let error = match presented {
-            Presented::Missing => ApiError::token_missing(),
-            _ => ApiError::token_invalid(),
+        let code = match presented {
+            Presented::Missing => ErrorCode::TokenMissing,
+            _ => ErrorCode::TokenInvalid,
         };
-        return error.into_response();
+        return ApiError::from(code).into_response();
     };
+    tracing::Span::current().record("account_id", principal.account_id.as_str());
 
     let limit = principal.rate_limit.unwrap_or(state.config.default_rate_limit);
     let (decision, counted_by) = state.limiter.check_counted(principal.token_id.as_str(), limit).await;
     state.metrics.record_rate_limit(counted_by, decision.allowed);
     let caller = Caller { account_id: principal.account_id.clone().into() };
     let mut response = if !decision.allowed {
-        ApiError::rate_limited(decision.reset_secs).into_response()
+        ApiError::over_rate_limit(decision.reset_secs).into_response()
     } else if principal.scope == Scope::Read && !matches!(*request.method(), Method::GET | Method::HEAD) {
-        ApiError::scope_insufficient().into_response()
+        ApiError::from(ErrorCode::ScopeInsufficient).into_response()
     } else {
         request.extensions_mut().insert(principal);
         run_catching_panics(request, next).await

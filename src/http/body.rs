@@ -2,11 +2,11 @@
 //! with the contract's error, before any handler runs.
 
 use axum::extract::{FromRequest, Request};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::{Map, Value};
 
-use super::error::{ApiError, body_too_large, unsupported_media_type};
+use super::error::{ApiError, ErrorCode};
 
 /// Request bodies larger than this are refused with 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -20,16 +20,18 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
         if !is_json_media_type(request.headers()) {
-            return Err(unsupported_media_type());
+            return Err(ErrorCode::UnsupportedMediaType.into());
         }
         // Refused up front when declared too large, so it is never read at all.
         let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         if declared.is_some_and(|length| length > BODY_LIMIT as u64) {
-            return Err(body_too_large());
+            return Err(ErrorCode::BodyTooLarge.into());
         }
         let bytes = match Limited::new(request.into_body(), BODY_LIMIT).collect().await {
             Ok(collected) => collected.to_bytes(),
-            Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => return Err(body_too_large()),
+            Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
+                return Err(ErrorCode::BodyTooLarge.into());
+            }
             Err(_) => return Err(invalid_json("the request body could not be read")),
         };
         match serde_json::from_slice::<Value>(&bytes) {
@@ -45,7 +47,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
 }
 
 fn invalid_json(message: impl Into<std::borrow::Cow<'static, str>>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "body_invalid_json", message)
+    ApiError::new(ErrorCode::BodyInvalidJson, message)
 }
 
 /// `application/json`, optionally with `charset=utf-8`; nothing else.

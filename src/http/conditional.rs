@@ -1,29 +1,40 @@
-//! ETags (`"<version>"`) and the conditional headers `If-Match` and `If-None-Match`.
+//! ETags (`"<version>"`) and the conditional headers `If-Match` and
+//! `If-None-Match` (RFC 9110 §13, API.md §3), each parsed and documented by
+//! one type.
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
+use serde_json::json;
+use utoipa::IntoParams;
+use utoipa::openapi::Required;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
+use super::openapi::schemas::ENTITY_TAGS_PATTERN;
 use crate::storage::Precondition;
 
+/// The entity tag of a customer at `version`: the strong tag `"<version>"`.
 pub fn etag(version: i64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{version}\"")).expect("a quoted integer is a valid header value")
 }
 
 /// One entity tag of a conditional header.
 #[derive(Debug, PartialEq, Eq)]
-struct EntityTag<'a> {
+struct EntityTag {
     weak: bool,
-    opaque: &'a str,
+    opaque: String,
 }
 
 #[derive(Debug, PartialEq, Eq)]
-enum Condition<'a> {
+enum Condition {
     Any,
-    Tags(Vec<EntityTag<'a>>),
+    Tags(Vec<EntityTag>),
 }
 
 /// `*`, or a comma-separated list of `"tag"` / `W/"tag"`, over every line of the header.
-fn parse_condition<'a>(headers: &'a HeaderMap, name: &header::HeaderName) -> Result<Option<Condition<'a>>, ApiError> {
+fn parse_condition(headers: &HeaderMap, name: &header::HeaderName) -> Result<Option<Condition>, ApiError> {
     let malformed = || {
         ApiError::invalid(
             canonical_name(name),
@@ -48,7 +59,7 @@ fn parse_condition<'a>(headers: &'a HeaderMap, name: &header::HeaderName) -> Res
                 .and_then(|rest| rest.strip_suffix('"'))
                 .filter(|inner| !inner.contains('"'))
                 .ok_or_else(malformed)?;
-            tags.push(EntityTag { weak, opaque });
+            tags.push(EntityTag { weak, opaque: opaque.to_owned() });
         }
     }
     if !seen {
@@ -86,24 +97,97 @@ fn canonical_name(name: &header::HeaderName) -> &'static str {
     if name == header::IF_MATCH { "If-Match" } else { "If-None-Match" }
 }
 
-/// `If-Match` as a store precondition. Strong comparison: weak tags never match.
-pub fn if_match(headers: &HeaderMap) -> Result<Precondition, ApiError> {
-    Ok(match parse_condition(headers, &header::IF_MATCH)? {
-        None => Precondition::None,
-        Some(Condition::Any) => Precondition::Exists,
-        Some(Condition::Tags(tags)) => Precondition::Versions(
-            tags.iter().filter(|tag| !tag.weak).filter_map(|tag| tag.opaque.parse().ok()).collect(),
-        ),
-    })
+/// `If-Match`: write only if the current entity tag is one of these (strong
+/// comparison: weak tags never match), or, with `*`, if the customer exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IfMatch(pub Precondition);
+
+impl IfMatch {
+    pub fn from_headers(headers: &HeaderMap) -> Result<Self, ApiError> {
+        Ok(Self(match parse_condition(headers, &header::IF_MATCH)? {
+            None => Precondition::None,
+            Some(Condition::Any) => Precondition::Exists,
+            Some(Condition::Tags(tags)) => Precondition::Versions(
+                tags.iter().filter(|tag| !tag.weak).filter_map(|tag| tag.opaque.parse().ok()).collect(),
+            ),
+        }))
+    }
 }
 
-/// Whether `If-None-Match` names the current version (weak comparison), so a GET may answer 304.
-pub fn if_none_match_hits(headers: &HeaderMap, version: i64) -> Result<bool, ApiError> {
-    Ok(match parse_condition(headers, &header::IF_NONE_MATCH)? {
-        None => false,
-        Some(Condition::Any) => true,
-        Some(Condition::Tags(tags)) => tags.iter().any(|tag| tag.opaque.parse::<i64>() == Ok(version)),
-    })
+/// `If-None-Match` on a read: whether it names the current entity tag (weak comparison), for a `304`.
+#[derive(Debug)]
+pub struct IfNoneMatch(Option<Condition>);
+
+impl IfNoneMatch {
+    pub fn from_headers(headers: &HeaderMap) -> Result<Self, ApiError> {
+        Ok(Self(parse_condition(headers, &header::IF_NONE_MATCH)?))
+    }
+
+    /// Whether the customer at `version` matches, so a GET answers 304.
+    pub fn matches(&self, version: i64) -> bool {
+        match &self.0 {
+            None => false,
+            Some(Condition::Any) => true,
+            Some(Condition::Tags(tags)) => tags.iter().any(|tag| tag.opaque.parse::<i64>() == Ok(version)),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Self::from_headers(&parts.headers)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Self::from_headers(&parts.headers)
+    }
+}
+
+/// The documented form of a conditional header: optional, with the entity-tag list pattern.
+fn conditional_parameter(name: &str, description: String) -> Vec<Parameter> {
+    vec![
+        ParameterBuilder::new()
+            .name(name)
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(description))
+            .schema(Some(ObjectBuilder::new().schema_type(Type::String).pattern(Some(ENTITY_TAGS_PATTERN))))
+            .example(Some(json!("\"3\"")))
+            .build(),
+    ]
+}
+
+impl IntoParams for IfMatch {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        conditional_parameter(
+            "If-Match",
+            format!(
+                "Write only if the customer's current ETag is one of these (strong comparison), or exists at all \
+                 with `*`. Otherwise {} and nothing is written. Malformed: {}.",
+                ErrorCode::PreconditionFailed.cited(),
+                ErrorCode::ParameterInvalid.cited()
+            ),
+        )
+    }
+}
+
+impl IntoParams for IfNoneMatch {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        conditional_parameter(
+            "If-None-Match",
+            format!(
+                "`304 Not Modified` (no body) when this names the current ETag (weak comparison) or is `*`. \
+                 Malformed: {}.",
+                ErrorCode::ParameterInvalid.cited()
+            ),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -120,7 +204,7 @@ mod tests {
 
     #[test]
     fn if_match_forms() {
-        let parse = |values: &[&str]| if_match(&headers(header::IF_MATCH, values));
+        let parse = |values: &[&str]| IfMatch::from_headers(&headers(header::IF_MATCH, values)).map(|it| it.0);
         assert_eq!(parse(&[]).unwrap(), Precondition::None);
         assert_eq!(parse(&["*"]).unwrap(), Precondition::Exists);
         assert_eq!(parse(&["\"3\""]).unwrap(), Precondition::Versions(vec![3]));
@@ -137,8 +221,9 @@ mod tests {
 
     #[test]
     fn if_none_match_uses_weak_comparison() {
-        let hits =
-            |values: &[&str], version| if_none_match_hits(&headers(header::IF_NONE_MATCH, values), version).unwrap();
+        let hits = |values: &[&str], version| {
+            IfNoneMatch::from_headers(&headers(header::IF_NONE_MATCH, values)).unwrap().matches(version)
+        };
         assert!(hits(&["\"4\""], 4));
         assert!(hits(&["W/\"4\""], 4));
         assert!(hits(&["\"1\", \"4\""], 4));

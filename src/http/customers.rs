@@ -1,20 +1,21 @@
 //! What v1 and v2 share beyond the domain: the create flow with its
-//! idempotency key, the customer-id path, and JSON responses.
+//! idempotency key, and the customer-id path.
 
-use axum::body::Body;
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::auth::Principal;
 use super::error::ApiError;
-use super::idempotency;
+use super::idempotency::{self, IdempotencyKey};
+use super::response::json_response;
+use super::version::ApiVersion;
 use crate::app::AppState;
+use crate::auth::Principal;
 use crate::domain::time::now_unix;
-use crate::domain::{Customer, CustomerFields, CustomerId, ids};
+use crate::domain::{Customer, CustomerFields, CustomerId, FieldError, ids};
+use crate::idempotency::fingerprint;
 use crate::storage::{IdempotencyRecord, StoreError};
 
 /// The `{id}` of a customer route, as sent. [`CustomerPath::id`] parses it
@@ -41,27 +42,6 @@ impl<S: Send + Sync> FromRequestParts<S> for CustomerPath {
     }
 }
 
-/// A JSON response with a status and optional extra headers.
-pub fn json_response(
-    status: StatusCode,
-    body: Vec<u8>,
-    headers: impl IntoIterator<Item = (header::HeaderName, HeaderValue)>,
-) -> Response {
-    let mut response = Response::new(Body::from(body));
-    *response.status_mut() = status;
-    let map = response.headers_mut();
-    map.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    for (name, value) in headers {
-        map.insert(name, value);
-    }
-    response
-}
-
-pub fn to_json(value: &impl Serialize) -> Vec<u8> {
-    // Serialising plain structs of strings and numbers cannot fail.
-    serde_json::to_vec(value).unwrap_or_default()
-}
-
 /// A rendered `201 Created`: what is sent, and what an idempotent retry replays.
 pub struct Created {
     pub body: Vec<u8>,
@@ -77,27 +57,30 @@ impl Created {
     }
 }
 
-/// Creates a customer, honouring `Idempotency-Key`. `route` tells the versions
-/// apart in the key's fingerprint; `render` gives the version's `201` response.
+/// Creates a customer from a version's body, honouring `Idempotency-Key`.
+/// `parse` reads the body into the version's fields (so a bad body is refused
+/// before a bad key, as before); `render` gives the version's `201` response.
 pub async fn create(
     state: &AppState,
     principal: &Principal,
     headers: &HeaderMap,
-    route: &str,
-    body: &Map<String, Value>,
-    fields: CustomerFields,
+    version: ApiVersion,
+    body: Map<String, Value>,
+    parse: impl FnOnce(Map<String, Value>) -> Result<CustomerFields, FieldError>,
     render: impl FnOnce(&Customer) -> Created,
 ) -> Result<Response, ApiError> {
-    let key = idempotency::key_from(headers)?;
+    // The fingerprint needs the body as sent, so it is taken before parsing consumes it.
+    let fingerprint = headers.contains_key(idempotency::HEADER).then(|| fingerprint(version.as_str(), &body));
+    let fields = parse(body)?;
+    let key = IdempotencyKey::from_headers(headers)?;
     let now = now_unix();
     let customer = Customer::create(ids::customer_id(), fields, now);
     let created = render(&customer);
-    let Some(key) = key else {
+    let (Some(key), Some(fingerprint)) = (key.0, fingerprint) else {
         state.store.insert_customer(&principal.account_id, customer, None).await?;
         return Ok(created.into_response());
     };
 
-    let fingerprint = idempotency::fingerprint(route, body);
     let _claim = state.in_flight.claim(principal.account_id.clone().into(), key.clone(), fingerprint)?;
     if let Some(record) = state.store.find_idempotency(&principal.account_id, &key).await? {
         return idempotency::replay(&record, &fingerprint);

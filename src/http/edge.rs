@@ -1,12 +1,15 @@
-//! The outermost layer: request ids, panics, the error envelope, metrics and
-//! the request log.
+//! The outermost layer: request ids, the request's tracing span, panics, the
+//! error envelope, metrics and the request log.
 //!
 //! Written as one middleware because each part needs the others: a panic must
 //! become an error, every error body must carry the request id, and the
-//! metrics and the log need the final status.
+//! metrics and the log need the final status. Every line logged while a
+//! request is served (a storage error's cause, a panic) is inside the
+//! request's span, so it carries the request id.
 
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -16,9 +19,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt;
 use rand::distr::{Alphanumeric, SampleString};
+use tracing::Instrument;
 
-use super::auth::Caller;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use crate::app::AppState;
 use crate::metrics::{Metrics, UNMATCHED};
 
@@ -26,6 +29,12 @@ pub const REQUEST_ID: &str = "x-request-id";
 /// The `tracing` target of the one line logged per request, to filter it on
 /// its own: `CLIENTELE_LOG=info,clientele::request=off` silences it.
 pub const REQUEST_LOG: &str = "clientele::request";
+
+/// Who made an authenticated request, put on its response for the request log.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub account_id: Arc<str>,
+}
 
 /// The id of the request being served, as sent back in `X-Request-Id`.
 #[derive(Debug, Clone)]
@@ -66,12 +75,19 @@ async fn run_edge(mut request: Request, next: Next, metrics: Option<&Metrics>) -
         _ => new_request_id(),
     };
     request.extensions_mut().insert(RequestId(request_id.clone()));
-    let route = request.extensions().get::<MatchedPath>().cloned();
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = route_label(matched.as_ref());
     let method = request.method().clone();
-    let mut response = run_catching_panics(request, next).await;
-    render_error(&mut response, request_id.to_str().unwrap_or(""));
+    let span = tracing::info_span!(
+        "request",
+        request_id = request_id.to_str().unwrap_or(""),
+        route,
+        method = method.as_str(),
+        account_id = tracing::field::Empty,
+    );
+    let mut response = run_catching_panics(request, next).instrument(span.clone()).await;
+    span.in_scope(|| render_error(&mut response, request_id.to_str().unwrap_or("")));
     let elapsed = started.elapsed();
-    let route = route_label(route.as_ref());
     if let Some(metrics) = metrics {
         metrics.record_request(route, &method, response.status(), elapsed);
     }
@@ -105,22 +121,14 @@ fn log_request(request_id: &HeaderValue, route: &str, method: &Method, response:
     );
 }
 
-/// Runs the rest of the stack; a panic becomes a logged 500 `internal_error`.
+/// Runs the rest of the stack; a panic becomes a logged 500 ([`ErrorCode::InternalError`]).
 /// Also used inside the auth layer, so a panic's 500 still gets its rate-limit headers.
 pub async fn run_catching_panics(request: Request, next: Next) -> Response {
-    let request_id = request.extensions().get::<RequestId>().cloned();
-    let (method, uri) = (request.method().clone(), request.uri().clone());
+    let uri = request.uri().clone();
     match AssertUnwindSafe(next.run(request)).catch_unwind().await {
         Ok(response) => response,
         Err(panic) => {
-            tracing::error!(
-                request_id = request_id.as_ref().map_or("", RequestId::as_str),
-                %method,
-                %uri,
-                panic = panic_message(&panic),
-                "a handler panicked"
-            );
-            ApiError::internal().into_response()
+            ApiError::internal(format_args!("a handler panicked on {uri}: {}", panic_message(&panic))).into_response()
         }
     }
 }
@@ -138,14 +146,22 @@ fn render_error(response: &mut Response, request_id: &str) {
         }
         None => return,
     };
-    if error.status.is_server_error() {
-        tracing::warn!(request_id, status = error.status.as_u16(), code = error.code, "answered with a server error");
-    }
+    log_server_error(&error);
     let body = serde_json::to_vec(&error.envelope(request_id)).unwrap_or_default();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.remove(header::CONTENT_LENGTH);
     *response.body_mut() = Body::from(body);
+}
+
+/// Logs a 5xx once, with its internal cause, inside the request's span (so with its request id).
+fn log_server_error(error: &ApiError) {
+    let cause = error.cause().unwrap_or("(none)");
+    match error.code {
+        ErrorCode::InternalError => tracing::error!(code = %error.code, cause, "answered with a server error"),
+        code if code.status().is_server_error() => tracing::warn!(code = %code, cause, "answered with a server error"),
+        _ => {}
+    }
 }
 
 fn is_json(response: &Response) -> bool {

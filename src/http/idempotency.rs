@@ -1,103 +1,98 @@
-//! `Idempotency-Key` on POST: replay the first response, refuse a reused key
-//! with another body, and a key whose first request is still running.
-//!
-//! The record is stored with the customer in one transaction (see
-//! [`crate::storage::Store::insert_customer`]). Requests still running are
-//! tracked in memory; should two instances race on one key, the store's
-//! unique key decides and the loser replays the winner's response.
-
-use std::sync::Arc;
+//! `Idempotency-Key` on POST (API.md §3): the header, parsed and documented by
+//! one type, and the replay of a first response. What makes two requests the
+//! same, and which keys are in flight, is [`crate::idempotency`]'s business.
 
 use axum::body::Body;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use dashmap::DashMap;
-use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
+use serde_json::json;
+use utoipa::IntoParams;
+use utoipa::openapi::Required;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
+use super::openapi::schemas::IDEMPOTENCY_KEY_PATTERN;
+use crate::idempotency::{ClaimRefused, Fingerprint};
 use crate::storage::IdempotencyRecord;
 
 pub const HEADER: &str = "idempotency-key";
 pub const REPLAYED: &str = "idempotent-replayed";
-/// Records are kept at least this long (24 h), then purged in the background.
-pub const RETENTION_SECS: i64 = 25 * 3600;
+/// The longest key accepted, in characters.
+const MAX_LENGTH: usize = 255;
 
-/// A valid `Idempotency-Key`: 1–255 printable ASCII characters.
-pub fn key_from(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get(HEADER) else { return Ok(None) };
-    let bytes = value.as_bytes();
-    if bytes.is_empty() || bytes.len() > 255 || !bytes.iter().all(|b| (0x20..=0x7e).contains(b)) {
-        return Err(ApiError::invalid("Idempotency-Key", "Idempotency-Key must be 1-255 printable ASCII characters"));
-    }
-    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
-}
+/// The request's `Idempotency-Key`, if it sent one: 1–255 printable ASCII
+/// characters. Anything else is `400` with `param` naming the header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(pub Option<String>);
 
-/// What makes two requests "the same": the route and the body, with keys in a
-/// canonical order, so formatting does not matter but any change of value does.
-pub fn fingerprint(route: &str, body: &Map<String, Value>) -> [u8; 32] {
-    let mut hasher = Sha256::new();
-    hasher.update(route.as_bytes());
-    hasher.update([0]);
-    // serde_json's Map is a BTreeMap here: serialising it sorts the keys.
-    hasher.update(serde_json::to_vec(body).unwrap_or_default());
-    hasher.finalize().into()
-}
-
-/// Keys whose first request is still running on this instance.
-#[derive(Default)]
-pub struct InFlight {
-    running: DashMap<(Arc<str>, String), [u8; 32]>,
-}
-
-/// Holds a key while its request runs; dropping it (even on a panic) frees the key.
-pub struct Claim<'a> {
-    in_flight: &'a InFlight,
-    slot: (Arc<str>, String),
-}
-
-impl Drop for Claim<'_> {
-    fn drop(&mut self) {
-        self.in_flight.running.remove(&self.slot);
+impl IdempotencyKey {
+    pub fn from_headers(headers: &HeaderMap) -> Result<Self, ApiError> {
+        let Some(value) = headers.get(HEADER) else { return Ok(Self(None)) };
+        let bytes = value.as_bytes();
+        if bytes.is_empty() || bytes.len() > MAX_LENGTH || !bytes.iter().all(|b| (0x20..=0x7e).contains(b)) {
+            return Err(ApiError::invalid(
+                "Idempotency-Key",
+                "Idempotency-Key must be 1-255 printable ASCII characters",
+            ));
+        }
+        Ok(Self(Some(String::from_utf8_lossy(bytes).into_owned())))
     }
 }
 
-impl InFlight {
-    /// Claims the key, or says why not: 409 for the same request running, 422 for another.
-    pub fn claim(&self, account_id: Arc<str>, key: String, fingerprint: [u8; 32]) -> Result<Claim<'_>, ApiError> {
-        let slot = (account_id, key);
-        match self.running.entry(slot.clone()) {
-            dashmap::Entry::Occupied(running) => {
-                Err(if *running.get() == fingerprint { in_progress() } else { reused() })
-            }
-            dashmap::Entry::Vacant(vacant) => {
-                vacant.insert(fingerprint);
-                Ok(Claim { in_flight: self, slot })
-            }
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Self::from_headers(&parts.headers)
+    }
+}
+
+impl IntoParams for IdempotencyKey {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let description = format!(
+            "1–{MAX_LENGTH} printable ASCII characters, scoped to the token's account and kept for at least 24 \
+             hours. The same key with the same body replays the first response (with `Idempotent-Replayed: true`) \
+             and creates nothing; with a different body it is {}; while the first request still runs, {}. \
+             Invalid: {}.",
+            ErrorCode::IdempotencyKeyReused.cited(),
+            ErrorCode::IdempotencyRequestInProgress.cited(),
+            ErrorCode::ParameterInvalid.cited(),
+        );
+        vec![
+            ParameterBuilder::new()
+                .name("Idempotency-Key")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(description))
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .min_length(Some(1))
+                        .max_length(Some(MAX_LENGTH))
+                        .pattern(Some(IDEMPOTENCY_KEY_PATTERN)),
+                ))
+                .example(Some(json!("7f1c2d9e-5b1a-4c3e-9f0a-2d4b6c8e0a13")))
+                .build(),
+        ]
+    }
+}
+
+impl From<ClaimRefused> for ApiError {
+    fn from(refused: ClaimRefused) -> Self {
+        match refused {
+            ClaimRefused::InProgress => ErrorCode::IdempotencyRequestInProgress.into(),
+            ClaimRefused::Reused => ErrorCode::IdempotencyKeyReused.into(),
         }
     }
 }
 
-fn in_progress() -> ApiError {
-    ApiError::new(
-        StatusCode::CONFLICT,
-        "idempotency_request_in_progress",
-        "a request with this Idempotency-Key is still in progress; retry shortly",
-    )
-}
-
-pub fn reused() -> ApiError {
-    ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "idempotency_key_reused",
-        "this Idempotency-Key was used with a different request; use a new key",
-    )
-}
-
 /// The stored first response, replayed; or 422 if it answered another request.
-pub fn replay(record: &IdempotencyRecord, fingerprint: &[u8; 32]) -> Result<Response, ApiError> {
+pub fn replay(record: &IdempotencyRecord, fingerprint: &Fingerprint) -> Result<Response, ApiError> {
     if &record.fingerprint != fingerprint {
-        return Err(reused());
+        return Err(ClaimRefused::Reused.into());
     }
     let mut response = Response::new(Body::from(record.body.clone()));
     *response.status_mut() = StatusCode::from_u16(record.status).unwrap_or(StatusCode::CREATED);
@@ -115,46 +110,19 @@ pub fn replay(record: &IdempotencyRecord, fingerprint: &[u8; 32]) -> Result<Resp
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    fn object(value: Value) -> Map<String, Value> {
-        let Value::Object(map) = value else { unreachable!() };
-        map
-    }
 
     #[test]
     fn keys_must_be_printable_ascii() {
         let check = |value: &str| {
             let mut headers = HeaderMap::new();
             headers.insert(HEADER, HeaderValue::from_str(value).unwrap());
-            key_from(&headers)
+            IdempotencyKey::from_headers(&headers).map(|key| key.0)
         };
         assert_eq!(check("abc-123 x").unwrap().as_deref(), Some("abc-123 x"));
         assert!(check(&"k".repeat(255)).is_ok());
         assert!(check(&"k".repeat(256)).is_err());
         assert!(check("").is_err());
         assert!(check("tab\there").is_err());
-        assert_eq!(key_from(&HeaderMap::new()).unwrap(), None);
-    }
-
-    #[test]
-    fn fingerprints_ignore_key_order_but_not_values_or_route() {
-        let a = fingerprint("v2", &object(json!({"name": "A", "email": "a@b.co"})));
-        let b = fingerprint("v2", &object(json!({"email": "a@b.co", "name": "A"})));
-        assert_eq!(a, b);
-        assert_ne!(a, fingerprint("v2", &object(json!({"email": "a@b.co", "name": "B"}))));
-        assert_ne!(a, fingerprint("v1", &object(json!({"email": "a@b.co", "name": "A"}))));
-    }
-
-    #[test]
-    fn a_running_key_is_409_for_the_same_request_and_422_for_another() {
-        let in_flight = InFlight::default();
-        let account: Arc<str> = "acct_1".into();
-        let claim = in_flight.claim(account.clone(), "k".into(), [1; 32]).unwrap();
-        assert_eq!(in_flight.claim(account.clone(), "k".into(), [1; 32]).err().unwrap().status, StatusCode::CONFLICT);
-        assert_eq!(in_flight.claim(account.clone(), "k".into(), [2; 32]).err().unwrap().status.as_u16(), 422);
-        assert!(in_flight.claim("acct_2".into(), "k".into(), [1; 32]).is_ok());
-        drop(claim);
-        assert!(in_flight.claim(account, "k".into(), [1; 32]).is_ok());
+        assert_eq!(IdempotencyKey::from_headers(&HeaderMap::new()).unwrap().0, None);
     }
 }

@@ -1,4 +1,7 @@
-//! The HTTP layer: router, layers, extractors, and the two API versions.
+//! The HTTP layer: router, layers, extractors, the OpenAPI documents, and the
+//! two API versions. It depends on the application ([`crate::app`],
+//! [`crate::auth`], [`crate::idempotency`]), the domain and the store; nothing
+//! below it depends on it.
 
 pub mod auth;
 pub mod body;
@@ -6,44 +9,47 @@ pub mod client_ip;
 pub mod conditional;
 pub mod customers;
 pub mod docs;
+pub mod documents;
 pub mod edge;
 pub mod error;
-pub mod fields;
 pub mod idempotency;
 pub mod openapi;
 pub mod ops;
 pub mod query;
+pub mod response;
 pub mod v1;
 pub mod v2;
+pub mod version;
+pub mod wire;
 
 use axum::Router;
 use axum::middleware::from_fn_with_state;
 use axum::routing::get;
 
-use self::error::ApiError;
+use self::error::{ApiError, ErrorCode};
 use crate::app::AppState;
 
 /// Every route, behind the edge layer; `/v1` and `/v2` also behind authentication.
 /// The operator's routes (`/healthz`, `/readyz`, `/metrics`) need no token.
 pub fn router(state: AppState) -> Router {
     let versioned = |routes: Router<AppState>| {
-        routes.fallback(route_not_found).layer(from_fn_with_state(state.clone(), auth::authenticate))
+        routes.fallback(no_route).layer(from_fn_with_state(state.clone(), auth::authenticate))
     };
     Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         // The documents and the docs page need no token: routed here, outside the auth layer.
-        .route("/v1/openapi.json", get(openapi::v1_document))
-        .route("/v2/openapi.json", get(openapi::v2_document))
+        .route("/v1/openapi.json", get(documents::v1_document))
+        .route("/v2/openapi.json", get(documents::v2_document))
         .merge(docs::routes())
         .nest("/v1", versioned(v1::routes()))
         .nest("/v2", versioned(v2::routes()))
-        .fallback(route_not_found)
+        .fallback(no_route)
         .layer(from_fn_with_state(state.clone(), edge::edge_with_metrics))
         .with_state(state)
 }
 
-async fn route_not_found() -> ApiError {
-    ApiError::route_not_found()
+async fn no_route() -> ApiError {
+    ErrorCode::RouteNotFound.into()
 }

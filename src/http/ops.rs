@@ -7,8 +7,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::customers::{json_response, to_json};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
+use super::response::{json_response, to_json};
 use crate::app::AppState;
 use crate::ratelimit::LimiterState;
 
@@ -26,13 +26,15 @@ pub async fn healthz() -> Response {
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let database = tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await;
     if !matches!(database, Ok(Ok(()))) {
-        return ApiError::unavailable().into_response();
+        let cause = match database {
+            Ok(Err(error)) => error.to_string(),
+            _ => format!("no answer within {READY_TIMEOUT:?}"),
+        };
+        return ApiError::from(ErrorCode::ServiceUnavailable).with_cause(cause).into_response();
     }
     state.limiter.check_health().await;
     if state.limiter.state() == LimiterState::RedisDegraded {
-        let mut error = ApiError::unavailable();
-        error.message = REDIS_DOWN.into();
-        return error.into_response();
+        return ApiError::from(ErrorCode::ServiceUnavailable).with_message(REDIS_DOWN).into_response();
     }
     let body = json!({"status": "ready", "database": "ok", "rate_limiter": state.limiter.state().as_str()});
     json_response(StatusCode::OK, to_json(&body), [])

@@ -1,45 +1,60 @@
-//! Query strings, parsed strictly: unknown or repeated parameters are errors.
+//! Query strings, parsed strictly into a version's wire type: an unknown or
+//! repeated parameter is a `400` naming it (API.md §3), like a bad body field.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use deserr::{DeserializeError, Deserr, IntoValue, MergeWithError, Value, ValuePointerRef};
 
 use super::error::ApiError;
+use super::wire::{WireError, from_object};
+use crate::domain::FieldError;
 
-#[derive(Debug, Default)]
-pub struct QueryParams(Vec<(String, String)>);
+/// A query string read into `T`, a wire type deriving `Deserr` and `IntoParams`.
+#[derive(Debug)]
+pub struct Query<T>(pub T);
 
-impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
+impl<S: Send + Sync, T: Deserr<WireError>> FromRequestParts<S> for Query<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let pairs = parts.uri.query().map(|query| form_urlencoded::parse(query.as_bytes()).into_owned().collect());
-        Ok(Self(pairs.unwrap_or_default()))
+        let mut object = serde_json::Map::new();
+        for (name, value) in form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()) {
+            if object.insert(name.to_string(), value.into_owned().into()).is_some() {
+                return Err(ApiError::invalid(name.to_string(), format!("{name} must be given at most once")));
+            }
+        }
+        Ok(Self(from_object(object)?))
     }
 }
 
-impl QueryParams {
-    /// Refuses parameters outside `allowed`, and any given twice.
-    pub fn check(&self, allowed: &[&str]) -> Result<(), ApiError> {
-        for (index, (name, _)) in self.0.iter().enumerate() {
-            if !allowed.contains(&name.as_str()) {
-                return Err(ApiError::unknown_parameter(name));
-            }
-            if self.0[..index].iter().any(|(earlier, _)| earlier == name) {
-                return Err(ApiError::invalid(name.clone(), format!("{name} must be given at most once")));
-            }
+/// An integer parameter within `MIN..=MAX`, sent as decimal text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounded<const MIN: u64, const MAX: u64>(pub u64);
+
+/// A page size: 1–100, default 20 (API.md §3).
+pub type PageLimit = Bounded<1, 100>;
+/// The default page size.
+pub const DEFAULT_PAGE_LIMIT: PageLimit = Bounded(20);
+/// An offset into a list: any value a signed 64-bit SQL integer holds.
+pub type PageOffset = Bounded<0, { i64::MAX as u64 }>;
+
+impl<const MIN: u64, const MAX: u64> Bounded<MIN, MAX> {
+    pub const MIN: u64 = MIN;
+    pub const MAX: u64 = MAX;
+
+    fn parse(raw: &str, path: &str) -> Result<Self, FieldError> {
+        match raw.parse::<u64>() {
+            Ok(value) if (MIN..=MAX).contains(&value) => Ok(Self(value)),
+            _ => Err(FieldError::invalid(path, format!("{path} must be an integer from {MIN} to {MAX}"))),
         }
-        Ok(())
     }
+}
 
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
-    }
-
-    /// An integer in `min..=max`, or `default` when absent.
-    pub fn integer(&self, name: &str, min: u64, max: u64, default: u64) -> Result<u64, ApiError> {
-        let Some(raw) = self.get(name) else { return Ok(default) };
-        let range = || ApiError::invalid(name.to_owned(), format!("{name} must be an integer from {min} to {max}"));
-        let value: u64 = raw.parse().map_err(|_| range())?;
-        if (min..=max).contains(&value) { Ok(value) } else { Err(range()) }
+impl<E, const MIN: u64, const MAX: u64> Deserr<E> for Bounded<MIN, MAX>
+where
+    E: DeserializeError + MergeWithError<FieldError>,
+{
+    fn deserialize_from_value<V: IntoValue>(value: Value<V>, location: ValuePointerRef<'_>) -> Result<Self, E> {
+        super::wire::text(value, location, Self::parse)
     }
 }

@@ -8,10 +8,11 @@ pub mod database;
 use std::net::SocketAddr;
 
 use clientele::admin;
-use clientele::app::{self, AppState};
+use clientele::app::AppState;
 use clientele::config::ServerConfig;
 use clientele::domain::Scope;
 use clientele::ratelimit::{RateLimit, RateLimiter};
+use clientele::server;
 use clientele::storage::SharedStore;
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::Value;
@@ -62,7 +63,7 @@ impl TestApp {
         let address = listener.local_addr().expect("address");
         let state = AppState::new(config, store.clone(), limiter);
         let (shutdown, stop) = oneshot::channel::<()>();
-        let server = tokio::spawn(app::serve(listener, state, async {
+        let server = tokio::spawn(server::serve(listener, state, async {
             let _ = stop.await;
         }));
         let mut app = Self {

@@ -3,7 +3,8 @@
 //!
 //! Handlers list the errors that apply to them by these marker types, e.g.
 //! `responses((status = 200, ...), BadRequest, NotFound)`; 401, 429, 500 and
-//! 503 apply to every operation and are added by [`super::finish`].
+//! 503 apply to every operation and are added when the documents are assembled
+//! ([`crate::http::documents`]).
 
 use std::collections::BTreeMap;
 
@@ -16,15 +17,15 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::{Ref, RefOr, Response, ResponseBuilder};
 
 use super::schemas::REQUEST_ID_PATTERN;
-use crate::http::error::UNAVAILABLE_RETRY_AFTER_SECS;
+use crate::http::error::{ErrorCode, UNAVAILABLE_RETRY_AFTER_SECS};
 
 /// One error response: its component name, status, description and codes.
 pub struct ErrorResponse {
     pub name: &'static str,
     pub status: u16,
     pub description: &'static str,
-    /// `(code, message, param)` for each code this status can carry; the first is the example.
-    pub codes: &'static [(&'static str, &'static str, Option<&'static str>)],
+    /// `(code, example message, param)` for each code this status can carry.
+    pub codes: &'static [(ErrorCode, &'static str, Option<&'static str>)],
 }
 
 pub const ERROR_RESPONSES: &[ErrorResponse] = &[
@@ -34,39 +35,39 @@ pub const ERROR_RESPONSES: &[ErrorResponse] = &[
         description: "The request is malformed: a body that is not a JSON object, a missing, invalid or unknown \
                       body field or query parameter, or an invalid header. `param` names the first bad one.",
         codes: &[
-            ("parameter_invalid", "email must contain exactly one @", Some("email")),
-            ("parameter_missing", "name is required", Some("name")),
-            ("parameter_unknown", "unknown parameter: nickname", Some("nickname")),
-            ("body_invalid_json", "the request body is not valid JSON (line 1, column 2)", None),
+            (ErrorCode::ParameterInvalid, "email must contain exactly one @", Some("email")),
+            (ErrorCode::ParameterMissing, "name is required", Some("name")),
+            (ErrorCode::ParameterUnknown, "unknown parameter: nickname", Some("nickname")),
+            (ErrorCode::BodyInvalidJson, "the request body is not valid JSON (line 1, column 2)", None),
         ],
     },
     ErrorResponse {
         name: "Unauthorized",
         status: 401,
-        description: "No token (`token_missing`), or an unknown, malformed or revoked one (`token_invalid`).",
+        description: "No token, or an unknown, malformed or revoked one.",
         codes: &[
-            ("token_missing", "send a token in the header Authorization: Bearer <token>", None),
-            ("token_invalid", "the token is unknown, malformed or revoked", None),
+            (ErrorCode::TokenMissing, "send a token in the header Authorization: Bearer <token>", None),
+            (ErrorCode::TokenInvalid, "the token is unknown, malformed or revoked", None),
         ],
     },
     ErrorResponse {
         name: "Forbidden",
         status: 403,
         description: "A `read` token asked to write.",
-        codes: &[("scope_insufficient", "this token has the read scope; writes need a write token", None)],
+        codes: &[(ErrorCode::ScopeInsufficient, "this token has the read scope; writes need a write token", None)],
     },
     ErrorResponse {
         name: "NotFound",
         status: 404,
         description: "No such customer in this token's account (another account's customer answers the same).",
-        codes: &[("resource_not_found", "no such customer: cus_01JDQ8ZK3V5W6X7Y8Z9A0B1C2D", Some("id"))],
+        codes: &[(ErrorCode::ResourceNotFound, "no such customer: cus_01JDQ8ZK3V5W6X7Y8Z9A0B1C2D", Some("id"))],
     },
     ErrorResponse {
         name: "Conflict",
         status: 409,
         description: "A request with this `Idempotency-Key` is still running; retry shortly.",
         codes: &[(
-            "idempotency_request_in_progress",
+            ErrorCode::IdempotencyRequestInProgress,
             "a request with this Idempotency-Key is still in progress; retry shortly",
             None,
         )],
@@ -75,26 +76,26 @@ pub const ERROR_RESPONSES: &[ErrorResponse] = &[
         name: "PreconditionFailed",
         status: 412,
         description: "`If-Match` does not match the current ETag; nothing was written.",
-        codes: &[("precondition_failed", "If-Match does not match the current ETag", None)],
+        codes: &[(ErrorCode::PreconditionFailed, "If-Match does not match the current ETag", None)],
     },
     ErrorResponse {
         name: "PayloadTooLarge",
         status: 413,
         description: "The request body is larger than 64 KiB.",
-        codes: &[("body_too_large", "the request body is larger than 64 KiB", None)],
+        codes: &[(ErrorCode::BodyTooLarge, "the request body is larger than 64 KiB", None)],
     },
     ErrorResponse {
         name: "UnsupportedMediaType",
         status: 415,
         description: "The body is not sent as `Content-Type: application/json` (`charset=utf-8` is allowed).",
-        codes: &[("unsupported_media_type", "send the body as Content-Type: application/json", None)],
+        codes: &[(ErrorCode::UnsupportedMediaType, "send the body as Content-Type: application/json", None)],
     },
     ErrorResponse {
         name: "UnprocessableEntity",
         status: 422,
         description: "This `Idempotency-Key` was used with a different request; use a new key.",
         codes: &[(
-            "idempotency_key_reused",
+            ErrorCode::IdempotencyKeyReused,
             "this Idempotency-Key was used with a different request; use a new key",
             None,
         )],
@@ -104,31 +105,21 @@ pub const ERROR_RESPONSES: &[ErrorResponse] = &[
         status: 429,
         description: "Over the token's rate limit, or too many failed authentications from this address. \
                       Retry after `Retry-After` seconds. The resource was not touched.",
-        codes: &[("rate_limited", "too many requests; retry after the window resets", None)],
+        codes: &[(ErrorCode::RateLimited, "too many requests; retry after the window resets", None)],
     },
     ErrorResponse {
         name: "InternalServerError",
         status: 500,
         description: "An unexpected error; it has been logged under the request id.",
-        codes: &[("internal_error", "an internal error occurred; it has been logged", None)],
+        codes: &[(ErrorCode::InternalError, "an internal error occurred; it has been logged", None)],
     },
     ErrorResponse {
         name: "ServiceUnavailable",
         status: 503,
         description: "The database or another dependency is down; retry after `Retry-After` seconds.",
-        codes: &[("service_unavailable", "the service is temporarily unavailable; retry shortly", None)],
+        codes: &[(ErrorCode::ServiceUnavailable, "the service is temporarily unavailable; retry shortly", None)],
     },
 ];
-
-fn error_type(status: u16) -> &'static str {
-    match status {
-        401 => "authentication_error",
-        403 => "permission_error",
-        429 => "rate_limit_error",
-        500.. => "api_error",
-        _ => "invalid_request_error",
-    }
-}
 
 fn integer_header(description: &str, example: u64) -> utoipa::openapi::header::Header {
     HeaderBuilder::new()
@@ -175,17 +166,18 @@ pub fn components() -> Vec<(&'static str, Response)> {
 }
 
 fn build(spec: &ErrorResponse) -> Response {
-    let codes: Vec<String> = spec.codes.iter().map(|(code, ..)| format!("`{code}`")).collect();
+    let codes: Vec<String> = spec.codes.iter().map(|(code, ..)| format!("`{}`", code.as_str())).collect();
     let description = format!("{} Code: {}.", spec.description, codes.join(", "));
     let mut content = ContentBuilder::new().schema(Some(Ref::from_schema_name("Error")));
     for (code, message, param) in spec.codes {
-        let mut error = json!({"type": error_type(spec.status), "code": code, "message": message});
+        debug_assert_eq!(code.status().as_u16(), spec.status, "{code} listed under {}", spec.name);
+        let mut error = json!({"type": code.error_type(), "code": code, "message": message});
         if let Some(param) = param {
             error["param"] = json!(param);
         }
         error["request_id"] = json!("req_7Qm2xR4tY8uI0oP3aS5d");
-        let example = ExampleBuilder::new().summary(*code).value(Some(json!({"error": error}))).build();
-        content = content.examples_from_iter([(*code, example)]);
+        let example = ExampleBuilder::new().summary(code.as_str()).value(Some(json!({"error": error}))).build();
+        content = content.examples_from_iter([(code.as_str(), example)]);
     }
     let mut response = ResponseBuilder::new()
         .description(description)

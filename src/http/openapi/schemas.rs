@@ -18,6 +18,7 @@ use crate::domain::customer::{
     ADDRESS_FIELD_MAX_CHARS, EMAIL_MAX_CHARS, METADATA_KEY_MAX_CHARS, METADATA_MAX_KEYS, METADATA_VALUE_MAX_CHARS,
     NAME_MAX_CHARS, PHONE_MAX_CHARS,
 };
+use crate::http::error::{ErrorCode, ErrorType};
 
 /// Exactly the characters for which Rust's `char::is_whitespace` holds (Unicode `White_Space`),
 /// which is what `str::trim` removes from a name.
@@ -69,7 +70,8 @@ pub fn name_input() -> Schema {
         .pattern(Some(name_pattern()))
         .description(Some(format!(
             "1–{NAME_MAX_CHARS} characters once surrounding whitespace is trimmed; stored trimmed. \
-             `null` or absent is `parameter_missing`."
+             `null` or absent is {}.",
+            ErrorCode::ParameterMissing.cited()
         )))
         .examples([json!("Ada Lovelace")])
         .into()
@@ -82,7 +84,8 @@ pub fn email_input() -> Schema {
         .description(Some(format!(
             "At most {EMAIL_MAX_CHARS} characters, exactly one `@`, a non-empty local part and a domain \
              with a dot between non-empty labels; no whitespace or control characters. Stored as given, \
-             matched case-insensitively. `null` or absent is `parameter_missing`."
+             matched case-insensitively. `null` or absent is {}.",
+            ErrorCode::ParameterMissing.cited()
         )))
         .examples([json!("ada@example.com")])
         .into()
@@ -220,10 +223,16 @@ pub fn version() -> Schema {
 
 /// The body of every error response.
 #[derive(Serialize, ToSchema)]
-#[schema(as = Error, examples(json!({"error": {"type": "invalid_request_error", "code": "parameter_invalid",
-    "message": "email must contain exactly one @", "param": "email", "request_id": "req_7Qm2xR4tY8uI0oP3aS5d"}})))]
+#[schema(as = Error)]
 pub struct ErrorEnvelope {
     pub error: ErrorDetail,
+}
+
+/// The example of the error envelope (`Error`): an invalid `email`.
+pub fn error_example() -> serde_json::Value {
+    let code = ErrorCode::ParameterInvalid;
+    json!({"error": {"type": code.error_type(), "code": code,
+        "message": "email must contain exactly one @", "param": "email", "request_id": "req_7Qm2xR4tY8uI0oP3aS5d"}})
 }
 
 /// What went wrong. `message` is for humans; match on `code`.
@@ -243,61 +252,34 @@ pub struct ErrorDetail {
     pub request_id: String,
 }
 
-/// The error's category, by status: 401 `authentication_error`, 403 `permission_error`,
-/// 429 `rate_limit_error`, 5xx `api_error`, any other 4xx `invalid_request_error`.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorType {
-    InvalidRequestError,
-    AuthenticationError,
-    PermissionError,
-    RateLimitError,
-    ApiError,
+/// `type` values, from [`ErrorType`]: open, like `code`.
+impl utoipa::PartialSchema for ErrorType {
+    fn schema() -> RefOr<Schema> {
+        string_enum(
+            ErrorType::ALL.iter().map(|error_type| error_type.as_str()),
+            &format!(
+                "The error's category, by status: 401 `{}`, 403 `{}`,\n429 `{}`, 5xx `{}`, any other 4xx `{}`.",
+                ErrorType::AuthenticationError.as_str(),
+                ErrorType::PermissionError.as_str(),
+                ErrorType::RateLimitError.as_str(),
+                ErrorType::ApiError.as_str(),
+                ErrorType::InvalidRequestError.as_str(),
+            ),
+        )
+    }
 }
 
-/// Every error code (API.md §4).
-#[derive(Serialize, ToSchema, Clone, Copy, Debug, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    BodyInvalidJson,
-    ParameterMissing,
-    ParameterInvalid,
-    ParameterUnknown,
-    TokenMissing,
-    TokenInvalid,
-    ScopeInsufficient,
-    ResourceNotFound,
-    RouteNotFound,
-    MethodNotAllowed,
-    IdempotencyRequestInProgress,
-    PreconditionFailed,
-    BodyTooLarge,
-    UnsupportedMediaType,
-    IdempotencyKeyReused,
-    RateLimited,
-    InternalError,
-    ServiceUnavailable,
+impl ToSchema for ErrorType {}
+
+/// `code` values, from [`ErrorCode`].
+impl utoipa::PartialSchema for ErrorCode {
+    fn schema() -> RefOr<Schema> {
+        string_enum(ErrorCode::ALL.iter().map(|code| code.as_str()), "Every error code (API.md §4).")
+    }
 }
 
-impl ErrorCode {
-    pub const ALL: [ErrorCode; 18] = [
-        Self::BodyInvalidJson,
-        Self::ParameterMissing,
-        Self::ParameterInvalid,
-        Self::ParameterUnknown,
-        Self::TokenMissing,
-        Self::TokenInvalid,
-        Self::ScopeInsufficient,
-        Self::ResourceNotFound,
-        Self::RouteNotFound,
-        Self::MethodNotAllowed,
-        Self::IdempotencyRequestInProgress,
-        Self::PreconditionFailed,
-        Self::BodyTooLarge,
-        Self::UnsupportedMediaType,
-        Self::IdempotencyKeyReused,
-        Self::RateLimited,
-        Self::InternalError,
-        Self::ServiceUnavailable,
-    ];
+impl ToSchema for ErrorCode {}
+
+fn string_enum<'a>(values: impl IntoIterator<Item = &'a str>, description: &str) -> RefOr<Schema> {
+    string().description(Some(description)).enum_values(Some(values)).into()
 }

@@ -4,22 +4,24 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
-use super::wire::{CustomerInputV1, CustomerListV1, CustomerV1};
+use super::wire::{CustomerInputV1, CustomerListV1, CustomerV1, OffsetPage};
 use crate::app::AppState;
+use crate::auth::Principal;
 use crate::domain::time::now_unix;
-use crate::http::auth::Principal;
 use crate::http::body::JsonObject;
-use crate::http::customers::{self, Created, CustomerPath, customer_error, json_response, to_json};
+use crate::http::customers::{self, Created, CustomerPath, customer_error};
 use crate::http::error::ApiError;
-use crate::http::fields::{V1_FIELDS, customer_fields};
-use crate::http::openapi::params::{IdempotencyKey, OffsetPage};
+use crate::http::idempotency::IdempotencyKey;
 use crate::http::openapi::responses::{
     BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, UnprocessableEntity, UnsupportedMediaType,
 };
-use crate::http::query::QueryParams;
+use crate::http::query::Query;
+use crate::http::response::{json_response, to_json};
+use crate::http::version::ApiVersion;
+use crate::http::wire::from_object;
 use crate::storage::Precondition;
 
-const MAX_OFFSET: u64 = i64::MAX as u64;
+const VERSION: ApiVersion = ApiVersion::V1;
 
 /// Create a customer
 ///
@@ -47,10 +49,10 @@ pub async fn create(
     headers: HeaderMap,
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
-    let fields = customer_fields(&body, V1_FIELDS)?;
-    customers::create(&state, &principal, &headers, "v1", &body, fields, |customer| Created {
+    let parse = |body| from_object::<CustomerInputV1>(body).map(Into::into);
+    customers::create(&state, &principal, &headers, VERSION, body, parse, |customer| Created {
         body: to_json(&CustomerV1::from(customer)),
-        location: format!("/v1/customers/{}", customer.id),
+        location: VERSION.customer_url(&customer.id),
         etag: None,
     })
     .await
@@ -98,7 +100,7 @@ pub async fn replace(
     path: CustomerPath,
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
-    let fields = customer_fields(&body, V1_FIELDS)?;
+    let fields = from_object::<CustomerInputV1>(body)?.into();
     let id = path.id()?;
     let customer = state
         .store
@@ -143,11 +145,9 @@ pub async fn delete(
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
-    query: QueryParams,
+    Query(page): Query<OffsetPage>,
 ) -> Result<Response, ApiError> {
-    query.check(&["limit", "offset"])?;
-    let limit = query.integer("limit", 1, 100, 20)? as u32;
-    let offset = query.integer("offset", 0, MAX_OFFSET, 0)?;
+    let (limit, offset) = (page.limit.0 as u32, page.offset.0);
     let (page, total) = state.store.list_customers_by_offset(&principal.account_id, limit, offset).await?;
     let body = CustomerListV1 { data: page.items.iter().map(CustomerV1::from).collect(), total, limit, offset };
     Ok(json_response(StatusCode::OK, to_json(&body), []))

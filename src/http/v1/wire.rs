@@ -1,10 +1,13 @@
 //! v1's JSON shapes, and their schemas for the OpenAPI document.
 
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use deserr::Deserr;
+use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
 
-use crate::domain::Customer;
+use crate::domain::{Customer, CustomerFields, CustomerName, Email, Phone};
 use crate::http::openapi::schemas as rules;
+use crate::http::query::{Bounded, DEFAULT_PAGE_LIMIT, PageLimit, PageOffset};
+use crate::http::wire::WireError;
 
 /// A customer as v1 shows it.
 #[derive(Serialize, ToSchema)]
@@ -57,19 +60,41 @@ pub struct CustomerListV1<'a> {
 }
 
 /// The body of `POST /v1/customers` and `PUT /v1/customers/{id}`. Any other
-/// field (including v2's `address` and `metadata`) is refused with `400
-/// parameter_unknown`.
-// Documentation only: bodies are read by `http::fields`.
-#[allow(dead_code)]
-#[derive(Deserialize, ToSchema)]
+/// field (including v2's `address` and `metadata`) is refused as unknown.
+#[derive(Deserr, ToSchema)]
+#[deserr(error = WireError, deny_unknown_fields)]
+// Read by `ToSchema` (no serde here): documents `additionalProperties: false`, as deserr enforces.
 #[serde(deny_unknown_fields)]
 #[schema(as = CustomerInput, examples(json!({"name": "Ada Lovelace", "email": "ada@example.com", "phone": null})))]
 pub struct CustomerInputV1 {
     #[schema(schema_with = rules::name_input)]
-    pub name: String,
+    pub name: CustomerName,
     #[schema(schema_with = rules::email_input)]
-    pub email: String,
+    pub email: Email,
     /// Omitted on `PUT`, it becomes null.
     #[schema(schema_with = rules::phone_input)]
-    pub phone: Option<String>,
+    #[deserr(default)]
+    pub phone: Option<Phone>,
+}
+
+impl From<CustomerInputV1> for CustomerFields {
+    fn from(input: CustomerInputV1) -> Self {
+        Self { name: input.name, email: input.email, phone: input.phone, extended: None }
+    }
+}
+
+/// v1's offset paging: `limit` (1–100, default 20) and `offset` (default 0),
+/// oldest first. Any other parameter is refused as unknown, a repeated one as invalid.
+#[derive(Debug, Deserr, IntoParams)]
+#[deserr(error = WireError, deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct OffsetPage {
+    /// How many customers per page, 1–100.
+    #[param(required = false, value_type = i64, minimum = 1, maximum = 100, default = 20, example = 20)]
+    #[deserr(default = DEFAULT_PAGE_LIMIT)]
+    pub limit: PageLimit,
+    /// How many customers to skip, oldest first.
+    #[param(required = false, value_type = i64, minimum = 0, maximum = 9223372036854775807i64, default = 0, example = 0)]
+    #[deserr(default = Bounded(0))]
+    pub offset: PageOffset,
 }

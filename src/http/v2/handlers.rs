@@ -4,23 +4,27 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 
-use super::wire::{CustomerInputV2, CustomerListV2, CustomerV2};
+use super::wire::{CursorPage, CustomerInputV2, CustomerListV2, CustomerV2};
 use crate::app::AppState;
+use crate::auth::Principal;
 use crate::domain::customer::normalize_email;
 use crate::domain::time::now_unix;
-use crate::http::auth::Principal;
 use crate::http::body::JsonObject;
-use crate::http::conditional::{etag, if_match, if_none_match_hits};
-use crate::http::customers::{self, Created, CustomerPath, customer_error, json_response, to_json};
+use crate::http::conditional::{IfMatch, IfNoneMatch, etag};
+use crate::http::customers::{self, Created, CustomerPath, customer_error};
 use crate::http::error::ApiError;
-use crate::http::fields::{V2_FIELDS, customer_fields};
-use crate::http::openapi::params::{CursorPage, IdempotencyKey, IfMatch, IfNoneMatch};
+use crate::http::idempotency::IdempotencyKey;
 use crate::http::openapi::responses::{
     BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed, UnprocessableEntity,
     UnsupportedMediaType,
 };
-use crate::http::query::QueryParams;
+use crate::http::query::Query;
+use crate::http::response::{json_response, to_json};
+use crate::http::version::ApiVersion;
+use crate::http::wire::from_object;
 use crate::storage::CursorQuery;
+
+const VERSION: ApiVersion = ApiVersion::V2;
 
 /// Create a customer
 ///
@@ -49,10 +53,10 @@ pub async fn create(
     headers: HeaderMap,
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
-    let fields = customer_fields(&body, V2_FIELDS)?;
-    customers::create(&state, &principal, &headers, "v2", &body, fields, |customer| Created {
+    let parse = |body| from_object::<CustomerInputV2>(body).map(Into::into);
+    customers::create(&state, &principal, &headers, VERSION, body, parse, |customer| Created {
         body: to_json(&CustomerV2::from(customer)),
-        location: format!("/v2/customers/{}", customer.id),
+        location: VERSION.customer_url(&customer.id),
         etag: Some(etag(customer.version)),
     })
     .await
@@ -83,7 +87,7 @@ pub async fn get(
     let customer = state.store.get_customer(&principal.account_id, &id).await?;
     let customer = customer.ok_or_else(|| ApiError::customer_not_found(id.as_str()))?;
     let tag = etag(customer.version);
-    if if_none_match_hits(&headers, customer.version)? {
+    if IfNoneMatch::from_headers(&headers)?.matches(customer.version) {
         let mut response = Response::new(axum::body::Body::empty());
         *response.status_mut() = StatusCode::NOT_MODIFIED;
         response.headers_mut().insert(header::ETAG, tag);
@@ -115,8 +119,8 @@ pub async fn replace(
     headers: HeaderMap,
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
-    let precondition = if_match(&headers)?;
-    let fields = customer_fields(&body, V2_FIELDS)?;
+    let IfMatch(precondition) = IfMatch::from_headers(&headers)?;
+    let fields = from_object::<CustomerInputV2>(body)?.into();
     let id = path.id()?;
     let customer = state
         .store
@@ -143,7 +147,7 @@ pub async fn delete(
     path: CustomerPath,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let precondition = if_match(&headers)?;
+    let IfMatch(precondition) = IfMatch::from_headers(&headers)?;
     let id = path.id()?;
     state.store.delete_customer(&principal.account_id, &id, precondition).await.map_err(customer_error(&id))?;
     Ok(StatusCode::NO_CONTENT)
@@ -167,12 +171,9 @@ pub async fn delete(
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
-    query: QueryParams,
+    Query(CursorPage { limit, starting_after, email }): Query<CursorPage>,
 ) -> Result<Response, ApiError> {
-    query.check(&["limit", "starting_after", "email"])?;
-    let limit = query.integer("limit", 1, 100, 20)? as u32;
-    let starting_after = query.get("starting_after").map(str::to_owned);
-    let email = query.get("email").map(str::to_owned);
+    let limit = limit.0 as u32;
     let cursor = CursorQuery { limit, starting_after, email_normalized: email.as_deref().map(normalize_email) };
     let page = state.store.list_customers_after(&principal.account_id, cursor).await?;
     let mut headers = Vec::new();

@@ -1,14 +1,15 @@
 //! v2's JSON shapes, and their schemas for the OpenAPI document.
 
-use std::collections::BTreeMap;
+use deserr::Deserr;
+use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
 
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
-
-use crate::domain::Customer;
 use crate::domain::customer::{Address, Metadata};
 use crate::domain::time::rfc3339;
+use crate::domain::{Customer, CustomerFields, CustomerName, Email, ExtendedFields, Phone};
 use crate::http::openapi::schemas as rules;
+use crate::http::query::{DEFAULT_PAGE_LIMIT, PageLimit};
+use crate::http::wire::{AddressPart, CountryCode, MetadataInput, WireError};
 
 /// A customer as v2 shows it: the full model.
 #[derive(Serialize, ToSchema)]
@@ -100,25 +101,48 @@ pub struct CustomerListV2<'a> {
 
 /// The body of `POST /v2/customers` and `PUT /v2/customers/{id}` (a full
 /// replacement: omitted optional fields become null, or `{}` for `metadata`).
-/// Any other field is refused with `400 parameter_unknown`.
-// Documentation only: bodies are read by `http::fields`.
-#[allow(dead_code)]
-#[derive(Deserialize, ToSchema)]
+/// Any other field is refused as unknown.
+#[derive(Deserr, ToSchema)]
+#[deserr(error = WireError, deny_unknown_fields)]
+// Read by `ToSchema` (no serde here): documents `additionalProperties: false`, as deserr enforces.
 #[serde(deny_unknown_fields)]
 #[schema(as = CustomerInput, examples(json!({"name": "Ada Lovelace", "email": "ada@example.com", "phone": null,
     "address": {"line1": "12 St James's Sq", "city": "London", "postal_code": "SW1Y 4JH", "country": "GB"},
     "metadata": {"crm_id": "8812"}})))]
 pub struct CustomerInputV2 {
     #[schema(schema_with = rules::name_input)]
-    pub name: String,
+    pub name: CustomerName,
     #[schema(schema_with = rules::email_input)]
-    pub email: String,
+    pub email: Email,
     #[schema(schema_with = rules::phone_input)]
-    pub phone: Option<String>,
+    #[deserr(default)]
+    pub phone: Option<Phone>,
     #[schema(schema_with = address_input_or_null)]
+    #[deserr(default)]
     pub address: Option<AddressInput>,
     #[schema(schema_with = rules::metadata_input)]
-    pub metadata: Option<BTreeMap<String, String>>,
+    #[deserr(default)]
+    pub metadata: Option<MetadataInput>,
+}
+
+impl From<CustomerInputV2> for CustomerFields {
+    fn from(input: CustomerInputV2) -> Self {
+        let address = input.address.map(|address| Address {
+            line1: address.line1.map(|part| part.0),
+            line2: address.line2.map(|part| part.0),
+            city: address.city.map(|part| part.0),
+            region: address.region.map(|part| part.0),
+            postal_code: address.postal_code.map(|part| part.0),
+            country: address.country.map(|code| code.0),
+        });
+        let metadata = input.metadata.map(|metadata| metadata.0).unwrap_or_default();
+        Self {
+            name: input.name,
+            email: input.email,
+            phone: input.phone,
+            extended: Some(ExtendedFields { address, metadata }),
+        }
+    }
 }
 
 fn address_input_or_null() -> utoipa::openapi::schema::Schema {
@@ -130,22 +154,49 @@ fn address_input_or_null() -> utoipa::openapi::schema::Schema {
 }
 
 /// A postal address as sent. Every part is optional (absent means null);
-/// any other field is refused with `400 parameter_unknown`.
-#[allow(dead_code)]
-#[derive(Deserialize, ToSchema)]
+/// any other field is refused as unknown.
+#[derive(Deserr, ToSchema)]
+#[deserr(error = WireError, deny_unknown_fields)]
+// Read by `ToSchema` (no serde here): documents `additionalProperties: false`, as deserr enforces.
 #[serde(deny_unknown_fields)]
 #[schema(examples(json!({"line1": "12 St James's Sq", "city": "London", "postal_code": "SW1Y 4JH", "country": "GB"})))]
 pub struct AddressInput {
     #[schema(schema_with = rules::address_part_input)]
-    pub line1: Option<String>,
+    #[deserr(default)]
+    pub line1: Option<AddressPart>,
     #[schema(schema_with = rules::address_part_input)]
-    pub line2: Option<String>,
+    #[deserr(default)]
+    pub line2: Option<AddressPart>,
     #[schema(schema_with = rules::address_part_input)]
-    pub city: Option<String>,
+    #[deserr(default)]
+    pub city: Option<AddressPart>,
     #[schema(schema_with = rules::address_part_input)]
-    pub region: Option<String>,
+    #[deserr(default)]
+    pub region: Option<AddressPart>,
     #[schema(schema_with = rules::address_part_input)]
-    pub postal_code: Option<String>,
+    #[deserr(default)]
+    pub postal_code: Option<AddressPart>,
     #[schema(schema_with = rules::country)]
-    pub country: Option<String>,
+    #[deserr(default)]
+    pub country: Option<CountryCode>,
+}
+
+/// v2's cursor paging and filter. Any other parameter is refused as unknown, a repeated one as invalid.
+#[derive(Debug, Deserr, IntoParams)]
+#[deserr(error = WireError, deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CursorPage {
+    /// How many customers per page, 1–100.
+    #[param(required = false, value_type = i64, minimum = 1, maximum = 100, default = 20, example = 20)]
+    #[deserr(default = DEFAULT_PAGE_LIMIT)]
+    pub limit: PageLimit,
+    /// The id of the last customer of the previous page (as in the `Link` header); the page starts
+    /// after it. An unknown id is fine: the page starts after where it would sort.
+    #[param(required = false, value_type = String, example = "cus_01JDQ8ZK3V5W6X7Y8Z9A0B1C2D")]
+    #[deserr(default)]
+    pub starting_after: Option<String>,
+    /// Only customers with this email, compared case-insensitively.
+    #[param(required = false, value_type = String, example = "ada@example.com")]
+    #[deserr(default)]
+    pub email: Option<String>,
 }

@@ -4,15 +4,11 @@
 //!
 //! What every operation shares (the bearer scheme, `X-Request-Id`, the
 //! rate-limit headers, and the 401/429/500/503 errors) is added here, in
-//! [`finish`], so the annotations list only what is particular to them.
+//! `finish`, so the annotations list only what is particular to them.
 //!
 //! The committed copies `openapi/v1.json` and `openapi/v2.json` are checked
 //! against these by `tests/openapi.rs`; regenerate them with
 //! `CLIENTELE_UPDATE_OPENAPI=1 cargo nextest run --test openapi`.
-
-pub mod params;
-pub mod responses;
-pub mod schemas;
 
 use std::sync::OnceLock;
 
@@ -26,59 +22,38 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::{InfoBuilder, LicenseBuilder, Ref, RefOr, Required};
 
-use self::responses::{rate_limit_headers, request_id_header};
-use crate::http::{v1, v2};
-
-/// The API versions that have a document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Version {
-    V1,
-    V2,
-}
-
-impl Version {
-    pub const ALL: [Version; 2] = [Version::V1, Version::V2];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Version::V1 => "v1",
-            Version::V2 => "v2",
-        }
-    }
-}
+use super::error::{ErrorCode, ErrorType};
+use super::openapi::responses::{self, rate_limit_headers, request_id_header};
+use super::openapi::schemas;
+use super::version::ApiVersion;
+use super::{v1, v2};
 
 #[derive(OpenApi)]
 #[openapi(
     paths(v1::handlers::list, v1::handlers::create, v1::handlers::get, v1::handlers::replace, v1::handlers::delete,),
-    components(schemas(schemas::ErrorEnvelope, schemas::ErrorDetail, schemas::ErrorType, schemas::ErrorCode))
+    components(schemas(schemas::ErrorEnvelope, schemas::ErrorDetail, ErrorType, ErrorCode))
 )]
 struct V1Doc;
 
 #[derive(OpenApi)]
 #[openapi(
     paths(v2::handlers::list, v2::handlers::create, v2::handlers::get, v2::handlers::replace, v2::handlers::delete,),
-    components(schemas(
-        schemas::ErrorEnvelope,
-        schemas::ErrorDetail,
-        schemas::ErrorType,
-        schemas::ErrorCode,
-        v2::wire::AddressInput
-    ))
+    components(schemas(schemas::ErrorEnvelope, schemas::ErrorDetail, ErrorType, ErrorCode, v2::wire::AddressInput))
 )]
 struct V2Doc;
 
 /// The document of one version, as a structure.
-pub fn openapi(version: Version) -> utoipa::openapi::OpenApi {
+pub fn openapi(version: ApiVersion) -> utoipa::openapi::OpenApi {
     let mut doc = match version {
-        Version::V1 => V1Doc::openapi(),
-        Version::V2 => V2Doc::openapi(),
+        ApiVersion::V1 => V1Doc::openapi(),
+        ApiVersion::V2 => V2Doc::openapi(),
     };
     finish(&mut doc, version);
     doc
 }
 
 /// The document of one version, as served and committed: pretty JSON with a final newline.
-pub fn document(version: Version) -> &'static str {
+pub fn document(version: ApiVersion) -> &'static str {
     static DOCUMENTS: [OnceLock<String>; 2] = [OnceLock::new(), OnceLock::new()];
     DOCUMENTS[version as usize].get_or_init(|| {
         let mut json = openapi(version).to_pretty_json().expect("an OpenAPI document always serialises");
@@ -87,7 +62,7 @@ pub fn document(version: Version) -> &'static str {
     })
 }
 
-fn serve(version: Version) -> Response {
+fn serve(version: ApiVersion) -> Response {
     let mut response = Response::new(Body::from(document(version)));
     *response.status_mut() = StatusCode::OK;
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -96,12 +71,12 @@ fn serve(version: Version) -> Response {
 
 /// `GET /v1/openapi.json`
 pub async fn v1_document() -> Response {
-    serve(Version::V1)
+    serve(ApiVersion::V1)
 }
 
 /// `GET /v2/openapi.json`
 pub async fn v2_document() -> Response {
-    serve(Version::V2)
+    serve(ApiVersion::V2)
 }
 
 const BEARER: &str = "bearerAuth";
@@ -114,20 +89,17 @@ const EVERY_OPERATION: [(&str, &str); 4] = [
     ("503", "ServiceUnavailable"),
 ];
 
-fn finish(doc: &mut utoipa::openapi::OpenApi, version: Version) {
+fn finish(doc: &mut utoipa::openapi::OpenApi, version: ApiVersion) {
     doc.info = InfoBuilder::new()
-        .title(format!("Clientele API {}", version.name()))
-        .version(match version {
-            Version::V1 => "1",
-            Version::V2 => "2",
-        })
+        .title(format!("Clientele API {}", version.as_str()))
+        .version(version.number())
         .description(Some(description(version)))
         .license(Some(LicenseBuilder::new().name("MIT").identifier(Some("MIT")).build()))
         .build();
     doc.tags = Some(vec![TagBuilder::new().name("customers").description(Some("Customer records.")).build()]);
 
     let components = doc.components.get_or_insert_with(Default::default);
-    if version == Version::V2 {
+    if version == ApiVersion::V2 {
         components.schemas.insert("CountryCode".into(), RefOr::T(schemas::country_code_component()));
     }
     components.add_security_scheme(
@@ -143,6 +115,9 @@ fn finish(doc: &mut utoipa::openapi::OpenApi, version: Version) {
                 .build(),
         ),
     );
+    if let Some(RefOr::T(utoipa::openapi::schema::Schema::Object(error))) = components.schemas.get_mut("Error") {
+        error.examples = vec![schemas::error_example()];
+    }
     for (name, response) in responses::components() {
         components.responses.insert(name.to_owned(), RefOr::T(response));
     }
@@ -200,15 +175,25 @@ fn finish_operation(operation: &mut Operation) {
     }
 }
 
-fn description(version: Version) -> String {
+/// The document's description. Error codes are written `⟨TokenMissing⟩` and
+/// filled in from [`ErrorCode::cited`], so a code is never spelled out twice.
+fn description(version: ApiVersion) -> String {
+    let mut text = prose(version);
+    for code in ErrorCode::ALL {
+        text = text.replace(&format!("⟨{code:?}⟩"), &code.cited());
+    }
+    text
+}
+
+fn prose(version: ApiVersion) -> String {
     let specific = match version {
-        Version::V1 => {
+        ApiVersion::V1 => {
             "This is **v1**: the narrow view of a customer (`name`, `email`, `phone`; timestamps as integer Unix \
              seconds) with offset paging. v2 sees the same customers with more fields; a v1 `PUT` keeps the \
              v2-only fields (`address`, `metadata`) untouched, and a v1 body that carries them is refused with \
-             `400 parameter_unknown`."
+             ⟨ParameterUnknown⟩."
         }
-        Version::V2 => {
+        ApiVersion::V2 => {
             "This is **v2**: the full model of a customer (address, metadata, RFC 3339 UTC timestamps, `version`), \
              ETags with conditional reads (`If-None-Match` → `304`) and writes (`If-Match` → `412`), and cursor \
              paging (`starting_after`, with a `Link: <...>; rel=\"next\"` header while `has_more`). v1 sees the \
@@ -219,24 +204,24 @@ fn description(version: Version) -> String {
         "Customer records for integrators. {specific}
 
 ## Authentication
-Every request needs `Authorization: Bearer <token>` (tokens start with `clt_`). Missing: `401 token_missing`; \
-unknown, malformed or revoked: `401 token_invalid` (with `WWW-Authenticate: Bearer`). A `read` token may only GET; \
-writes with it answer `403 scope_insufficient`. A token sees only its own account's customers: another account's \
+Every request needs `Authorization: Bearer <token>` (tokens start with `clt_`). Missing: ⟨TokenMissing⟩; \
+unknown, malformed or revoked: ⟨TokenInvalid⟩ (with `WWW-Authenticate: Bearer`). A `read` token may only GET; \
+writes with it answer ⟨ScopeInsufficient⟩. A token sees only its own account's customers: another account's \
 id answers `404`, exactly like an id that never existed.
 
 ## Rate limits
 Each token may make N requests per fixed window of W seconds (default 100 per 60 s). Every response to an \
 authenticated request carries `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` (seconds until \
-the window ends). Over the limit: `429 rate_limited` with `Retry-After`. Failed authentication is limited per client \
+the window ends). Over the limit: ⟨RateLimited⟩ with `Retry-After`. Failed authentication is limited per client \
 address (default 20 per 60 s): over it, `429` before any token is looked up.
 
 ## Requests
 - Bodies must be `Content-Type: application/json` (`charset=utf-8` allowed; otherwise `415`), at most 64 KiB \
-(`413`), and a JSON object (`400 body_invalid_json`).
-- Unknown body fields are refused: `400 parameter_unknown` with `param` naming the field.
-- Query parameters are strict too: an unknown one is `400 parameter_unknown`, a repeated one `400 parameter_invalid`.
-- A required field that is absent **or `null`** is `400 parameter_missing`; a present but invalid one \
-`400 parameter_invalid`. `param` names the first bad field, by dotted path for nested fields (`address.country`).
+(`413`), and a JSON object (⟨BodyInvalidJson⟩).
+- Unknown body fields are refused: ⟨ParameterUnknown⟩ with `param` naming the field.
+- Query parameters are strict too: an unknown one is ⟨ParameterUnknown⟩, a repeated one ⟨ParameterInvalid⟩.
+- A required field that is absent **or `null`** is ⟨ParameterMissing⟩; a present but invalid one \
+⟨ParameterInvalid⟩. `param` names the first bad field, by dotted path for nested fields (`address.country`).
 - `name` is stored trimmed of surrounding whitespace and must then have 1–256 characters.
 - `email`: at most 254 characters, exactly one `@`, a non-empty local part and a domain with a dot between non-empty \
 labels, no whitespace or control characters. It is stored as given and matched case-insensitively.
@@ -247,8 +232,8 @@ the first response with `Idempotent-Replayed: true` and creates nothing.
 ## Responses
 Every response carries `X-Request-Id` (yours, if valid, or one the server makes). Every error has the body \
 `{{\"error\": {{\"type\", \"code\", \"message\", \"param\"?, \"request_id\"}}}}`; match on `code`. Besides the \
-errors listed per operation, an unknown route answers `404 route_not_found` and an unsupported method \
-`405 method_not_allowed` with an `Allow` header.
+errors listed per operation, an unknown route answers ⟨RouteNotFound⟩ and an unsupported method \
+⟨MethodNotAllowed⟩ with an `Allow` header.
 "
     )
 }
