@@ -22,11 +22,15 @@
 //! * [`app`] is the application state and its background upkeep; [`auth`]
 //!   turns a token into a [`auth::Principal`] and limits failed attempts;
 //!   [`idempotency`] fingerprints requests and tracks keys in flight.
-//! * [`domain`] has no HTTP and no SQL: customers, accounts, tokens, ids.
+//! * [`domain`] has no HTTP and no SQL: customers, accounts, tokens, and
+//!   their typed ids ([`domain::ids`]), parsed once where they enter, so an
+//!   account id cannot be passed as a customer id.
 //! * [`storage::sqlite`] keeps reads on dedicated threads and funnels writes to
 //!   one writer thread that commits concurrent requests together;
 //!   [`storage::postgres`] serves the same trait from PostgreSQL (sqlx), for
-//!   many instances sharing one database.
+//!   many instances sharing one database. What the two share (row mapping,
+//!   metadata encoding, the values a customer is written with) is written once,
+//!   in `storage/row.rs`; lists answer a [`storage::Page`].
 //! * [`cli`] is the operator's interface: `serve`, `accounts`, `tokens`;
 //!   [`admin`] holds the operator actions it shares with the tests.
 

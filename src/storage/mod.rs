@@ -4,6 +4,9 @@
 //! the same promises: a write answered 2xx is durable, the idempotency record
 //! and its customer are written in one transaction, and a conditional write
 //! checks the version and writes in one atomic step.
+//!
+//! Every id a method takes is typed ([`crate::domain::ids`]); lists answer a
+//! [`Page`]. What the backends share about rows lives in `row.rs`.
 
 pub mod postgres;
 mod row;
