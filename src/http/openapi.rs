@@ -8,7 +8,7 @@
 //!
 //! The committed copies `openapi/v1.json` and `openapi/v2.json` are checked
 //! against these by `tests/openapi.rs`; regenerate them with
-//! `CLIENTELE_UPDATE_OPENAPI=1 cargo nextest run --test openapi`.
+//! `CLIENTELE_UPDATE_OPENAPI=1 cargo nextest run --test api openapi::`.
 
 pub mod params;
 pub mod responses;

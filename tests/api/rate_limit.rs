@@ -18,9 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Barrier, oneshot};
 use tokio::task::JoinSet;
 
-mod common;
-
-use common::{TestApp, assert_error};
+use crate::support::{TestApp, assert_error};
 
 // ---------------------------------------------------------------- helpers
 

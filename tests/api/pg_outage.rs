@@ -13,18 +13,16 @@
 //! PostgreSQL test; this one needs PostgreSQL's binaries on PATH, not that
 //! server) and otherwise prints that it was skipped.
 
-mod process_support;
-
 use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use futures_util::future::join_all;
-use process_support::{
+use crate::support::process::{
     DATABASE_URL_VAR, Server, blocking, cli, client, env_or_skip, expect_error, expect_json, header, number_header,
 };
+use futures_util::future::join_all;
 use reqwest::{Client, Method, Response};
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};

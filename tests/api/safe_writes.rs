@@ -1,8 +1,6 @@
 //! Safe writes: `Idempotency-Key` on POST (v1 and v2) and conditional requests
 //! (`ETag`, `If-Match`, `If-None-Match`) on v2, black-box over HTTP.
 
-mod common;
-
 use clientele::config::ServerConfig;
 use clientele::domain::Scope;
 use clientele::ratelimit::RateLimiter;
@@ -11,7 +9,7 @@ use reqwest::{Method, Response};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
-use common::{TestApp, assert_error};
+use crate::support::{TestApp, assert_error};
 
 /// Everything of a response the tests compare.
 struct Reply {

@@ -1,13 +1,11 @@
 //! v2 customers over HTTP: the full representation, ETags and versions, full replacement, and cursor paging with `Link`.
 
-mod common;
-
 use reqwest::{Response, Url};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use common::{TestApp, assert_error, body, header, keys, now};
+use crate::support::{TestApp, assert_error, body, header, keys, now};
 
 const V2_KEYS: [&str; 9] =
     ["address", "created_at", "email", "id", "metadata", "name", "phone", "updated_at", "version"];

@@ -1,15 +1,13 @@
 //! Every error path answers the one JSON envelope of API.md §4, and every response carries `X-Request-Id` (§1).
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use crate::support::{TestApp, assert_error};
 use axum::Router;
 use axum::routing::get;
-use common::{TestApp, assert_error};
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
 

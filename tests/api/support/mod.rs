@@ -1,9 +1,10 @@
 //! `TestApp`: a real server on a random port over a database of its own (a
 //! temporary SQLite file, or an empty PostgreSQL database on the PostgreSQL
-//! pass: see [`database`]). Shared by every test binary; each uses only part of it.
-#![allow(dead_code)]
+//! pass: see [`database`]), and the helpers every area of the tests shares;
+//! [`process`] starts the real binary.
 
 pub mod database;
+pub mod process;
 
 use std::net::SocketAddr;
 

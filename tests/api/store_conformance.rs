@@ -4,22 +4,20 @@
 //!
 //! PostgreSQL comes from `CLIENTELE_TEST_DATABASE_URL` (a server URL such as
 //! `postgres://postgres@127.0.0.1:5432/test`); each test gets a database of
-//! its own there (see `common::database`).
+//! its own there (see `support::database`).
 //! Without the variable the PostgreSQL tests print a note and pass, except on
 //! the PostgreSQL pass (`CLIENTELE_TEST_BACKEND=postgres`), where they fail.
-
-mod common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::database::{TestDatabase, open_test_store, with_database};
 use clientele::domain::customer::{Address, Customer, CustomerFields, CustomerName, Email, ExtendedFields, Phone};
 use clientele::domain::token::{TokenHash, TokenSecret};
 use clientele::domain::{Account, Scope, TokenRecord, ids};
 use clientele::ratelimit::RateLimit;
 use clientele::storage::postgres::PostgresStore;
 use clientele::storage::{self, CursorQuery, IdempotencyRecord, Precondition, SharedStore, Store, StoreError};
-use common::database::{TestDatabase, open_test_store, with_database};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{ConnectOptions, Connection};
 use tempfile::TempDir;

@@ -5,11 +5,8 @@
 //!
 //! Every test works in its own temporary directory with its own database (a
 //! SQLite file there, or an empty PostgreSQL database on the PostgreSQL pass:
-//! see `common::database`), and every server it starts is killed when the
+//! see `support::database`), and every server it starts is killed when the
 //! test ends, pass or fail.
-
-mod common;
-mod process_support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -22,7 +19,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use common::TestDatabase;
+use crate::support::TestDatabase;
 
 const BIN: &str = env!("CARGO_BIN_EXE_clientele");
 const LISTENING: &str = "Clientele listening on http://";
@@ -162,7 +159,7 @@ impl Server {
     fn start(mut command: Command) -> Self {
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = command.spawn().expect("spawn clientele serve");
-        let (lines, stderr) = process_support::capture_output(&mut child);
+        let (lines, stderr) = crate::support::process::capture_output(&mut child);
         let mut server = Server {
             child,
             address: "0.0.0.0:0".parse().unwrap(),

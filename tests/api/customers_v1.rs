@@ -1,12 +1,10 @@
 //! v1 customers over HTTP: create, read, replace (keeping v2-only fields), delete, offset paging, and the one record shared with v2.
 
-mod common;
-
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use common::{TestApp, assert_error, body, header, keys, now};
+use crate::support::{TestApp, assert_error, body, header, keys, now};
 
 const V1_KEYS: [&str; 6] = ["created", "email", "id", "name", "phone", "updated"];
 

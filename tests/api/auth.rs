@@ -1,16 +1,14 @@
 //! Authentication, scopes, tenant isolation and revocation (API.md §2), and the failed-auth limit (§5).
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use crate::support::{TestApp, assert_error, open_store_at};
 use clientele::admin;
 use clientele::config::ServerConfig;
 use clientele::domain::Scope;
 use clientele::domain::time::now_unix;
 use clientele::ratelimit::{RateLimit, RateLimiter};
-use common::{TestApp, assert_error, open_store_at};
 use rand::distr::{Alphanumeric, SampleString};
 use reqwest::{Method, Response};
 use serde_json::{Value, json};

@@ -19,9 +19,7 @@ use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 
-mod common;
-
-use common::TestApp;
+use crate::support::TestApp;
 
 // ---------------------------------------------------------------- helpers
 

@@ -1,11 +1,9 @@
 //! Field validation over HTTP (API.md §3): every field rule with its exact code and `param`, in v1 and v2, on create and replace.
 
-mod common;
-
 use reqwest::{Method, Response};
 use serde_json::{Map, Value, json};
 
-use common::{TestApp, assert_error};
+use crate::support::{TestApp, assert_error};
 
 const BOTH: [&str; 2] = ["/v1/customers", "/v2/customers"];
 

@@ -11,16 +11,13 @@
 //! creates its own database there and drops it) and `CLIENTELE_TEST_REDIS_URL`;
 //! without them it prints that it was skipped.
 
-mod common;
-mod process_support;
-
 use std::time::{Duration, Instant};
 
-use clientele::domain::ids;
-use common::database::TestDatabase;
-use process_support::{
+use crate::support::database::TestDatabase;
+use crate::support::process::{
     DATABASE_URL_VAR, REDIS_URL_VAR, Server, cli, client, env_or_skip, expect_error, expect_json, header, number_header,
 };
+use clientele::domain::ids;
 use reqwest::{Client, Method, RequestBuilder, Response};
 use serde_json::{Value, json};
 
