@@ -1,38 +1,30 @@
-//! Real `clientele` processes for the multi-process tests (`pg_outage`, `cluster`):
-//! the built binary, started with a clean environment, talked to over HTTP and
-//! killed when dropped, pass or fail. Shared by those test binaries only.
-#![allow(dead_code)]
+//! Real `clientele` processes for the process-level tests (`cli`, `cluster`,
+//! `logging`, `pg_outage`): the built binary, started with a clean environment,
+//! talked to over HTTP and killed when dropped, pass or fail.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
-use std::thread;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use reqwest::header::HeaderMap;
-use serde_json::Value;
+use tempfile::TempDir;
 
+use super::database::TestDatabase;
+
+/// The `clientele` binary cargo built for these tests.
 pub const BIN: &str = env!("CARGO_BIN_EXE_clientele");
-pub const DATABASE_URL_VAR: &str = "CLIENTELE_TEST_DATABASE_URL";
-pub const REDIS_URL_VAR: &str = "CLIENTELE_TEST_REDIS_URL";
+/// The line `serve` prints on stdout once it accepts connections, before the address.
 const LISTENING: &str = "Clientele listening on http://";
 /// How long a server may take to print its listening line (a loaded CI machine is slow).
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a server may take to exit after SIGTERM.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The variable's value, or `None` after saying on stdout and stderr that `test` is skipped.
-pub fn env_or_skip(var: &str, test: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(value) if !value.trim().is_empty() => Some(value),
-        _ => {
-            println!("SKIPPED {test}: {var} is not set (it needs a real server; see the test's header)");
-            None
-        }
-    }
-}
-
-/// The binary with no `CLIENTELE_*` variable inherited from the caller's environment.
+/// The binary with no `CLIENTELE_*` variable inherited from the caller's environment,
+/// and `RUST_BACKTRACE=1`, so that a panic would show (the CLI's error tests assert none does).
 pub fn command() -> Command {
     let mut command = Command::new(BIN);
     for (name, _) in std::env::vars_os() {
@@ -40,7 +32,14 @@ pub fn command() -> Command {
             command.env_remove(&name);
         }
     }
-    command.env("CLIENTELE_LOG", "info").stdin(Stdio::null());
+    command.env("RUST_BACKTRACE", "1").stdin(Stdio::null());
+    command
+}
+
+/// `clientele --database-url URL serve --listen 127.0.0.1:0 ARGS...`, for [`Server::start`].
+pub fn serve_command(database_url: &str, args: &[&str]) -> Command {
+    let mut command = command();
+    command.arg("--database-url").arg(database_url).args(["serve", "--listen", "127.0.0.1:0"]).args(args);
     command
 }
 
@@ -49,38 +48,19 @@ pub fn cli(database_url: &str, args: &[&str]) -> String {
     let output = blocking(|| command().arg("--database-url").arg(database_url).args(args).output())
         .expect("run the clientele CLI");
     assert!(output.status.success(), "clientele {args:?} failed: {}", describe(&output));
-    String::from_utf8(output.stdout).expect("stdout is UTF-8").trim().to_owned()
+    stdout(&output).trim().to_owned()
 }
 
-/// Reads a piped child's output on threads of their own: stdout line by line
-/// into the receiver, stderr (the logs) into the string, so the child never
-/// blocks on a full pipe.
-pub fn capture_output(child: &mut Child) -> (Receiver<String>, Arc<Mutex<String>>) {
-    let (lines_tx, lines) = mpsc::channel();
-    let stdout = child.stdout.take().expect("stdout is piped");
-    thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if lines_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let logs = Arc::new(Mutex::new(String::new()));
-    let mut stderr = child.stderr.take().expect("stderr is piped");
-    let sink = logs.clone();
-    thread::spawn(move || {
-        let mut buffer = [0u8; 4096];
-        while let Ok(read @ 1..) = stderr.read(&mut buffer) {
-            sink.lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push_str(&String::from_utf8_lossy(&buffer[..read]));
-        }
-    });
-    (lines, logs)
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).expect("stdout is UTF-8")
 }
 
-fn describe(output: &Output) -> String {
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).expect("stderr is UTF-8")
+}
+
+/// A finished command's status, stdout and stderr, for an assertion message.
+pub fn describe(output: &Output) -> String {
     format!(
         "{}; stdout: {:?}; stderr: {:?}",
         output.status,
@@ -89,40 +69,151 @@ fn describe(output: &Output) -> String {
     )
 }
 
-/// Runs blocking work (a child process, a pipe) without stalling the test's other async tasks.
+/// Runs blocking work (a child process, a pipe) without stalling the test's
+/// other async tasks on a multi-threaded runtime; on a current-thread runtime
+/// (a plain `#[tokio::test]`), or outside any, it just runs it.
 pub fn blocking<T>(work: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current() {
-        Ok(_) => tokio::task::block_in_place(work),
-        Err(_) => work(),
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
     }
 }
 
-/// A `clientele serve` process; killed (SIGKILL) when dropped.
+/// A temporary directory, the working directory of every command run in it,
+/// and a database of its own (on SQLite, the file `clientele.db` in the directory).
+pub struct Sandbox {
+    pub dir: TempDir,
+    pub database: TestDatabase,
+    /// The database's URL, for `--database-url`.
+    pub url: String,
+}
+
+impl Sandbox {
+    /// A database of the selected backend (SQLite, or PostgreSQL on the PostgreSQL pass).
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database = TestDatabase::create_blocking(dir.path(), "clientele.db");
+        Self::with(dir, database)
+    }
+
+    /// A SQLite file, whatever backend is selected.
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database = TestDatabase::sqlite(dir.path(), "clientele.db");
+        Self::with(dir, database)
+    }
+
+    fn with(dir: TempDir, database: TestDatabase) -> Self {
+        let url = database.url.clone();
+        Self { dir, database, url }
+    }
+
+    /// Another database of the same backend (on SQLite, `file` in the same directory).
+    pub fn other_database(&self, file: &str) -> TestDatabase {
+        TestDatabase::create_blocking(self.dir.path(), file)
+    }
+
+    /// [`command`], working in this directory.
+    pub fn command(&self) -> Command {
+        let mut command = command();
+        command.current_dir(self.dir.path());
+        command
+    }
+
+    /// Runs `clientele --database-url URL ARGS...` and parses its JSON output.
+    pub fn json_at(&self, url: &str, args: &[&str]) -> serde_json::Value {
+        let output = self.command().arg("--database-url").arg(url).args(args).output().expect("run");
+        assert!(output.status.success(), "clientele {args:?} failed: {}", describe(&output));
+        serde_json::from_slice(&output.stdout).expect("JSON output")
+    }
+
+    /// Runs `clientele --database-url <this db> ARGS...`.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.command().arg("--database-url").arg(&self.url).args(args).output().expect("run clientele")
+    }
+
+    /// Runs the command and asserts exit 0; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let output = self.cli(args);
+        assert!(output.status.success(), "clientele {args:?} failed: {}", describe(&output));
+        stdout(&output)
+    }
+
+    /// [`Sandbox::ok`], parsed as JSON.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.ok(args);
+        serde_json::from_str(&out).unwrap_or_else(|error| panic!("clientele {args:?}: not JSON ({error}): {out}"))
+    }
+
+    /// [`serve_command`] on this database, working in this directory.
+    pub fn serve_command(&self, args: &[&str]) -> Command {
+        let mut command = serve_command(&self.url, args);
+        command.current_dir(self.dir.path());
+        command
+    }
+
+    /// Starts `serve` on this database and waits until it listens.
+    pub fn serve(&self, args: &[&str]) -> Server {
+        Server::start(self.serve_command(args))
+    }
+}
+
+/// A `clientele serve` process; killed (SIGKILL) when dropped unless it already exited.
 pub struct Server {
-    child: Child,
+    pub child: Child,
     pub address: SocketAddr,
     /// What it printed on stdout before the listening line (the bootstrap block, if any).
     pub banner: Vec<String>,
-    logs: Arc<Mutex<String>>,
-    lines: Receiver<String>,
+    /// Everything it wrote on stderr (the logs) so far.
+    stderr: Arc<Mutex<Vec<u8>>>,
+    /// Reads stderr until the process closes it.
+    stderr_reader: Option<JoinHandle<()>>,
+    /// Its stdout, line by line (behind a mutex, so that a server can be shared between tasks).
+    lines: Mutex<Receiver<String>>,
 }
 
 impl Server {
-    /// Starts `clientele --database-url URL serve --listen 127.0.0.1:0 ARGS...` and waits until it listens.
-    pub fn start(database_url: &str, args: &[&str]) -> Self {
-        let mut server = Self::spawn(database_url, args);
+    /// Starts `command` (a [`serve_command`]) and waits until it listens.
+    pub fn start(command: Command) -> Self {
+        let mut server = Self::spawn(command);
         server.wait_listening();
         server
     }
 
     /// Starts the process without waiting: several can then start at the same moment.
-    pub fn spawn(database_url: &str, args: &[&str]) -> Self {
-        let mut command = command();
-        command.arg("--database-url").arg(database_url).args(["serve", "--listen", "127.0.0.1:0"]).args(args);
+    pub fn spawn(mut command: Command) -> Self {
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = command.spawn().expect("spawn clientele serve");
-        let (lines, logs) = capture_output(&mut child);
-        Self { child, address: ([0, 0, 0, 0], 0).into(), banner: Vec::new(), logs, lines }
+        // stdout line by line into the receiver, stderr into the buffer, each on a
+        // thread of its own, so the child never blocks on a full pipe.
+        let (lines_tx, lines) = mpsc::channel();
+        let out = child.stdout.take().expect("stdout is piped");
+        thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let mut err = child.stderr.take().expect("stderr is piped");
+        let sink = stderr.clone();
+        let stderr_reader = thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(read @ 1..) = err.read(&mut buffer) {
+                sink.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(&buffer[..read]);
+            }
+        });
+        Self {
+            child,
+            address: ([0, 0, 0, 0], 0).into(),
+            banner: Vec::new(),
+            stderr,
+            stderr_reader: Some(stderr_reader),
+            lines: Mutex::new(lines),
+        }
     }
 
     /// Waits for the listening line, collecting the banner before it.
@@ -131,7 +222,8 @@ impl Server {
         blocking(|| {
             loop {
                 let left = deadline.saturating_duration_since(Instant::now());
-                match self.lines.recv_timeout(left) {
+                let next = self.lines.lock().unwrap_or_else(PoisonError::into_inner).recv_timeout(left);
+                match next {
                     Ok(line) => match line.strip_prefix(LISTENING) {
                         Some(address) => {
                             self.address = address.trim().parse().expect("listening address");
@@ -143,7 +235,8 @@ impl Server {
                         panic!("no listening line within {START_TIMEOUT:?}; logs: {}", self.logs())
                     }
                     Err(RecvTimeoutError::Disconnected) => {
-                        let status = self.child.wait();
+                        thread::sleep(Duration::from_millis(100));
+                        let status = self.child.try_wait();
                         panic!("serve exited before listening ({status:?}); logs: {}", self.logs())
                     }
                 }
@@ -161,7 +254,7 @@ impl Server {
 
     /// Everything it logged on stderr so far.
     pub fn logs(&self) -> String {
-        self.logs.lock().unwrap().clone()
+        String::from_utf8_lossy(&self.stderr.lock().unwrap_or_else(PoisonError::into_inner)).into_owned()
     }
 
     /// Whether the process is still running (it has not exited or crashed).
@@ -174,6 +267,36 @@ impl Server {
         let mut tokens = self.banner.iter().flat_map(|line| line.split_whitespace()).filter(|w| w.starts_with("clt_"));
         tokens.next().map(str::to_owned)
     }
+
+    pub fn sigterm(&self) {
+        let status = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status().expect("run kill");
+        assert!(status.success(), "kill -TERM");
+    }
+
+    /// Waits for the process to exit on its own.
+    pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "serve still running after {within:?}; stderr: {}", self.logs());
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM, then exit 0; returns everything it wrote on stderr, to the end.
+    pub fn stop(mut self) -> String {
+        self.sigterm();
+        let status = self.wait_exit(STOP_TIMEOUT);
+        if let Some(reader) = self.stderr_reader.take() {
+            reader.join().expect("stderr reader thread");
+        }
+        let stderr = std::mem::take(&mut *self.stderr.lock().unwrap_or_else(PoisonError::into_inner));
+        let stderr = String::from_utf8(stderr).expect("stderr is UTF-8");
+        assert_eq!(status.code(), Some(0), "serve exit status; stderr: {stderr}");
+        stderr
+    }
 }
 
 impl Drop for Server {
@@ -181,53 +304,4 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(15)).build().expect("HTTP client")
-}
-
-pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).map(|value| value.to_str().expect("ASCII header"))
-}
-
-/// A header's value as a number; panics (naming `what`) when it is missing or not a number.
-pub fn number_header(headers: &HeaderMap, name: &str, what: &str) -> u64 {
-    let value = header(headers, name).unwrap_or_else(|| panic!("{what}: no {name} header in {headers:?}"));
-    value.parse().unwrap_or_else(|_| panic!("{what}: {name} is not a whole number: {value:?}"))
-}
-
-/// Asserts an error response (status, JSON envelope of API.md §4, request id);
-/// returns its headers and the `error` object.
-pub async fn expect_error(response: reqwest::Response, status: u16, code: &str, what: &str) -> (HeaderMap, Value) {
-    let actual = response.status().as_u16();
-    let headers = response.headers().clone();
-    let text = response.text().await.unwrap_or_default();
-    assert_eq!(actual, status, "{what}: expected {status} {code}, got {actual}: {text}");
-    assert_eq!(header(&headers, "content-type"), Some("application/json"), "{what}: content type");
-    let body: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{what}: body is not JSON: {text}"));
-    let error = body["error"].clone();
-    assert_eq!(error["code"], code, "{what}: {body}");
-    let expected_type = match status {
-        401 => "authentication_error",
-        403 => "permission_error",
-        429 => "rate_limit_error",
-        500.. => "api_error",
-        _ => "invalid_request_error",
-    };
-    assert_eq!(error["type"], expected_type, "{what}: {body}");
-    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}: a message: {body}");
-    let request_id = header(&headers, "x-request-id").unwrap_or_else(|| panic!("{what}: no X-Request-Id"));
-    assert_eq!(error["request_id"], request_id, "{what}: the request id in the body and the header");
-    (headers, error)
-}
-
-/// A 2xx (or any expected status) with a JSON body; returns the headers and the body.
-pub async fn expect_json(response: reqwest::Response, status: u16, what: &str) -> (HeaderMap, Value) {
-    let actual = response.status().as_u16();
-    let headers = response.headers().clone();
-    let text = response.text().await.unwrap_or_default();
-    assert_eq!(actual, status, "{what}: expected {status}, got {actual}: {text}");
-    let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{what}: body is not JSON: {text}"));
-    (headers, body)
 }
