@@ -176,13 +176,7 @@ async fn list_is_oldest_first_with_defaults() {
     let empty = body(app.get("/v1/customers").await).await;
     assert_eq!(empty, json!({"data": [], "total": 0, "limit": 20, "offset": 0}));
 
-    let mut created = Vec::new();
-    for n in 0..3 {
-        created.push(
-            app.create_at("/v1/customers", &json!({"name": format!("C{n}"), "email": format!("c{n}@example.com")}))
-                .await,
-        );
-    }
+    let created = app.create_many("/v1/customers", 3).await;
     let response = app.get("/v1/customers").await;
     assert_eq!(response.status(), 200);
     let list = body(response).await;
@@ -196,13 +190,7 @@ async fn list_is_oldest_first_with_defaults() {
 #[tokio::test]
 async fn list_default_limit_is_20() {
     let app = TestApp::spawn().await;
-    let mut ids = Vec::new();
-    for n in 0..25 {
-        ids.push(id_of(
-            &app.create_at("/v1/customers", &json!({"name": format!("C{n}"), "email": format!("c{n}@example.com")}))
-                .await,
-        ));
-    }
+    let ids: Vec<String> = app.create_many("/v1/customers", 25).await.iter().map(id_of).collect();
     let list = body(app.get("/v1/customers").await).await;
     assert_eq!(list["total"], 25);
     assert_eq!(list["limit"], 20);
@@ -214,13 +202,7 @@ async fn list_default_limit_is_20() {
 #[tokio::test]
 async fn list_pages_by_limit_and_offset() {
     let app = TestApp::spawn().await;
-    let mut ids = Vec::new();
-    for n in 0..5 {
-        ids.push(id_of(
-            &app.create_at("/v1/customers", &json!({"name": format!("C{n}"), "email": format!("c{n}@example.com")}))
-                .await,
-        ));
-    }
+    let ids: Vec<String> = app.create_many("/v1/customers", 5).await.iter().map(id_of).collect();
     let list = body(app.get("/v1/customers?limit=2&offset=1").await).await;
     assert_eq!((list["total"].as_u64(), list["limit"].as_u64(), list["offset"].as_u64()), (Some(5), Some(2), Some(1)));
     assert_eq!(list_ids(&app, "/v1/customers?limit=2&offset=1").await, ids[1..3]);

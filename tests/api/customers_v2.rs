@@ -22,14 +22,7 @@ fn is_rfc3339_utc_seconds(text: &str) -> bool {
 }
 
 async fn create_n(app: &TestApp, count: usize) -> Vec<String> {
-    let mut ids = Vec::new();
-    for n in 0..count {
-        ids.push(id_of(
-            &app.create_at("/v2/customers", &json!({"name": format!("C{n}"), "email": format!("c{n}@example.com")}))
-                .await,
-        ));
-    }
-    ids
+    app.create_many("/v2/customers", count).await.iter().map(id_of).collect()
 }
 
 /// The target of `Link: <...>; rel="next"`, if present.
@@ -275,13 +268,7 @@ async fn list_is_ascending_by_id_with_data_and_has_more() {
     assert!(header(&empty, "link").is_none());
     assert_eq!(body(empty).await, json!({"data": [], "has_more": false}));
 
-    let mut created = Vec::new();
-    for n in 0..3 {
-        created.push(
-            app.create_at("/v2/customers", &json!({"name": format!("C{n}"), "email": format!("c{n}@example.com")}))
-                .await,
-        );
-    }
+    let created = app.create_many("/v2/customers", 3).await;
     let response = app.get("/v2/customers").await;
     assert_eq!(response.status(), 200);
     assert!(header(&response, "link").is_none(), "no Link without more");

@@ -491,13 +491,7 @@ mod needs_redis {
         assert_eq!(limiter_state(&app.client, &base(&app)).await, "redis", "no fallback during the burst");
 
         // The count lives in Redis: a fresh instance sharing it sees the token spent.
-        let second = TestApp::spawn_on(
-            app.store.clone(),
-            tempfile::tempdir().expect("temp dir"),
-            ServerConfig::default(),
-            redis_limiter(&url),
-        )
-        .await;
+        let second = app.spawn_beside(redis_limiter(&url)).await;
         let response = send(app.client.get(format!("{}/v1/customers", base(&second))).bearer_auth(&token)).await;
         assert_rate_limited(response, 20, 60).await;
     }
@@ -507,13 +501,7 @@ mod needs_redis {
         let url = service_url(REDIS_URL_VAR);
         leave_room_in_window(60, Duration::from_secs(2)).await;
         let first = TestApp::spawn_with(ServerConfig::default(), redis_limiter(&url)).await;
-        let second = TestApp::spawn_on(
-            first.store.clone(),
-            tempfile::tempdir().expect("temp dir"),
-            ServerConfig::default(),
-            redis_limiter(&url),
-        )
-        .await;
+        let second = first.spawn_beside(redis_limiter(&url)).await;
         let bases = [base(&first), base(&second)];
         for base in &bases {
             assert_eq!(limiter_state(&first.client, base).await, "redis");
@@ -660,13 +648,7 @@ mod needs_redis_server {
         wait_for_limiter_state(&app.client, &app_base, "redis").await;
 
         // Shared again: this instance and a new one count one window between them.
-        let second = TestApp::spawn_on(
-            app.store.clone(),
-            tempfile::tempdir().expect("temp dir"),
-            ServerConfig::default(),
-            redis_limiter(&redis.url()),
-        )
-        .await;
+        let second = app.spawn_beside(redis_limiter(&redis.url())).await;
         let mut last = None;
         for (i, base) in [app_base.clone(), base(&second), app_base.clone(), base(&second)].into_iter().enumerate() {
             let response = get(base).await;
@@ -700,13 +682,7 @@ mod needs_redis_server {
 
         let _redis = PrivateRedis::start(port);
         wait_for_limiter_state(&app.client, &app_base, "redis").await;
-        let second = TestApp::spawn_on(
-            app.store.clone(),
-            tempfile::tempdir().expect("temp dir"),
-            ServerConfig::default(),
-            redis_limiter(&url),
-        )
-        .await;
+        let second = app.spawn_beside(redis_limiter(&url)).await;
         let mut seen = Vec::new();
         for base in [app_base.clone(), base(&second), app_base.clone()] {
             let response = get(base).await;
@@ -746,13 +722,7 @@ mod needs_redis_server {
 
         redis.signal("CONT");
         wait_for_limiter_state(&app.client, &app_base, "redis").await;
-        let second = TestApp::spawn_on(
-            app.store.clone(),
-            tempfile::tempdir().expect("temp dir"),
-            ServerConfig::default(),
-            redis_limiter(&redis.url()),
-        )
-        .await;
+        let second = app.spawn_beside(redis_limiter(&redis.url())).await;
         let mut seen = Vec::new();
         for base in [app_base.clone(), base(&second), app_base.clone()] {
             let response = get(base).await;

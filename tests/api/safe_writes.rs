@@ -242,13 +242,7 @@ async fn twenty_concurrent_posts_with_one_key_create_exactly_one_customer() {
 #[tokio::test]
 async fn two_instances_racing_on_one_key_create_exactly_one_customer() {
     let first = TestApp::spawn().await;
-    let second = TestApp::spawn_on(
-        first.store.clone(),
-        tempfile::tempdir().expect("temp dir"),
-        ServerConfig::default(),
-        RateLimiter::in_memory(),
-    )
-    .await;
+    let second = first.spawn_beside(RateLimiter::in_memory()).await;
     let mut tasks = JoinSet::new();
     for round in 0..20 {
         let app = if round % 2 == 0 { &first } else { &second };

@@ -83,6 +83,13 @@ impl TestApp {
         app
     }
 
+    /// A second server over this one's store (with its own token cache and
+    /// rate-limit state), as another instance of a deployment would be.
+    pub async fn spawn_beside(&self, limiter: RateLimiter) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::spawn_on(self.store.clone(), dir, ServerConfig::default(), limiter).await
+    }
+
     /// A new token of `account` (created if needed).
     pub async fn issue_token(&self, account: &str, scope: Scope, rate_limit: Option<RateLimit>) -> String {
         if self.store.find_account(account).await.expect("find account").is_none() {
@@ -127,6 +134,16 @@ impl TestApp {
         let response = self.post_json(path, request).await;
         assert_eq!(response.status(), 201, "POST {path} {}", truncated(request));
         body(response).await
+    }
+
+    /// Creates `count` customers `C<n>` <`c<n>@example.com`> at `path`, in order; returns their bodies.
+    pub async fn create_many(&self, path: &str, count: usize) -> Vec<Value> {
+        let mut created = Vec::with_capacity(count);
+        for n in 0..count {
+            let request = serde_json::json!({"name": format!("C{n}"), "email": format!("c{n}@example.com")});
+            created.push(self.create_at(path, &request).await);
+        }
+        created
     }
 
     /// Creates a v2 customer and returns its body.
