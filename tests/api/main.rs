@@ -4,6 +4,12 @@
 //! Most areas drive a real server in-process over HTTP on a random port
 //! ([`support::TestApp`]); `cli`, `cluster`, `logging` and `pg_outage` start the
 //! built `clientele` binary ([`support::process`]).
+//!
+//! A test that needs a running PostgreSQL or Redis (or `redis-server` on PATH)
+//! has a path segment starting with `needs_postgres` or `needs_redis`: plain
+//! `cargo nextest run` reports those as skipped, `cargo nextest run --profile
+//! ci` runs them (`.config/nextest.toml`), and they fail when what they need
+//! is missing ([`support::service_url`]).
 
 mod support;
 

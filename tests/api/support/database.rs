@@ -98,10 +98,12 @@ impl TestDatabase {
         Self { url, postgres: Some(database) }
     }
 
+    /// Which backend holds it.
     pub fn backend(&self) -> Backend {
         if self.postgres.is_some() { Backend::Postgres } else { Backend::Sqlite }
     }
 
+    /// Whether it is a SQLite file.
     pub fn is_sqlite(&self) -> bool {
         self.backend() == Backend::Sqlite
     }

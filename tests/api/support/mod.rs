@@ -3,7 +3,9 @@
 //! pass: see [`database`]), and the helpers every area of the tests shares;
 //! [`process`] starts the real binary.
 
+/// The database of each test: a SQLite file, or an emptied PostgreSQL database.
 pub mod database;
+/// The `clientele` binary in a process of its own.
 pub mod process;
 
 use std::net::SocketAddr;
@@ -27,6 +29,7 @@ use tokio::task::JoinHandle;
 
 use self::database::{TestDatabase, open_test_store};
 
+/// A server in this process, on `127.0.0.1` and a random port, over a database of its own.
 pub struct TestApp {
     pub address: SocketAddr,
     pub client: reqwest::Client,
@@ -43,14 +46,17 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// The default configuration and an in-memory rate limiter.
     pub async fn spawn() -> Self {
         Self::spawn_with(ServerConfig::default(), RateLimiter::in_memory()).await
     }
 
+    /// `config` and an in-memory rate limiter.
     pub async fn spawn_with_config(config: ServerConfig) -> Self {
         Self::spawn_with(config, RateLimiter::in_memory()).await
     }
 
+    /// `config` and `limiter`, over a fresh database of the selected backend.
     pub async fn spawn_with(config: ServerConfig, limiter: RateLimiter) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = open_test_store(TestDatabase::create(dir.path(), "test.db").await).await;
@@ -99,6 +105,7 @@ impl TestApp {
         secret.expose().to_owned()
     }
 
+    /// `http://<its address><path>`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
     }
@@ -108,22 +115,27 @@ impl TestApp {
         self.request_as(&self.token, method, path)
     }
 
+    /// A request with `token` as its bearer token.
     pub fn request_as(&self, token: &str, method: Method, path: &str) -> RequestBuilder {
         self.client.request(method, self.url(path)).bearer_auth(token)
     }
 
+    /// GET with the default token.
     pub async fn get(&self, path: &str) -> Response {
         self.request(Method::GET, path).send().await.expect("request")
     }
 
+    /// POST of a JSON body with the default token.
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {
         self.request(Method::POST, path).json(body).send().await.expect("request")
     }
 
+    /// PUT of a JSON body with the default token.
     pub async fn put_json(&self, path: &str, body: &Value) -> Response {
         self.request(Method::PUT, path).json(body).send().await.expect("request")
     }
 
+    /// DELETE with the default token.
     pub async fn delete(&self, path: &str) -> Response {
         self.request(Method::DELETE, path).send().await.expect("request")
     }
@@ -205,6 +217,7 @@ pub fn service_url(var: &str) -> String {
 
 /// What a response's headers can be read from: the response, or its headers kept after its body was read.
 pub trait HasHeaders {
+    /// The headers.
     fn header_map(&self) -> &HeaderMap;
 }
 

@@ -51,10 +51,12 @@ pub fn cli(database_url: &str, args: &[&str]) -> String {
     stdout(&output).trim().to_owned()
 }
 
+/// A finished command's stdout; panics if it is not UTF-8.
 pub fn stdout(output: &Output) -> String {
     String::from_utf8(output.stdout.clone()).expect("stdout is UTF-8")
 }
 
+/// A finished command's stderr; panics if it is not UTF-8.
 pub fn stderr(output: &Output) -> String {
     String::from_utf8(output.stderr.clone()).expect("stderr is UTF-8")
 }
@@ -244,10 +246,12 @@ impl Server {
         });
     }
 
+    /// `http://<its address><path>`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
     }
 
+    /// Its process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -268,6 +272,7 @@ impl Server {
         tokens.next().map(str::to_owned)
     }
 
+    /// Sends it SIGTERM (a graceful stop), asserting that `kill` succeeded.
     pub fn sigterm(&self) {
         let status = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status().expect("run kill");
         assert!(status.success(), "kill -TERM");
