@@ -208,7 +208,7 @@ pub fn service_url(var: &str) -> String {
             "{var} is not set, and this test needs the service it names: set {DATABASE_URL_VAR} \
              (e.g. postgres://postgres@127.0.0.1:5432/test) and {REDIS_URL_VAR} (e.g. redis://127.0.0.1:6379), \
              or leave the service tests out: plain `cargo nextest run` skips every test under a \
-             `needs_postgres` or `needs_redis` module (README, \"Running the tests\")"
+             `needs_postgres` or `needs_redis` module (README, \"Quick start\")"
         ),
     }
 }
