@@ -62,10 +62,10 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
     let cached = hash.as_ref().map_or(Cached::Unknown, |hash| state.authenticator.cached(hash));
     // An address that has failed too often is refused before any lookup, unless
     // it presents a token that is known to exist: that is not guessing.
-    if matches!(cached, Cached::Unknown) {
-        if let Some(retry_after) = state.failed_auth.blocked_for(&address_of(&request, &state)) {
-            return ApiError::over_rate_limit(retry_after).into_response();
-        }
+    if matches!(cached, Cached::Unknown)
+        && let Some(retry_after) = state.failed_auth.blocked_for(&address_of(&request, &state))
+    {
+        return ApiError::over_rate_limit(retry_after).into_response();
     }
     let principal = match (cached, hash) {
         (Cached::Fresh(principal), _) => principal,

@@ -5,7 +5,6 @@
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 
-
 use super::error::ApiError;
 
 /// The one value of a single-valued header, `None` when absent; two or more
