@@ -19,6 +19,7 @@ mod cluster;
 mod customers_v1;
 mod customers_v2;
 mod errors;
+mod http_semantics;
 mod logging;
 mod metrics;
 mod openapi;
