@@ -72,7 +72,7 @@ for version in v1 v2; do
   curl -fsS "$BASE/$version/openapi.json" -o "$WORK/$version.json"
   cmp -s "$WORK/$version.json" "openapi/$version.json" || {
     echo "the served $version document differs from openapi/$version.json;" \
-      "regenerate: CLIENTELE_UPDATE_OPENAPI=1 cargo nextest run --test openapi" >&2
+      "regenerate: CLIENTELE_UPDATE_OPENAPI=1 cargo nextest run --test api openapi::" >&2
     exit 1
   }
 done

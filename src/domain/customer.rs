@@ -72,7 +72,7 @@ impl Email {
         Ok(Self(raw.to_owned()))
     }
 
-    /// The form used for case-insensitive matching.
+    /// The form used for case-insensitive matching: [`normalize_email`].
     pub fn normalized(&self) -> String {
         normalize_email(&self.0)
     }
@@ -86,8 +86,12 @@ impl Email {
     }
 }
 
+/// The key emails are matched by: Unicode full case folding (CaseFolding.txt,
+/// status C+F, as ICU implements it), so `ΑΣ@example.gr` matches
+/// `ας@example.gr` and `STRASSE@x.de` matches `straße@x.de` (API.md §3).
+/// `to_lowercase` is not enough: it maps `Σ` by position and leaves `ß` alone.
 pub fn normalize_email(email: &str) -> String {
-    email.to_lowercase()
+    icu_casemap::CaseMapper::new().fold_string(email).into_owned()
 }
 
 /// At most 32 characters of digits, spaces and `+-().`.
@@ -237,6 +241,15 @@ impl Customer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn emails_match_by_full_case_folding() {
+        assert_eq!(normalize_email("ΑΣ@example.gr"), normalize_email("ασ@example.gr"));
+        assert_eq!(normalize_email("ΑΣ@example.gr"), normalize_email("ας@example.gr"));
+        assert_eq!(normalize_email("STRASSE@x.de"), normalize_email("straße@x.de"));
+        assert_eq!(normalize_email("Ada@Example.COM"), "ada@example.com");
+        assert_ne!(normalize_email("ada@example.com"), normalize_email("adb@example.com"));
+    }
     use crate::domain::FieldErrorKind;
 
     fn invalid_param(result: Result<impl std::fmt::Debug, FieldError>) -> String {

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use super::client_ip::client_ip;
 use super::edge::{Caller, run_catching_panics};
 use super::error::{ApiError, ErrorCode};
+use super::headers::is_repeated;
 use crate::app::AppState;
 use crate::auth::{Cached, Principal};
 use crate::domain::Scope;
@@ -38,6 +39,10 @@ enum Presented<'a> {
 }
 
 fn presented_token(headers: &HeaderMap) -> Presented<'_> {
+    // Two Authorization lines are refused, not resolved: which scope applies must not depend on their order.
+    if is_repeated(headers, &header::AUTHORIZATION) {
+        return Presented::Malformed;
+    }
     let Some(value) = headers.get(header::AUTHORIZATION) else { return Presented::Missing };
     let Ok(text) = value.to_str() else { return Presented::Malformed };
     let Some((scheme, token)) = text.split_once(' ') else { return Presented::Malformed };
@@ -57,10 +62,10 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
     let cached = hash.as_ref().map_or(Cached::Unknown, |hash| state.authenticator.cached(hash));
     // An address that has failed too often is refused before any lookup, unless
     // it presents a token that is known to exist: that is not guessing.
-    if matches!(cached, Cached::Unknown) {
-        if let Some(retry_after) = state.failed_auth.blocked_for(&address_of(&request, &state)) {
-            return ApiError::over_rate_limit(retry_after).into_response();
-        }
+    if matches!(cached, Cached::Unknown)
+        && let Some(retry_after) = state.failed_auth.blocked_for(&address_of(&request, &state))
+    {
+        return ApiError::over_rate_limit(retry_after).into_response();
     }
     let principal = match (cached, hash) {
         (Cached::Fresh(principal), _) => principal,

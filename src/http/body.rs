@@ -7,6 +7,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::{Map, Value};
 
 use super::error::{ApiError, ErrorCode};
+use super::headers::single;
 
 /// Request bodies larger than this are refused with 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -19,6 +20,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        single(request.headers(), header::CONTENT_TYPE.as_str(), "Content-Type")?;
         if !is_json_media_type(request.headers()) {
             return Err(ErrorCode::UnsupportedMediaType.into());
         }

@@ -7,8 +7,8 @@
 //! `finish`, so the annotations list only what is particular to them.
 //!
 //! The committed copies `openapi/v1.json` and `openapi/v2.json` are checked
-//! against these by `tests/openapi.rs`; regenerate them with
-//! `CLIENTELE_UPDATE_OPENAPI=1 cargo nextest run --test openapi`.
+//! against these by `tests/api/openapi.rs`; regenerate them with
+//! `CLIENTELE_UPDATE_OPENAPI=1 cargo nextest run --test api openapi::`.
 
 use std::sync::OnceLock;
 

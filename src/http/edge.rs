@@ -22,6 +22,7 @@ use rand::distr::{Alphanumeric, SampleString};
 use tracing::Instrument;
 
 use super::error::{ApiError, ErrorCode};
+use super::headers::single;
 use crate::app::AppState;
 use crate::metrics::{Metrics, UNMATCHED};
 
@@ -70,10 +71,12 @@ pub async fn edge(request: Request, next: Next) -> Response {
 
 async fn run_edge(mut request: Request, next: Next, metrics: Option<&Metrics>) -> Response {
     let started = Instant::now();
-    let request_id = match request.headers().get(REQUEST_ID) {
-        Some(value) if is_valid_request_id(value) => value.clone(),
+    let sent = single(request.headers(), REQUEST_ID, "X-Request-Id");
+    let request_id = match sent {
+        Ok(Some(value)) if is_valid_request_id(value) => value.clone(),
         _ => new_request_id(),
     };
+    let refused = sent.err();
     request.extensions_mut().insert(RequestId(request_id.clone()));
     let matched = request.extensions().get::<MatchedPath>().cloned();
     let route = route_label(matched.as_ref());
@@ -85,7 +88,10 @@ async fn run_edge(mut request: Request, next: Next, metrics: Option<&Metrics>) -
         method = method.as_str(),
         account_id = tracing::field::Empty,
     );
-    let mut response = run_catching_panics(request, next).instrument(span.clone()).await;
+    let mut response = match refused {
+        Some(error) => error.into_response(),
+        None => run_catching_panics(request, next).instrument(span.clone()).await,
+    };
     span.in_scope(|| render_error(&mut response, request_id.to_str().unwrap_or("")));
     let elapsed = started.elapsed();
     if let Some(metrics) = metrics {

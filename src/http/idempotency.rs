@@ -14,6 +14,7 @@ use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 
 use super::error::{ApiError, ErrorCode};
+use super::headers::single;
 use super::openapi::schemas::IDEMPOTENCY_KEY_PATTERN;
 use crate::idempotency::{ClaimRefused, Fingerprint};
 use crate::storage::IdempotencyRecord;
@@ -30,7 +31,7 @@ pub struct IdempotencyKey(pub Option<String>);
 
 impl IdempotencyKey {
     pub fn from_headers(headers: &HeaderMap) -> Result<Self, ApiError> {
-        let Some(value) = headers.get(HEADER) else { return Ok(Self(None)) };
+        let Some(value) = single(headers, HEADER, "Idempotency-Key")? else { return Ok(Self(None)) };
         let bytes = value.as_bytes();
         if bytes.is_empty() || bytes.len() > MAX_LENGTH || !bytes.iter().all(|b| (0x20..=0x7e).contains(b)) {
             return Err(ApiError::invalid(

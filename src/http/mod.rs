@@ -12,6 +12,7 @@ pub mod docs;
 pub mod documents;
 pub mod edge;
 pub mod error;
+pub mod headers;
 pub mod idempotency;
 pub mod openapi;
 pub mod ops;

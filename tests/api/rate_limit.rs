@@ -2,26 +2,22 @@
 //! windows that reset, per-token limits, exact counting under concurrency, and
 //! Redis: shared by several instances, down, and back.
 
-use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clientele::app::AppState;
 use clientele::config::ServerConfig;
 use clientele::domain::Scope;
-use clientele::ratelimit::{RateLimit, RateLimiter, RedisLimiter, now_ms};
-use clientele::server;
-use clientele::storage::SharedStore;
+use clientele::ratelimit::{RateLimit, RateLimiter, RedisLimiter};
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tokio::sync::{Barrier, oneshot};
+use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 
-mod common;
-
-use common::{TestApp, assert_error};
+use crate::support::{
+    REDIS_URL_VAR, TestApp, assert_error, free_port, leave_room_in_window, number_header, service_url,
+};
 
 // ---------------------------------------------------------------- helpers
 
@@ -33,28 +29,17 @@ struct RateHeaders {
     reset: u64,
 }
 
-/// A header that must be present and hold a non-negative integer written in plain digits.
-fn integer_header(response: &Response, name: &str) -> u64 {
-    let status = response.status();
-    let value = response
-        .headers()
-        .get(name)
-        .unwrap_or_else(|| panic!("{status} response to {} has no {name} header", response.url()))
-        .to_str()
-        .expect("header is ASCII");
-    assert!(
-        !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()),
-        "{name} must be a whole non-negative number, got {value:?} on a {status}"
-    );
-    value.parse().unwrap_or_else(|_| panic!("{name} {value:?} does not fit in u64"))
+/// What a response was, for an assertion message.
+fn seen(response: &Response) -> String {
+    format!("{} response to {}", response.status(), response.url())
 }
 
 /// Reads the three headers and checks them against the limit `n` per `w` seconds.
 fn rate_headers(response: &Response, n: u32, w: u32) -> RateHeaders {
     let headers = RateHeaders {
-        limit: integer_header(response, "x-ratelimit-limit") as u32,
-        remaining: integer_header(response, "x-ratelimit-remaining") as u32,
-        reset: integer_header(response, "x-ratelimit-reset"),
+        limit: number_header(response, "x-ratelimit-limit", &seen(response)) as u32,
+        remaining: number_header(response, "x-ratelimit-remaining", &seen(response)) as u32,
+        reset: number_header(response, "x-ratelimit-reset", &seen(response)),
     };
     let status = response.status();
     assert_eq!(headers.limit, n, "X-RateLimit-Limit on a {status}");
@@ -86,7 +71,7 @@ fn assert_no_rate_headers(response: &Response) {
 async fn assert_rate_limited(response: Response, n: u32, w: u32) -> RateHeaders {
     let headers = rate_headers(&response, n, w);
     assert_eq!(headers.remaining, 0, "a 429 says no requests are left");
-    let retry_after = integer_header(&response, "retry-after");
+    let retry_after = number_header(&response, "retry-after", &seen(&response));
     assert!((1..=u64::from(w)).contains(&retry_after), "Retry-After {retry_after} must be 1..={w}");
     assert_error(response, 429, "rate_limited").await;
     headers
@@ -98,17 +83,6 @@ async fn send(request: RequestBuilder) -> Response {
 
 fn limit(limit: u32, window_secs: u32) -> Option<RateLimit> {
     Some(RateLimit { limit, window_secs })
-}
-
-/// Windows are aligned to the epoch: if fewer than `margin` are left in the current
-/// window of `window_secs`, waits for the next one, so that a test's requests fall
-/// in one window.
-async fn leave_room_in_window(window_secs: u32, margin: Duration) {
-    let window_ms = u64::from(window_secs) * 1000;
-    let left_ms = window_ms - now_ms() % window_ms;
-    if Duration::from_millis(left_ms) < margin {
-        tokio::time::sleep(Duration::from_millis(left_ms + 20)).await;
-    }
 }
 
 /// How the server counts rate limits right now, from `/readyz`: 200 with
@@ -138,7 +112,7 @@ async fn burst(client: &reqwest::Client, url: &str, token: &str, count: usize) -
         tasks.spawn(async move {
             barrier.wait().await;
             let response = client.get(url).bearer_auth(token).send().await.expect("request");
-            let remaining = integer_header(&response, "x-ratelimit-remaining") as u32;
+            let remaining = number_header(&response, "x-ratelimit-remaining", &seen(&response)) as u32;
             (response.status().as_u16(), remaining)
         });
     }
@@ -157,49 +131,12 @@ fn assert_exactly_n_pass(results: &[(u16, u32)], n: u32) {
     assert!(results.iter().filter(|(s, _)| *s == 429).all(|(_, r)| *r == 0), "429s say Remaining 0");
 }
 
-fn shared_redis_url() -> Option<String> {
-    match std::env::var("CLIENTELE_TEST_REDIS_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            println!("skipped: CLIENTELE_TEST_REDIS_URL is not set");
-            None
-        }
-    }
-}
-
 fn redis_limiter(url: &str) -> RateLimiter {
     RateLimiter::with_redis(RedisLimiter::connect(url).expect("redis url"))
 }
 
-/// A second server instance over the same store as a [`TestApp`]; stops when dropped.
-struct Instance {
-    address: SocketAddr,
-    _shutdown: oneshot::Sender<()>,
-}
-
-impl Instance {
-    async fn spawn(config: ServerConfig, store: SharedStore, limiter: RateLimiter) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let address = listener.local_addr().expect("address");
-        let state = AppState::new(config, store, limiter);
-        let (shutdown, stop) = oneshot::channel::<()>();
-        tokio::spawn(server::serve(listener, state, async {
-            let _ = stop.await;
-        }));
-        Self { address, _shutdown: shutdown }
-    }
-
-    fn base(&self) -> String {
-        format!("http://{}", self.address)
-    }
-}
-
 fn base(app: &TestApp) -> String {
     format!("http://{}", app.address)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port()
 }
 
 fn redis_server_available() -> bool {
@@ -290,7 +227,7 @@ fn ping(port: u16) -> bool {
 #[tokio::test]
 async fn every_authenticated_response_carries_the_headers_counting_down() {
     let (n, w) = (9, 60);
-    leave_room_in_window(w, Duration::from_secs(2)).await;
+    leave_room_in_window(u64::from(w), Duration::from_secs(2)).await;
     let app = TestApp::spawn().await;
     let token = app.issue_token("default", Scope::Write, limit(n, w)).await;
     let as_token = |method: Method, path: &str| app.request_as(&token, method, path);
@@ -332,7 +269,7 @@ async fn every_authenticated_response_carries_the_headers_counting_down() {
 #[tokio::test]
 async fn a_read_token_refused_for_scope_still_gets_the_headers_and_429_comes_first() {
     let (n, w) = (3, 60);
-    leave_room_in_window(w, Duration::from_secs(2)).await;
+    leave_room_in_window(u64::from(w), Duration::from_secs(2)).await;
     let app = TestApp::spawn().await;
     let token = app.issue_token("default", Scope::Read, limit(n, w)).await;
     let post =
@@ -383,7 +320,7 @@ async fn unauthenticated_responses_and_health_carry_no_rate_limit_headers() {
 #[tokio::test]
 async fn a_request_over_the_limit_is_429_and_touches_nothing() {
     let (n, w) = (3, 3600);
-    leave_room_in_window(w, Duration::from_secs(5)).await;
+    leave_room_in_window(u64::from(w), Duration::from_secs(5)).await;
     let app = TestApp::spawn().await;
     let victim = app.create_customer("Kept", "kept@example.com").await;
     let victim_id = victim["id"].as_str().unwrap();
@@ -444,7 +381,7 @@ async fn a_request_over_the_limit_is_429_and_touches_nothing() {
 #[tokio::test]
 async fn the_window_resets_and_requests_pass_again() {
     let (n, w) = (3, 2);
-    leave_room_in_window(w, Duration::from_millis(500)).await;
+    leave_room_in_window(u64::from(w), Duration::from_millis(500)).await;
     let app = TestApp::spawn().await;
     let token = app.issue_token("default", Scope::Write, limit(n, w)).await;
     let get = || send(app.request_as(&token, Method::GET, "/v1/customers"));
@@ -455,7 +392,7 @@ async fn the_window_resets_and_requests_pass_again() {
         assert_eq!(rate_headers(&response, n, w).remaining, expected);
     }
     let refused = get().await;
-    let retry_after = integer_header(&refused, "retry-after");
+    let retry_after = number_header(&refused, "retry-after", &seen(&refused));
     let reset = assert_rate_limited(refused, n, w).await.reset;
     assert!(retry_after <= reset + 1, "Retry-After {retry_after} points past the window end ({reset} s)");
 
@@ -513,7 +450,7 @@ async fn failed_authentication_is_limited_per_address_before_any_lookup() {
         assert_error(send(app.request_as(&guess, Method::GET, "/v1/customers")).await, 401, "token_invalid").await;
     }
     let blocked = send(app.request_as(&guess, Method::GET, "/v1/customers")).await;
-    let retry_after = integer_header(&blocked, "retry-after");
+    let retry_after = number_header(&blocked, "retry-after", &seen(&blocked));
     assert!((1..=3600).contains(&retry_after), "Retry-After {retry_after}");
     assert_error(blocked, 429, "rate_limited").await;
     let missing = send(app.client.get(app.url("/v1/customers"))).await;
@@ -534,57 +471,63 @@ async fn in_memory_fifty_parallel_requests_against_twenty_admit_exactly_twenty()
 
 // ---------------------------------------------------------------- Redis
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn redis_fifty_parallel_requests_against_twenty_admit_exactly_twenty() {
-    let Some(url) = shared_redis_url() else { return };
-    leave_room_in_window(60, Duration::from_secs(2)).await;
-    let app = TestApp::spawn_with(ServerConfig::default(), redis_limiter(&url)).await;
-    let token = app.issue_token("default", Scope::Read, limit(20, 60)).await;
-    // Warm the connection so that the burst measures counting, not connecting.
-    assert_eq!(app.get("/v1/customers").await.status(), 200);
-    assert_eq!(limiter_state(&app.client, &base(&app)).await, "redis");
+/// Tests that need a shared Redis (`CLIENTELE_TEST_REDIS_URL`): skipped by the
+/// default nextest profile.
+mod needs_redis {
+    use super::*;
 
-    let results = burst(&app.client, &app.url("/v1/customers"), &token, 50).await;
-    assert_exactly_n_pass(&results, 20);
-    assert_eq!(limiter_state(&app.client, &base(&app)).await, "redis", "no fallback during the burst");
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn redis_fifty_parallel_requests_against_twenty_admit_exactly_twenty() {
+        let url = service_url(REDIS_URL_VAR);
+        leave_room_in_window(60, Duration::from_secs(2)).await;
+        let app = TestApp::spawn_with(ServerConfig::default(), redis_limiter(&url)).await;
+        let token = app.issue_token("default", Scope::Read, limit(20, 60)).await;
+        // Warm the connection so that the burst measures counting, not connecting.
+        assert_eq!(app.get("/v1/customers").await.status(), 200);
+        assert_eq!(limiter_state(&app.client, &base(&app)).await, "redis");
 
-    // The count lives in Redis: a fresh instance sharing it sees the token spent.
-    let second = Instance::spawn(ServerConfig::default(), app.store.clone(), redis_limiter(&url)).await;
-    let response = send(app.client.get(format!("{}/v1/customers", second.base())).bearer_auth(&token)).await;
-    assert_rate_limited(response, 20, 60).await;
-}
+        let results = burst(&app.client, &app.url("/v1/customers"), &token, 50).await;
+        assert_exactly_n_pass(&results, 20);
+        assert_eq!(limiter_state(&app.client, &base(&app)).await, "redis", "no fallback during the burst");
 
-#[tokio::test]
-async fn two_instances_sharing_redis_admit_the_limit_in_total() {
-    let Some(url) = shared_redis_url() else { return };
-    leave_room_in_window(60, Duration::from_secs(2)).await;
-    let first = TestApp::spawn_with(ServerConfig::default(), redis_limiter(&url)).await;
-    let second = Instance::spawn(ServerConfig::default(), first.store.clone(), redis_limiter(&url)).await;
-    let bases = [base(&first), second.base()];
-    for base in &bases {
-        assert_eq!(limiter_state(&first.client, base).await, "redis");
+        // The count lives in Redis: a fresh instance sharing it sees the token spent.
+        let second = app.spawn_beside(redis_limiter(&url)).await;
+        let response = send(app.client.get(format!("{}/v1/customers", base(&second))).bearer_auth(&token)).await;
+        assert_rate_limited(response, 20, 60).await;
     }
-    let token = first.issue_token("default", Scope::Read, limit(20, 60)).await;
 
-    let mut passed = 0;
-    for i in 0..40 {
-        let response = send(first.client.get(format!("{}/v1/customers", bases[i % 2])).bearer_auth(&token)).await;
-        match response.status().as_u16() {
-            200 => {
-                passed += 1;
-                let remaining = rate_headers(&response, 20, 60).remaining;
-                assert_eq!(remaining, 20 - passed, "request {i} (instance {}): one shared count", i % 2 + 1);
-            }
-            429 => {
-                assert!(i >= 20, "request {i} refused before the limit was reached");
-                assert_rate_limited(response, 20, 60).await;
-            }
-            other => panic!("request {i}: unexpected status {other}"),
+    #[tokio::test]
+    async fn two_instances_sharing_redis_admit_the_limit_in_total() {
+        let url = service_url(REDIS_URL_VAR);
+        leave_room_in_window(60, Duration::from_secs(2)).await;
+        let first = TestApp::spawn_with(ServerConfig::default(), redis_limiter(&url)).await;
+        let second = first.spawn_beside(redis_limiter(&url)).await;
+        let bases = [base(&first), base(&second)];
+        for base in &bases {
+            assert_eq!(limiter_state(&first.client, base).await, "redis");
         }
-    }
-    assert_eq!(passed, 20, "20 in total across both instances");
-    for base in &bases {
-        assert_eq!(limiter_state(&first.client, base).await, "redis");
+        let token = first.issue_token("default", Scope::Read, limit(20, 60)).await;
+
+        let mut passed = 0;
+        for i in 0..40 {
+            let response = send(first.client.get(format!("{}/v1/customers", bases[i % 2])).bearer_auth(&token)).await;
+            match response.status().as_u16() {
+                200 => {
+                    passed += 1;
+                    let remaining = rate_headers(&response, 20, 60).remaining;
+                    assert_eq!(remaining, 20 - passed, "request {i} (instance {}): one shared count", i % 2 + 1);
+                }
+                429 => {
+                    assert!(i >= 20, "request {i} refused before the limit was reached");
+                    assert_rate_limited(response, 20, 60).await;
+                }
+                other => panic!("request {i}: unexpected status {other}"),
+            }
+        }
+        assert_eq!(passed, 20, "20 in total across both instances");
+        for base in &bases {
+            assert_eq!(limiter_state(&first.client, base).await, "redis");
+        }
     }
 }
 
@@ -593,7 +536,7 @@ async fn redis_down_from_the_start_degrades_without_errors() {
     // Nothing listens on this port.
     let url = format!("redis://127.0.0.1:{}", free_port());
     let (n, w) = (4, 3600);
-    leave_room_in_window(w, Duration::from_secs(5)).await;
+    leave_room_in_window(u64::from(w), Duration::from_secs(5)).await;
     let app = TestApp::spawn_with(ServerConfig::default(), redis_limiter(&url)).await;
     let token = app.issue_token("default", Scope::Write, limit(n, w)).await;
     let statuses = count_locally(&app, &token, n, w).await;
@@ -613,7 +556,7 @@ async fn a_redis_that_does_not_answer_times_out_fast_and_degrades() {
         }
     });
     let (n, w) = (4, 3600);
-    leave_room_in_window(w, Duration::from_secs(5)).await;
+    leave_room_in_window(u64::from(w), Duration::from_secs(5)).await;
     let app = TestApp::spawn_with(ServerConfig::default(), redis_limiter(&url)).await;
     let token = app.issue_token("default", Scope::Write, limit(n, w)).await;
     let statuses = count_locally(&app, &token, n, w).await;
@@ -642,80 +585,157 @@ async fn count_locally(app: &TestApp, token: &str, n: u32, w: u32) -> Vec<u16> {
     statuses
 }
 
-#[tokio::test]
-async fn redis_killed_mid_test_degrades_then_recovers() {
-    if !redis_server_available() {
-        println!("skipped: redis-server is not on PATH (needed to kill and restart a private Redis)");
-        return;
-    }
-    let mut redis = PrivateRedis::start(free_port());
-    let (n, w) = (5, 3600);
-    leave_room_in_window(w, Duration::from_secs(15)).await;
-    let app = TestApp::spawn_with(ServerConfig::default(), redis_limiter(&redis.url())).await;
-    let app_base = base(&app);
-    let token = app.issue_token("default", Scope::Read, limit(n, w)).await;
-    let get = |base: String| send(app.client.get(format!("{base}/v1/customers")).bearer_auth(&token));
+/// Tests that need the `redis-server` program, to run a private Redis they stop
+/// and start: skipped by the default nextest profile.
+mod needs_redis_server {
+    use super::*;
 
-    // Up: counted in Redis.
-    for expected in [4, 3] {
-        let response = get(app_base.clone()).await;
-        assert_eq!(response.status(), 200);
-        assert_eq!(rate_headers(&response, n, w).remaining, expected);
-    }
-    assert_eq!(limiter_state(&app.client, &app_base).await, "redis");
+    #[tokio::test]
+    async fn redis_killed_mid_test_degrades_then_recovers() {
+        assert!(redis_server_available(), "redis-server is not on PATH (needed to kill and restart a private Redis)");
+        let mut redis = PrivateRedis::start(free_port());
+        let (n, w) = (5, 3600);
+        leave_room_in_window(u64::from(w), Duration::from_secs(15)).await;
+        let app = TestApp::spawn_with(ServerConfig::default(), redis_limiter(&redis.url())).await;
+        let app_base = base(&app);
+        let token = app.issue_token("default", Scope::Read, limit(n, w)).await;
+        let get = |base: String| send(app.client.get(format!("{base}/v1/customers")).bearer_auth(&token));
 
-    // Down: every request still answers, counted by the local limiter, which still limits.
-    redis.kill();
-    let mut previous = None;
-    let mut refused = false;
-    for i in 0..=n {
-        let started = Instant::now();
-        let response = get(app_base.clone()).await;
-        assert!(started.elapsed() < Duration::from_secs(1), "request {i} hangs while Redis is down");
-        let status = response.status().as_u16();
-        let remaining = rate_headers(&response, n, w).remaining;
-        match status {
-            200 => {
-                assert!(!refused, "request {i} passes after a 429 in the same window");
-                if let Some(previous) = previous {
-                    assert_eq!(remaining + 1, previous, "request {i}: counted one by one");
+        // Up: counted in Redis.
+        for expected in [4, 3] {
+            let response = get(app_base.clone()).await;
+            assert_eq!(response.status(), 200);
+            assert_eq!(rate_headers(&response, n, w).remaining, expected);
+        }
+        assert_eq!(limiter_state(&app.client, &app_base).await, "redis");
+
+        // Down: every request still answers, counted by the local limiter, which still limits.
+        redis.kill();
+        let mut previous = None;
+        let mut refused = false;
+        for i in 0..=n {
+            let started = Instant::now();
+            let response = get(app_base.clone()).await;
+            assert!(started.elapsed() < Duration::from_secs(1), "request {i} hangs while Redis is down");
+            let status = response.status().as_u16();
+            let remaining = rate_headers(&response, n, w).remaining;
+            match status {
+                200 => {
+                    assert!(!refused, "request {i} passes after a 429 in the same window");
+                    if let Some(previous) = previous {
+                        assert_eq!(remaining + 1, previous, "request {i}: counted one by one");
+                    }
+                    previous = Some(remaining);
                 }
-                previous = Some(remaining);
+                429 => {
+                    assert!(i > 0, "the first request after Redis went down is under every count");
+                    refused = true;
+                    assert_rate_limited(response, n, w).await;
+                }
+                other => panic!("request {i}: {other} while Redis is down"),
             }
-            429 => {
-                assert!(i > 0, "the first request after Redis went down is under every count");
-                refused = true;
-                assert_rate_limited(response, n, w).await;
+        }
+        assert!(refused, "the local limiter still enforces the limit of {n}");
+        assert_eq!(limiter_state(&app.client, &app_base).await, "degraded");
+        // A few failed probes later, still degraded, still answering.
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        assert_eq!(limiter_state(&app.client, &app_base).await, "degraded", "nothing answers yet");
+        let response = get(app_base.clone()).await;
+        assert_rate_limited(response, n, w).await;
+
+        // Back: within a few seconds the probe switches to Redis again.
+        redis.restart();
+        wait_for_limiter_state(&app.client, &app_base, "redis").await;
+
+        // Shared again: this instance and a new one count one window between them.
+        let second = app.spawn_beside(redis_limiter(&redis.url())).await;
+        let mut last = None;
+        for (i, base) in [app_base.clone(), base(&second), app_base.clone(), base(&second)].into_iter().enumerate() {
+            let response = get(base).await;
+            assert_eq!(response.status(), 200, "request {i} after recovery (the restarted Redis is empty)");
+            let remaining = rate_headers(&response, n, w).remaining;
+            if let Some(last) = last {
+                assert_eq!(remaining + 1, last, "request {i} after recovery: one count across both instances");
             }
-            other => panic!("request {i}: {other} while Redis is down"),
+            last = Some(remaining);
         }
+        assert_eq!(limiter_state(&app.client, &app_base).await, "redis");
+        assert_eq!(limiter_state(&app.client, &base(&second)).await, "redis");
     }
-    assert!(refused, "the local limiter still enforces the limit of {n}");
-    assert_eq!(limiter_state(&app.client, &app_base).await, "degraded");
-    // A few failed probes later, still degraded, still answering.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert_eq!(limiter_state(&app.client, &app_base).await, "degraded", "nothing answers yet");
-    let response = get(app_base.clone()).await;
-    assert_rate_limited(response, n, w).await;
 
-    // Back: within a few seconds the probe switches to Redis again.
-    redis.restart();
-    wait_for_limiter_state(&app.client, &app_base, "redis").await;
+    #[tokio::test]
+    async fn a_redis_started_after_the_server_is_picked_up() {
+        assert!(redis_server_available(), "redis-server is not on PATH (needed to start a private Redis)");
+        let port = free_port();
+        let url = format!("redis://127.0.0.1:{port}");
+        let (n, w) = (5, 3600);
+        leave_room_in_window(u64::from(w), Duration::from_secs(15)).await;
+        let app = TestApp::spawn_with(ServerConfig::default(), redis_limiter(&url)).await;
+        let app_base = base(&app);
+        let token = app.issue_token("default", Scope::Read, limit(n, w)).await;
+        let get = |base: String| send(app.client.get(format!("{base}/v1/customers")).bearer_auth(&token));
 
-    // Shared again: this instance and a new one count one window between them.
-    let second = Instance::spawn(ServerConfig::default(), app.store.clone(), redis_limiter(&redis.url())).await;
-    let mut last = None;
-    for (i, base) in [app_base.clone(), second.base(), app_base.clone(), second.base()].into_iter().enumerate() {
-        let response = get(base).await;
-        assert_eq!(response.status(), 200, "request {i} after recovery (the restarted Redis is empty)");
-        let remaining = rate_headers(&response, n, w).remaining;
-        if let Some(last) = last {
-            assert_eq!(remaining + 1, last, "request {i} after recovery: one count across both instances");
+        let response = get(app_base.clone()).await;
+        assert_eq!(response.status(), 200, "no Redis yet: counted locally");
+        assert_eq!(rate_headers(&response, n, w).remaining, 4);
+        assert_eq!(limiter_state(&app.client, &app_base).await, "degraded");
+
+        let _redis = PrivateRedis::start(port);
+        wait_for_limiter_state(&app.client, &app_base, "redis").await;
+        let second = app.spawn_beside(redis_limiter(&url)).await;
+        let mut seen = Vec::new();
+        for base in [app_base.clone(), base(&second), app_base.clone()] {
+            let response = get(base).await;
+            assert_eq!(response.status(), 200);
+            seen.push(rate_headers(&response, n, w).remaining);
         }
-        last = Some(remaining);
+        assert_eq!(seen, [4, 3, 2], "counted in the (new, empty) Redis, shared by both instances");
     }
-    assert_eq!(limiter_state(&app.client, &app_base).await, "redis");
-    assert_eq!(limiter_state(&app.client, &second.base()).await, "redis");
+
+    #[tokio::test]
+    async fn a_paused_redis_degrades_fast_and_recovers_when_resumed() {
+        assert!(redis_server_available(), "redis-server is not on PATH (needed to pause a private Redis)");
+        let redis = PrivateRedis::start(free_port());
+        let (n, w) = (5, 3600);
+        leave_room_in_window(u64::from(w), Duration::from_secs(15)).await;
+        let app = TestApp::spawn_with(ServerConfig::default(), redis_limiter(&redis.url())).await;
+        let app_base = base(&app);
+        let token = app.issue_token("default", Scope::Read, limit(n, w)).await;
+        let get = |base: String| send(app.client.get(format!("{base}/v1/customers")).bearer_auth(&token));
+        let response = get(app_base.clone()).await;
+        assert_eq!(rate_headers(&response, n, w).remaining, 4);
+        assert_eq!(limiter_state(&app.client, &app_base).await, "redis");
+
+        // Hung: the connection stays open and nothing answers.
+        redis.signal("STOP");
+        for i in 0..3 {
+            let started = Instant::now();
+            let response = get(app_base.clone()).await;
+            let took = started.elapsed();
+            assert!(took < Duration::from_secs(1), "request {i} took {took:?} while Redis hangs");
+            assert_eq!(response.status(), 200, "request {i} while Redis hangs");
+            assert_eq!(rate_headers(&response, n, w).remaining, 4 - i, "request {i}: counted locally");
+        }
+        assert_eq!(limiter_state(&app.client, &app_base).await, "degraded");
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        assert_eq!(limiter_state(&app.client, &app_base).await, "degraded", "still hung");
+
+        redis.signal("CONT");
+        wait_for_limiter_state(&app.client, &app_base, "redis").await;
+        let second = app.spawn_beside(redis_limiter(&redis.url())).await;
+        let mut seen = Vec::new();
+        for base in [app_base.clone(), base(&second), app_base.clone()] {
+            let response = get(base).await;
+            assert_eq!(response.status(), 200);
+            seen.push(rate_headers(&response, n, w).remaining);
+        }
+        // Redis kept its count from before the pause (1, or 2 when the request that timed out
+        // ran once Redis resumed): counting there resumes from it, shared with a new instance.
+        assert!(
+            [[3, 2, 1], [2, 1, 0]].contains(&seen.as_slice().try_into().unwrap()),
+            "counted in Redis again, shared by both instances: {seen:?}"
+        );
+    }
 }
 
 /// Waits up to 5 s for `/readyz` to report `state`.
@@ -729,84 +749,4 @@ async fn wait_for_limiter_state(client: &reqwest::Client, base: &str, state: &st
         assert!(Instant::now() < deadline, "/readyz says {now:?}, still not {state:?} after 5 s");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-#[tokio::test]
-async fn a_redis_started_after_the_server_is_picked_up() {
-    if !redis_server_available() {
-        println!("skipped: redis-server is not on PATH (needed to start a private Redis)");
-        return;
-    }
-    let port = free_port();
-    let url = format!("redis://127.0.0.1:{port}");
-    let (n, w) = (5, 3600);
-    leave_room_in_window(w, Duration::from_secs(15)).await;
-    let app = TestApp::spawn_with(ServerConfig::default(), redis_limiter(&url)).await;
-    let app_base = base(&app);
-    let token = app.issue_token("default", Scope::Read, limit(n, w)).await;
-    let get = |base: String| send(app.client.get(format!("{base}/v1/customers")).bearer_auth(&token));
-
-    let response = get(app_base.clone()).await;
-    assert_eq!(response.status(), 200, "no Redis yet: counted locally");
-    assert_eq!(rate_headers(&response, n, w).remaining, 4);
-    assert_eq!(limiter_state(&app.client, &app_base).await, "degraded");
-
-    let _redis = PrivateRedis::start(port);
-    wait_for_limiter_state(&app.client, &app_base, "redis").await;
-    let second = Instance::spawn(ServerConfig::default(), app.store.clone(), redis_limiter(&url)).await;
-    let mut seen = Vec::new();
-    for base in [app_base.clone(), second.base(), app_base.clone()] {
-        let response = get(base).await;
-        assert_eq!(response.status(), 200);
-        seen.push(rate_headers(&response, n, w).remaining);
-    }
-    assert_eq!(seen, [4, 3, 2], "counted in the (new, empty) Redis, shared by both instances");
-}
-
-#[tokio::test]
-async fn a_paused_redis_degrades_fast_and_recovers_when_resumed() {
-    if !redis_server_available() {
-        println!("skipped: redis-server is not on PATH (needed to pause a private Redis)");
-        return;
-    }
-    let redis = PrivateRedis::start(free_port());
-    let (n, w) = (5, 3600);
-    leave_room_in_window(w, Duration::from_secs(15)).await;
-    let app = TestApp::spawn_with(ServerConfig::default(), redis_limiter(&redis.url())).await;
-    let app_base = base(&app);
-    let token = app.issue_token("default", Scope::Read, limit(n, w)).await;
-    let get = |base: String| send(app.client.get(format!("{base}/v1/customers")).bearer_auth(&token));
-    let response = get(app_base.clone()).await;
-    assert_eq!(rate_headers(&response, n, w).remaining, 4);
-    assert_eq!(limiter_state(&app.client, &app_base).await, "redis");
-
-    // Hung: the connection stays open and nothing answers.
-    redis.signal("STOP");
-    for i in 0..3 {
-        let started = Instant::now();
-        let response = get(app_base.clone()).await;
-        let took = started.elapsed();
-        assert!(took < Duration::from_secs(1), "request {i} took {took:?} while Redis hangs");
-        assert_eq!(response.status(), 200, "request {i} while Redis hangs");
-        assert_eq!(rate_headers(&response, n, w).remaining, 4 - i, "request {i}: counted locally");
-    }
-    assert_eq!(limiter_state(&app.client, &app_base).await, "degraded");
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert_eq!(limiter_state(&app.client, &app_base).await, "degraded", "still hung");
-
-    redis.signal("CONT");
-    wait_for_limiter_state(&app.client, &app_base, "redis").await;
-    let second = Instance::spawn(ServerConfig::default(), app.store.clone(), redis_limiter(&redis.url())).await;
-    let mut seen = Vec::new();
-    for base in [app_base.clone(), second.base(), app_base.clone()] {
-        let response = get(base).await;
-        assert_eq!(response.status(), 200);
-        seen.push(rate_headers(&response, n, w).remaining);
-    }
-    // Redis kept its count from before the pause (1, or 2 when the request that timed out
-    // ran once Redis resumed): counting there resumes from it, shared with a new instance.
-    assert!(
-        [[3, 2, 1], [2, 1, 0]].contains(&seen.as_slice().try_into().unwrap()),
-        "counted in Redis again, shared by both instances: {seen:?}"
-    );
 }

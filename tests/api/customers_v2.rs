@@ -1,21 +1,13 @@
 //! v2 customers over HTTP: the full representation, ETags and versions, full replacement, and cursor paging with `Link`.
 
-mod common;
-
 use reqwest::{Response, Url};
 use serde_json::{Value, json};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
-use common::{TestApp, assert_error, body, header, keys, now};
+use crate::support::{TestApp, assert_error, body, header, id_of, keys, now, unix_of};
 
 const V2_KEYS: [&str; 9] =
     ["address", "created_at", "email", "id", "metadata", "name", "phone", "updated_at", "version"];
 const ADDRESS_KEYS: [&str; 6] = ["city", "country", "line1", "line2", "postal_code", "region"];
-
-fn id_of(customer: &Value) -> String {
-    customer["id"].as_str().expect("id is a string").to_owned()
-}
 
 /// `2026-11-28T10:32:53Z`: `^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$`.
 fn is_rfc3339_utc_seconds(text: &str) -> bool {
@@ -29,22 +21,8 @@ fn is_rfc3339_utc_seconds(text: &str) -> bool {
         })
 }
 
-fn unix_of(rfc3339: &str) -> i64 {
-    OffsetDateTime::parse(rfc3339, &Rfc3339).expect("RFC 3339").unix_timestamp()
-}
-
-async fn create(app: &TestApp, request: Value) -> Value {
-    let response = app.post_json("/v2/customers", &request).await;
-    assert_eq!(response.status(), 201, "create {request}");
-    body(response).await
-}
-
 async fn create_n(app: &TestApp, count: usize) -> Vec<String> {
-    let mut ids = Vec::new();
-    for n in 0..count {
-        ids.push(id_of(&create(app, json!({"name": format!("C{n}"), "email": format!("c{n}@example.com")})).await));
-    }
-    ids
+    app.create_many("/v2/customers", count).await.iter().map(id_of).collect()
 }
 
 /// The target of `Link: <...>; rel="next"`, if present.
@@ -142,17 +120,20 @@ async fn post_answers_201_with_exactly_the_v2_fields_location_and_etag() {
 #[tokio::test]
 async fn post_defaults_address_to_null_and_metadata_to_empty() {
     let app = TestApp::spawn().await;
-    let created = create(&app, json!({"name": "Grace", "email": "grace@example.com"})).await;
+    let created = app.create_at("/v2/customers", &json!({"name": "Grace", "email": "grace@example.com"})).await;
     assert_eq!(keys(&created), V2_KEYS);
     assert_eq!(created["phone"], Value::Null);
     assert_eq!(created["address"], Value::Null);
     assert_eq!(created["metadata"], json!({}));
 
-    let explicit = create(&app, json!({"name": "G", "email": "g@example.com", "phone": null, "address": null})).await;
+    let explicit = app
+        .create_at("/v2/customers", &json!({"name": "G", "email": "g@example.com", "phone": null, "address": null}))
+        .await;
     assert_eq!((&explicit["phone"], &explicit["address"]), (&Value::Null, &Value::Null));
     assert_eq!(explicit["metadata"], json!({}));
 
-    let empty_address = create(&app, json!({"name": "G", "email": "g@example.com", "address": {}})).await;
+    let empty_address =
+        app.create_at("/v2/customers", &json!({"name": "G", "email": "g@example.com", "address": {}})).await;
     assert_eq!(
         empty_address["address"],
         json!({"line1": null, "line2": null, "city": null, "region": null, "postal_code": null, "country": null}),
@@ -163,11 +144,12 @@ async fn post_defaults_address_to_null_and_metadata_to_empty() {
 #[tokio::test]
 async fn get_answers_200_with_the_body_and_etag() {
     let app = TestApp::spawn().await;
-    let created = create(
-        &app,
-        json!({"name": "Ada", "email": "ada@example.com", "address": {"country": "FR"}, "metadata": {"k": "v"}}),
-    )
-    .await;
+    let created = app
+        .create_at(
+            "/v2/customers",
+            &json!({"name": "Ada", "email": "ada@example.com", "address": {"country": "FR"}, "metadata": {"k": "v"}}),
+        )
+        .await;
     let response = app.get(&format!("/v2/customers/{}", id_of(&created))).await;
     assert_eq!(response.status(), 200);
     assert_eq!(header(&response, "etag"), Some("\"1\""));
@@ -177,7 +159,7 @@ async fn get_answers_200_with_the_body_and_etag() {
 #[tokio::test]
 async fn version_grows_by_one_on_every_write_from_either_version() {
     let app = TestApp::spawn().await;
-    let created = create(&app, json!({"name": "Ada", "email": "ada@example.com"})).await;
+    let created = app.create_at("/v2/customers", &json!({"name": "Ada", "email": "ada@example.com"})).await;
     let id = id_of(&created);
     let path = format!("/v2/customers/{id}");
     let write = json!({"name": "Ada", "email": "ada@example.com"});
@@ -212,12 +194,13 @@ async fn version_grows_by_one_on_every_write_from_either_version() {
 #[tokio::test]
 async fn put_is_a_full_replacement() {
     let app = TestApp::spawn().await;
-    let created = create(
-        &app,
-        json!({"name": "Ada", "email": "ada@example.com", "phone": "555",
+    let created = app
+        .create_at(
+            "/v2/customers",
+            &json!({"name": "Ada", "email": "ada@example.com", "phone": "555",
                "address": {"line1": "1 Road", "city": "London", "country": "GB"}, "metadata": {"a": "1", "b": "2"}}),
-    )
-    .await;
+        )
+        .await;
     let id = id_of(&created);
     let path = format!("/v2/customers/{id}");
 
@@ -285,10 +268,7 @@ async fn list_is_ascending_by_id_with_data_and_has_more() {
     assert!(header(&empty, "link").is_none());
     assert_eq!(body(empty).await, json!({"data": [], "has_more": false}));
 
-    let mut created = Vec::new();
-    for n in 0..3 {
-        created.push(create(&app, json!({"name": format!("C{n}"), "email": format!("c{n}@example.com")})).await);
-    }
+    let created = app.create_many("/v2/customers", 3).await;
     let response = app.get("/v2/customers").await;
     assert_eq!(response.status(), 200);
     assert!(header(&response, "link").is_none(), "no Link without more");
@@ -383,7 +363,7 @@ async fn email_filter_is_exact_and_case_insensitive() {
         "adb@example.com",
     ];
     for (n, email) in emails.iter().enumerate() {
-        let created = create(&app, json!({"name": format!("C{n}"), "email": email})).await;
+        let created = app.create_at("/v2/customers", &json!({"name": format!("C{n}"), "email": email})).await;
         if email.eq_ignore_ascii_case("ada@example.com") {
             matching.push(created);
         }
@@ -413,7 +393,7 @@ async fn email_filter_is_carried_in_the_link() {
             1 => "ADA+TAG@example.COM",
             _ => "other@example.com",
         };
-        let created = create(&app, json!({"name": format!("C{n}"), "email": email})).await;
+        let created = app.create_at("/v2/customers", &json!({"name": format!("C{n}"), "email": email})).await;
         if n % 3 != 2 {
             matching.push(id_of(&created));
         }

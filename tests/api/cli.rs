@@ -5,106 +5,22 @@
 //!
 //! Every test works in its own temporary directory with its own database (a
 //! SQLite file there, or an empty PostgreSQL database on the PostgreSQL pass:
-//! see `common::database`), and every server it starts is killed when the
+//! see `support::database`), and every server it starts is killed when the
 //! test ends, pass or fail.
-
-mod common;
-mod process_support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::process::Output;
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tempfile::TempDir;
 
-use common::TestDatabase;
-
-const BIN: &str = env!("CARGO_BIN_EXE_clientele");
-const LISTENING: &str = "Clientele listening on http://";
+use crate::support::client;
+use crate::support::process::{Sandbox, Server, describe, stderr, stdout};
 
 // ---- helpers ----
-
-/// The binary with no `CLIENTELE_*` variable inherited from the caller's environment.
-fn bare_command(dir: &TempDir) -> Command {
-    let mut command = Command::new(BIN);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("CLIENTELE_") {
-            command.env_remove(&name);
-        }
-    }
-    // A panic would print a backtrace here; the error tests assert there is none.
-    command.env("RUST_BACKTRACE", "1").current_dir(dir.path()).stdin(Stdio::null());
-    command
-}
-
-/// A temporary directory, the working directory of every command, and a
-/// database of its own (on SQLite, the file `clientele.db` in the directory).
-struct Sandbox {
-    dir: TempDir,
-    database: TestDatabase,
-    url: String,
-}
-
-impl Sandbox {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let database = TestDatabase::create_blocking(dir.path(), "clientele.db");
-        let url = database.url.clone();
-        Self { dir, database, url }
-    }
-
-    /// Another database of the same backend (on SQLite, `file` in the same directory).
-    fn other_database(&self, file: &str) -> TestDatabase {
-        TestDatabase::create_blocking(self.dir.path(), file)
-    }
-
-    /// Runs `clientele --database-url URL ARGS...` and parses its JSON output.
-    fn json_at(&self, url: &str, args: &[&str]) -> Value {
-        let output = bare_command(&self.dir).arg("--database-url").arg(url).args(args).output().expect("run");
-        assert!(output.status.success(), "clientele {args:?} failed: {}", describe(&output));
-        serde_json::from_slice(&output.stdout).expect("JSON output")
-    }
-
-    /// Runs `clientele --database-url <this db> ARGS...`.
-    fn cli(&self, args: &[&str]) -> Output {
-        bare_command(&self.dir).arg("--database-url").arg(&self.url).args(args).output().expect("run clientele")
-    }
-
-    /// Runs the command and asserts exit 0; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let output = self.cli(args);
-        assert!(output.status.success(), "clientele {args:?} failed: {}", describe(&output));
-        stdout(&output)
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let out = self.ok(args);
-        serde_json::from_str(&out).unwrap_or_else(|error| panic!("clientele {args:?}: not JSON ({error}): {out}"))
-    }
-
-    fn serve(&self, args: &[&str]) -> Server {
-        let mut command = bare_command(&self.dir);
-        command.arg("--database-url").arg(&self.url).arg("serve").arg("--listen").arg("127.0.0.1:0").args(args);
-        Server::start(command)
-    }
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8(output.stdout.clone()).expect("stdout is UTF-8")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8(output.stderr.clone()).expect("stderr is UTF-8")
-}
-
-fn describe(output: &Output) -> String {
-    format!("{}; stdout: {:?}; stderr: {:?}", output.status, stdout(output), stderr(output))
-}
 
 /// A run-time failure: exit 1, nothing on stdout, one `error: ...` line on stderr, no backtrace.
 fn assert_runtime_error(output: &Output, mentions: &[&str]) -> String {
@@ -148,93 +64,6 @@ fn tokens_in(lines: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// A `clientele serve` process; killed (SIGKILL) when dropped unless it already exited.
-struct Server {
-    child: Child,
-    address: SocketAddr,
-    /// What it printed on stdout before the listening line (the bootstrap block, if any).
-    banner: Vec<String>,
-    stderr: Arc<Mutex<String>>,
-    lines: Mutex<Receiver<String>>,
-}
-
-impl Server {
-    fn start(mut command: Command) -> Self {
-        command.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = command.spawn().expect("spawn clientele serve");
-        let (lines, stderr) = process_support::capture_output(&mut child);
-        let mut server = Server {
-            child,
-            address: "0.0.0.0:0".parse().unwrap(),
-            banner: Vec::new(),
-            stderr,
-            lines: Mutex::new(lines),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let next = server.lines.lock().unwrap().recv_timeout(left);
-            match next {
-                Ok(line) => match line.strip_prefix(LISTENING) {
-                    Some(address) => {
-                        server.address = address.trim().parse().expect("listening address");
-                        return server;
-                    }
-                    None => server.banner.push(line),
-                },
-                Err(RecvTimeoutError::Timeout) => panic!("no listening line in 20 s; stderr: {}", server.logs()),
-                Err(RecvTimeoutError::Disconnected) => {
-                    thread::sleep(Duration::from_millis(100));
-                    panic!("serve exited before listening: {:?}; stderr: {}", server.child.try_wait(), server.logs())
-                }
-            }
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.address)
-    }
-
-    fn logs(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    fn sigterm(&self) {
-        let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().expect("run kill");
-        assert!(status.success(), "kill -TERM");
-    }
-
-    /// Waits for the process to exit on its own.
-    fn wait_exit(&mut self, within: Duration) -> ExitStatus {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "serve still running after {within:?}; stderr: {}", self.logs());
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// SIGTERM, then exit 0.
-    fn stop(mut self) {
-        self.sigterm();
-        let status = self.wait_exit(Duration::from_secs(10));
-        assert_eq!(status.code(), Some(0), "serve exit status; stderr: {}", self.logs());
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client")
-}
-
 async fn get(client: &reqwest::Client, server: &Server, token: &str, path: &str) -> reqwest::Response {
     client.get(server.url(path)).bearer_auth(token).send().await.expect("GET")
 }
@@ -250,7 +79,7 @@ async fn error_code(response: reqwest::Response) -> String {
 }
 
 /// The bootstrap token a first start printed, checked to appear exactly once.
-fn bootstrap_token(server: &Server) -> String {
+fn only_bootstrap_token(server: &Server) -> String {
     let found = tokens_in(&server.banner);
     assert_eq!(found.len(), 1, "one token in the bootstrap block: {:?}", server.banner);
     assert!(is_token(&found[0]), "token shape: {:?}", found[0]);
@@ -425,7 +254,7 @@ fn database_url_from_the_environment_and_the_flag_wins() {
     let sandbox = Sandbox::new();
     let from_env = sandbox.other_database("env.db");
     let run = |args: &[&str]| {
-        bare_command(&sandbox.dir).env("CLIENTELE_DATABASE_URL", &from_env.url).args(args).output().expect("run")
+        sandbox.command().env("CLIENTELE_DATABASE_URL", &from_env.url).args(args).output().expect("run")
     };
     let created = run(&["accounts", "create", "envco"]);
     assert!(created.status.success(), "{}", describe(&created));
@@ -448,7 +277,7 @@ fn database_url_from_the_environment_and_the_flag_wins() {
 #[tokio::test]
 async fn serve_reads_its_options_from_the_environment_and_flags_win() {
     let sandbox = Sandbox::new();
-    let mut command = bare_command(&sandbox.dir);
+    let mut command = sandbox.command();
     command
         .env("CLIENTELE_DATABASE_URL", &sandbox.url)
         .env("CLIENTELE_LISTEN", "127.0.0.1:0")
@@ -469,7 +298,7 @@ async fn serve_reads_its_options_from_the_environment_and_flags_win() {
     assert_eq!(response.headers()["x-ratelimit-limit"], "2", "CLIENTELE_DEFAULT_RATE_LIMIT used");
 
     let elsewhere = sandbox.other_database("elsewhere.db");
-    let mut command = bare_command(&sandbox.dir);
+    let mut command = sandbox.command();
     command
         .env("CLIENTELE_DATABASE_URL", &elsewhere.url)
         .env("CLIENTELE_LISTEN", "127.0.0.1:1")
@@ -499,29 +328,26 @@ fn runtime_errors_are_one_line_without_a_backtrace() {
         &["tokens", "revoke", "tok_x"],
         &["serve", "--listen", "127.0.0.1:0"],
     ] {
-        let output = bare_command(&sandbox.dir).arg("--database-url").arg(missing).args(args).output().expect("run");
+        let output = sandbox.command().arg("--database-url").arg(missing).args(args).output().expect("run");
         assert_runtime_error(&output, &["database", "/nonexistent/dir"]);
     }
     for args in [&["accounts", "list"][..], &["serve", "--listen", "127.0.0.1:0"]] {
-        let output =
-            bare_command(&sandbox.dir).args(["--database-url", "mysql://u:hunter2@db/x"]).args(args).output().unwrap();
+        let output = sandbox.command().args(["--database-url", "mysql://u:hunter2@db/x"]).args(args).output().unwrap();
         let line = assert_runtime_error(&output, &["unsupported", "mysql"]);
         assert!(!line.contains("hunter2"), "no password in messages: {line}");
     }
     // Nothing listens on port 1: an unreachable PostgreSQL server, on either pass.
     for args in [&["accounts", "list"][..], &["serve", "--listen", "127.0.0.1:0"]] {
         let unreachable = "postgres://postgres:hunter2@127.0.0.1:1/x";
-        let output = bare_command(&sandbox.dir).args(["--database-url", unreachable]).args(args).output().unwrap();
+        let output = sandbox.command().args(["--database-url", unreachable]).args(args).output().unwrap();
         let line = assert_runtime_error(&output, &["127.0.0.1:1"]);
         assert!(line.contains("PostgreSQL") && !line.contains("hunter2"), "{line}");
     }
 
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let address = taken.local_addr().unwrap().to_string();
-    let output = bare_command(&sandbox.dir)
-        .args(["--database-url", &sandbox.url, "serve", "--listen", &address])
-        .output()
-        .expect("run");
+    let output =
+        sandbox.command().args(["--database-url", &sandbox.url, "serve", "--listen", &address]).output().expect("run");
     assert_runtime_error(&output, &[&address, "address", "listen"]);
     // A start that cannot listen printed no token (stdout is empty, above) and bootstrapped nothing,
     // so the next start on a free address still prints the token.
@@ -534,7 +360,7 @@ fn runtime_errors_are_one_line_without_a_backtrace() {
 async fn first_start_prints_a_working_token_once() {
     let sandbox = Sandbox::new();
     let server = sandbox.serve(&[]);
-    let token = bootstrap_token(&server);
+    let token = only_bootstrap_token(&server);
     let client = client();
     assert_eq!(get(&client, &server, &token, "/v2/customers").await.status(), 200);
     let created = post_customer(&client, &server, &token, 1).await;
@@ -621,7 +447,7 @@ async fn tokens_issued_and_revoked_while_serving() {
 fn sigterm_finishes_the_request_in_flight_then_exits_zero() {
     let sandbox = Sandbox::new();
     let mut server = sandbox.serve(&[]);
-    let token = bootstrap_token(&server);
+    let token = only_bootstrap_token(&server);
     let healthz = |address: SocketAddr| -> Option<String> {
         let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(1)).ok()?;
         stream.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
@@ -687,7 +513,7 @@ fn sigterm_as_soon_as_it_listens_still_drains_and_exits_zero() {
 async fn acknowledged_writes_survive_kill_9() {
     let sandbox = Sandbox::new();
     let server = sandbox.serve(&["--default-rate-limit", "10000/60s"]);
-    let token = bootstrap_token(&server);
+    let token = only_bootstrap_token(&server);
     if sandbox.database.is_sqlite() {
         // SQLite only: the write-ahead log the durability below rests on (PostgreSQL keeps its own).
         let wal = sandbox.dir.path().join("clientele.db-wal");

@@ -3,8 +3,6 @@
 //! (the same `404 resource_not_found`, after the same body and header checks),
 //! and the store is never asked.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -14,9 +12,11 @@ use clientele::domain::token::TokenHash;
 use clientele::domain::{Account, AccountId, Customer, CustomerFields, CustomerId, TokenId, TokenRecord};
 use clientele::ratelimit::RateLimiter;
 use clientele::storage::{CursorQuery, IdempotencyRecord, Page, Precondition, SharedStore, Store, StoreError};
-use common::{TestApp, TestDatabase, assert_error, open_test_store};
 use reqwest::Method;
 use serde_json::json;
+
+use crate::support::database::{TestDatabase, open_test_store};
+use crate::support::{TestApp, assert_error};
 
 /// The test's store, counting the lookups of one customer by id.
 struct CountingStore {

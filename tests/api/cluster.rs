@@ -8,19 +8,17 @@
 //! - a write on one instance is read (with its new ETag) on the others.
 //!
 //! Needs `CLIENTELE_TEST_DATABASE_URL` (a PostgreSQL server URL; the test
-//! creates its own database there and drops it) and `CLIENTELE_TEST_REDIS_URL`;
-//! without them it prints that it was skipped.
-
-mod common;
-mod process_support;
+//! creates its own database there and drops it) and `CLIENTELE_TEST_REDIS_URL`:
+//! plain `cargo nextest run` skips it, and it fails when run without them.
 
 use std::time::{Duration, Instant};
 
-use clientele::domain::ids;
-use common::database::TestDatabase;
-use process_support::{
-    DATABASE_URL_VAR, REDIS_URL_VAR, Server, cli, client, env_or_skip, expect_error, expect_json, header, number_header,
+use crate::support::database::TestDatabase;
+use crate::support::process::{Server, cli, serve_command};
+use crate::support::{
+    DATABASE_URL_VAR, REDIS_URL_VAR, client, expect_error, expect_json, header, number_header, service_url,
 };
+use clientele::domain::ids;
 use reqwest::{Client, Method, RequestBuilder, Response};
 use serde_json::{Value, json};
 
@@ -32,38 +30,40 @@ const MIN_WINDOW_LEFT_SECS: u64 = 10;
 /// Said in a server's log when its Redis calls fail or time out (src/ratelimit/redis.rs).
 const REDIS_DEGRADED: &str = "Redis is not answering";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_instances_behave_as_one() {
-    let test = "cluster::three_instances_behave_as_one";
-    if env_or_skip(DATABASE_URL_VAR, test).is_none() {
-        return;
+/// Needs PostgreSQL and Redis: skipped by the default nextest profile.
+mod needs_postgres_and_redis {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn three_instances_behave_as_one() {
+        service_url(DATABASE_URL_VAR);
+        let redis_url = service_url(REDIS_URL_VAR);
+        let started = Instant::now();
+        let cluster = Cluster::start(&redis_url).await;
+        println!("cluster: three instances up in {:?}", started.elapsed());
+
+        cluster.admin(&["accounts", "create", "acme"]);
+        let token = cluster.admin(&["tokens", "create", "--account", "acme", "--scope", "write"]);
+
+        let step = Instant::now();
+        writes_on_one_instance_are_read_on_the_others(&cluster, &token).await;
+        println!("cluster: reads after writes checked in {:?}", step.elapsed());
+        let step = Instant::now();
+        idempotent_posts_replay_on_every_instance(&cluster, &token).await;
+        println!("cluster: idempotency checked in {:?}", step.elapsed());
+        let step = Instant::now();
+        a_revoked_token_is_refused_everywhere_within_5_s(&cluster).await;
+        println!("cluster: revocation checked in {:?}", step.elapsed());
+        let step = Instant::now();
+        the_rate_limit_is_global(&cluster, &token).await;
+        println!("cluster: the global rate limit checked in {:?}", step.elapsed());
+
+        for (n, server) in cluster.servers.iter().enumerate() {
+            let logs = server.logs();
+            assert!(!logs.contains("panicked"), "instance {n} panicked: {logs}");
+        }
+        println!("cluster: the whole test took {:?}", started.elapsed());
     }
-    let Some(redis_url) = env_or_skip(REDIS_URL_VAR, test) else { return };
-    let started = Instant::now();
-    let cluster = Cluster::start(&redis_url).await;
-    println!("cluster: three instances up in {:?}", started.elapsed());
-
-    cluster.admin(&["accounts", "create", "acme"]);
-    let token = cluster.admin(&["tokens", "create", "--account", "acme", "--scope", "write"]);
-
-    let step = Instant::now();
-    writes_on_one_instance_are_read_on_the_others(&cluster, &token).await;
-    println!("cluster: reads after writes checked in {:?}", step.elapsed());
-    let step = Instant::now();
-    idempotent_posts_replay_on_every_instance(&cluster, &token).await;
-    println!("cluster: idempotency checked in {:?}", step.elapsed());
-    let step = Instant::now();
-    a_revoked_token_is_refused_everywhere_within_5_s(&cluster).await;
-    println!("cluster: revocation checked in {:?}", step.elapsed());
-    let step = Instant::now();
-    the_rate_limit_is_global(&cluster, &token).await;
-    println!("cluster: the global rate limit checked in {:?}", step.elapsed());
-
-    for (n, server) in cluster.servers.iter().enumerate() {
-        let logs = server.logs();
-        assert!(!logs.contains("panicked"), "instance {n} panicked: {logs}");
-    }
-    println!("cluster: the whole test took {:?}", started.elapsed());
 }
 
 /// (d) A customer created on one instance is read on the others; an update
@@ -312,11 +312,12 @@ struct Cluster {
 
 impl Cluster {
     async fn start(redis_url: &str) -> Self {
-        let database = TestDatabase::postgres_empty().await.expect("CLIENTELE_TEST_DATABASE_URL is set");
+        let database = TestDatabase::postgres_empty().await;
         let args = ["--redis-url", redis_url, "--default-rate-limit", "100000/60s", "--auth-failure-limit", "1000/60s"];
         // All three at the same moment, on an empty database: each migrates and
         // may bootstrap, and all three must come up.
-        let mut servers: Vec<Server> = (0..INSTANCES).map(|_| Server::spawn(&database.url, &args)).collect();
+        let mut servers: Vec<Server> =
+            (0..INSTANCES).map(|_| Server::spawn(serve_command(&database.url, &args))).collect();
         for server in &mut servers {
             server.wait_listening();
         }

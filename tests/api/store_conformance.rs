@@ -4,22 +4,20 @@
 //!
 //! PostgreSQL comes from `CLIENTELE_TEST_DATABASE_URL` (a server URL such as
 //! `postgres://postgres@127.0.0.1:5432/test`); each test gets a database of
-//! its own there (see `common::database`).
-//! Without the variable the PostgreSQL tests print a note and pass, except on
-//! the PostgreSQL pass (`CLIENTELE_TEST_BACKEND=postgres`), where they fail.
-
-mod common;
+//! its own there (see `support::database`).
+//! The PostgreSQL tests are `needs_postgres` tests: plain `cargo nextest run`
+//! skips them, and they fail when run without the variable.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::database::{TestDatabase, open_test_store, with_database};
 use clientele::domain::customer::{Address, Customer, CustomerFields, CustomerName, Email, ExtendedFields, Phone};
 use clientele::domain::token::{TokenHash, TokenSecret};
 use clientele::domain::{Account, CustomerId, Scope, TokenRecord, ids};
 use clientele::ratelimit::RateLimit;
 use clientele::storage::postgres::PostgresStore;
 use clientele::storage::{self, CursorQuery, IdempotencyRecord, Page, Precondition, SharedStore, Store, StoreError};
-use common::database::{TestDatabase, open_test_store, with_database};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{ConnectOptions, Connection};
 use tempfile::TempDir;
@@ -40,13 +38,13 @@ async fn sqlite_store() -> TestStore {
     TestStore { store, _sqlite_dir: Some(dir) }
 }
 
-/// `None` (with a note on stdout) when no PostgreSQL server is configured.
-async fn postgres_store() -> Option<TestStore> {
-    let store = open_test_store(TestDatabase::postgres().await?).await;
-    Some(TestStore { store, _sqlite_dir: None })
+/// A store over a fresh PostgreSQL database; panics when no PostgreSQL server is configured.
+async fn postgres_store() -> TestStore {
+    let store = open_test_store(TestDatabase::postgres().await).await;
+    TestStore { store, _sqlite_dir: None }
 }
 
-/// One test per story and backend: `sqlite::story` and `postgres::story`.
+/// One test per story and backend: `sqlite::story` and `needs_postgres::story`.
 macro_rules! conformance {
     ($($story:ident),* $(,)?) => {
         mod sqlite {
@@ -58,11 +56,12 @@ macro_rules! conformance {
                 }
             )*
         }
-        mod postgres {
+        /// Needs PostgreSQL: skipped by the default nextest profile.
+        mod needs_postgres {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $story() {
-                    let Some(test) = super::postgres_store().await else { return };
+                    let test = super::postgres_store().await;
                     super::$story(&test.store).await;
                 }
             )*
@@ -583,27 +582,125 @@ async fn lookups_by_keys_with_nul_find_nothing(store: &SharedStore) {
 // PostgreSQL only: migrations, and a database that is down or goes away
 // ---------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_migrations_run_twice_and_concurrently() {
-    let Some(database) = TestDatabase::postgres_empty().await else { return };
-    let opens: Vec<_> = (0..4)
-        .map(|_| {
-            let url = database.url.clone();
-            tokio::spawn(async move { storage::open(&url).await.map(|_| ()) })
-        })
-        .collect();
-    for open in opens {
-        open.await.expect("open task").expect("concurrent open migrates");
+/// PostgreSQL only, and so needing it: skipped by the default nextest profile.
+mod needs_postgres_only {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn postgres_migrations_run_twice_and_concurrently() {
+        let database = TestDatabase::postgres_empty().await;
+        let opens: Vec<_> = (0..4)
+            .map(|_| {
+                let url = database.url.clone();
+                tokio::spawn(async move { storage::open(&url).await.map(|_| ()) })
+            })
+            .collect();
+        for open in opens {
+            open.await.expect("open task").expect("concurrent open migrates");
+        }
+        let store = PostgresStore::open(&database.url).await.expect("a second start migrates again");
+        store.migrate().await.expect("and again");
+        let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+            .fetch_one(store.pool())
+            .await
+            .expect("migrations table");
+        assert_eq!(applied, i64::try_from(storage::postgres::MIGRATOR.iter().count()).unwrap());
+        store.ping().await.expect("ping");
+        store.pool().close().await;
     }
-    let store = PostgresStore::open(&database.url).await.expect("a second start migrates again");
-    store.migrate().await.expect("and again");
-    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
-        .fetch_one(store.pool())
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn postgres_closed_pool_is_unavailable() {
+        let database = TestDatabase::postgres().await;
+        let store = PostgresStore::open(&database.url).await.expect("open");
+        store.ping().await.expect("ping");
+        store.pool().close().await;
+        let result = store.find_account("acme").await;
+        assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
+        let customer = Customer::create(ids::customer_id(), fields("A", "a@b.co"), 1);
+        let result = store.insert_customer(&ids::account_id(), customer, None).await;
+        assert!(matches!(result, Err(StoreError::Unavailable(_))));
+        assert!(matches!(store.ping().await, Err(StoreError::Unavailable(_))));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn postgres_terminated_connections_are_unavailable_then_recover() {
+        let database = TestDatabase::postgres().await;
+        let store: SharedStore = storage::open(&database.url).await.expect("open");
+        let account = new_account(&store, "acme").await;
+        // Several pooled connections, all idle now.
+        let reads: Vec<_> = (0..4).map(|_| store.find_account("acme")).collect();
+        for read in futures_util::future::join_all(reads).await {
+            assert_eq!(read.unwrap(), Some(account.clone()));
+        }
+
+        let mut admin = database.pg_options().connect().await.expect("admin connection");
+        let killed: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .fetch_all(&mut admin)
         .await
-        .expect("migrations table");
-    assert_eq!(applied, i64::try_from(storage::postgres::MIGRATOR.iter().count()).unwrap());
-    store.ping().await.expect("ping");
-    store.pool().close().await;
+        .expect("terminate the store's connections");
+        assert!(!killed.is_empty(), "the store had connections");
+        admin.close().await.ok();
+
+        // Each call either fails as Unavailable (503) or already succeeds on a new connection.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match store.find_account("acme").await {
+                Ok(found) => {
+                    assert_eq!(found, Some(account.clone()));
+                    break;
+                }
+                Err(StoreError::Unavailable(_)) if Instant::now() < deadline => {}
+                Err(other) => panic!("expected Unavailable or a recovery, got {other:?}"),
+            }
+        }
+        // Recovered for good: every pooled connection works again.
+        let missing = ids::customer_id();
+        for _ in 0..20 {
+            let result = store.get_customer(&account.id, &missing).await;
+            assert!(matches!(result, Ok(None) | Err(StoreError::Unavailable(_))), "{result:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        for _ in 0..20 {
+            assert_eq!(store.get_customer(&account.id, &missing).await.unwrap(), None);
+        }
+    }
+
+    /// A database that turned read-only (a standby after a failover, say) refuses
+    /// writes as `Unavailable` (503 with `Retry-After`), as the SQLite store does
+    /// for a read-only file, while reads go on.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn postgres_read_only_database_is_unavailable_for_writes() {
+        let database = TestDatabase::postgres().await;
+        let writable: SharedStore = storage::open(&database.url).await.expect("open");
+        let account = new_account(&writable, "acme").await;
+        let customer = insert(&writable, &account, fields("Ada", "ada@example.com")).await;
+
+        let read_only = database.pg_options().options([("default_transaction_read_only", "on")]);
+        let pool = PgPoolOptions::new().max_connections(2).connect_with(read_only).await.expect("read-only pool");
+        let store = PostgresStore::from_pool(pool);
+        assert_eq!(store.find_account("acme").await.unwrap(), Some(account.clone()));
+        assert_eq!(store.get_customer(&account.id, &customer.id).await.unwrap(), Some(customer.clone()));
+
+        let created = store.create_account(Account { id: ids::account_id(), name: "beta".into(), created_at: 1 }).await;
+        assert!(matches!(created, Err(StoreError::Unavailable(_))), "{created:?}");
+        let inserted = store
+            .insert_customer(&account.id, Customer::create(ids::customer_id(), fields("B", "b@c.co"), 1), None)
+            .await;
+        assert!(matches!(inserted, Err(StoreError::Unavailable(_))), "{inserted:?}");
+        let with_key = Customer::create(ids::customer_id(), fields("B", "b@c.co"), 1);
+        let inserted = store.insert_customer(&account.id, with_key, Some(record("k", 1))).await;
+        assert!(matches!(inserted, Err(StoreError::Unavailable(_))), "{inserted:?}");
+        let replaced = store.replace_customer(&account.id, &customer.id, fields("X", "x@y.co"), Precondition::None, 2);
+        assert!(matches!(replaced.await, Err(StoreError::Unavailable(_))));
+        let deleted = store.delete_customer(&account.id, &customer.id, Precondition::None).await;
+        assert!(matches!(deleted, Err(StoreError::Unavailable(_))), "{deleted:?}");
+        assert!(matches!(store.revoke_token(&ids::token_id(), 1).await, Err(StoreError::Unavailable(_))));
+        assert_eq!(writable.get_customer(&account.id, &customer.id).await.unwrap(), Some(customer), "nothing written");
+    }
 }
 
 #[tokio::test]
@@ -626,98 +723,6 @@ async fn unsupported_urls_are_refused_without_their_password() {
         Err(error) => error.to_string(),
     };
     assert!(error.contains("unsupported") && !error.contains("hunter2"), "{error}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_closed_pool_is_unavailable() {
-    let Some(database) = TestDatabase::postgres().await else { return };
-    let store = PostgresStore::open(&database.url).await.expect("open");
-    store.ping().await.expect("ping");
-    store.pool().close().await;
-    let result = store.find_account("acme").await;
-    assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
-    let customer = Customer::create(ids::customer_id(), fields("A", "a@b.co"), 1);
-    let result = store.insert_customer(&ids::account_id(), customer, None).await;
-    assert!(matches!(result, Err(StoreError::Unavailable(_))));
-    assert!(matches!(store.ping().await, Err(StoreError::Unavailable(_))));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_terminated_connections_are_unavailable_then_recover() {
-    let Some(database) = TestDatabase::postgres().await else { return };
-    let store: SharedStore = storage::open(&database.url).await.expect("open");
-    let account = new_account(&store, "acme").await;
-    // Several pooled connections, all idle now.
-    let reads: Vec<_> = (0..4).map(|_| store.find_account("acme")).collect();
-    for read in futures_util::future::join_all(reads).await {
-        assert_eq!(read.unwrap(), Some(account.clone()));
-    }
-
-    let mut admin = database.pg_options().connect().await.expect("admin connection");
-    let killed: Vec<bool> = sqlx::query_scalar(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE datname = current_database() AND pid <> pg_backend_pid()",
-    )
-    .fetch_all(&mut admin)
-    .await
-    .expect("terminate the store's connections");
-    assert!(!killed.is_empty(), "the store had connections");
-    admin.close().await.ok();
-
-    // Each call either fails as Unavailable (503) or already succeeds on a new connection.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        match store.find_account("acme").await {
-            Ok(found) => {
-                assert_eq!(found, Some(account.clone()));
-                break;
-            }
-            Err(StoreError::Unavailable(_)) if Instant::now() < deadline => {}
-            Err(other) => panic!("expected Unavailable or a recovery, got {other:?}"),
-        }
-    }
-    // Recovered for good: every pooled connection works again.
-    let missing = ids::customer_id();
-    for _ in 0..20 {
-        let result = store.get_customer(&account.id, &missing).await;
-        assert!(matches!(result, Ok(None) | Err(StoreError::Unavailable(_))), "{result:?}");
-    }
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
-    for _ in 0..20 {
-        assert_eq!(store.get_customer(&account.id, &missing).await.unwrap(), None);
-    }
-}
-
-/// A database that turned read-only (a standby after a failover, say) refuses
-/// writes as `Unavailable` (503 with `Retry-After`), as the SQLite store does
-/// for a read-only file, while reads go on.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_read_only_database_is_unavailable_for_writes() {
-    let Some(database) = TestDatabase::postgres().await else { return };
-    let writable: SharedStore = storage::open(&database.url).await.expect("open");
-    let account = new_account(&writable, "acme").await;
-    let customer = insert(&writable, &account, fields("Ada", "ada@example.com")).await;
-
-    let read_only = database.pg_options().options([("default_transaction_read_only", "on")]);
-    let pool = PgPoolOptions::new().max_connections(2).connect_with(read_only).await.expect("read-only pool");
-    let store = PostgresStore::from_pool(pool);
-    assert_eq!(store.find_account("acme").await.unwrap(), Some(account.clone()));
-    assert_eq!(store.get_customer(&account.id, &customer.id).await.unwrap(), Some(customer.clone()));
-
-    let created = store.create_account(Account { id: ids::account_id(), name: "beta".into(), created_at: 1 }).await;
-    assert!(matches!(created, Err(StoreError::Unavailable(_))), "{created:?}");
-    let inserted =
-        store.insert_customer(&account.id, Customer::create(ids::customer_id(), fields("B", "b@c.co"), 1), None).await;
-    assert!(matches!(inserted, Err(StoreError::Unavailable(_))), "{inserted:?}");
-    let with_key = Customer::create(ids::customer_id(), fields("B", "b@c.co"), 1);
-    let inserted = store.insert_customer(&account.id, with_key, Some(record("k", 1))).await;
-    assert!(matches!(inserted, Err(StoreError::Unavailable(_))), "{inserted:?}");
-    let replaced = store.replace_customer(&account.id, &customer.id, fields("X", "x@y.co"), Precondition::None, 2);
-    assert!(matches!(replaced.await, Err(StoreError::Unavailable(_))));
-    let deleted = store.delete_customer(&account.id, &customer.id, Precondition::None).await;
-    assert!(matches!(deleted, Err(StoreError::Unavailable(_))), "{deleted:?}");
-    assert!(matches!(store.revoke_token(&ids::token_id(), 1).await, Err(StoreError::Unavailable(_))));
-    assert_eq!(writable.get_customer(&account.id, &customer.id).await.unwrap(), Some(customer), "nothing written");
 }
 
 #[test]

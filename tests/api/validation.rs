@@ -1,11 +1,9 @@
 //! Field validation over HTTP (API.md §3): every field rule with its exact code and `param`, in v1 and v2, on create and replace.
 
-mod common;
-
 use reqwest::{Method, Response};
 use serde_json::{Map, Value, json};
 
-use common::{TestApp, assert_error};
+use crate::support::{TestApp, assert_error, truncated};
 
 const BOTH: [&str; 2] = ["/v1/customers", "/v2/customers"];
 
@@ -48,26 +46,6 @@ async fn refused_post(app: &TestApp, path: &str, body: &Value, code: &str, param
     refused(app, Method::POST, path, body, code, param).await;
 }
 
-/// Asserts a `201` and returns the created body.
-async fn accepted(app: &TestApp, path: &str, body: &Value) -> Value {
-    let response = app.post_json(path, body).await;
-    assert_eq!(response.status(), 201, "POST {path} {}", truncated(body));
-    response.json().await.expect("JSON")
-}
-
-fn truncated(body: &Value) -> String {
-    let text = body.to_string();
-    if text.chars().count() > 120 { format!("{}...", text.chars().take(120).collect::<String>()) } else { text }
-}
-
-/// How many customers the account holds.
-async fn stored_count(app: &TestApp) -> u64 {
-    let response = app.get("/v1/customers").await;
-    assert_eq!(response.status(), 200);
-    let list: Value = response.json().await.unwrap();
-    list["total"].as_u64().expect("total")
-}
-
 #[tokio::test]
 async fn name_missing_null_or_not_a_string_is_refused() {
     let app = TestApp::spawn().await;
@@ -78,7 +56,7 @@ async fn name_missing_null_or_not_a_string_is_refused() {
             refused_post(&app, path, &with("name", value), "parameter_invalid", "name").await;
         }
     }
-    assert_eq!(stored_count(&app).await, 0, "refused creates store nothing");
+    assert_eq!(app.v1_total(&app.token).await, 0, "refused creates store nothing");
 }
 
 #[tokio::test]
@@ -89,7 +67,7 @@ async fn name_empty_after_trimming_is_refused() {
             refused_post(&app, path, &with("name", json!(value)), "parameter_invalid", "name").await;
         }
     }
-    assert_eq!(stored_count(&app).await, 0);
+    assert_eq!(app.v1_total(&app.token).await, 0);
 }
 
 #[tokio::test]
@@ -97,25 +75,25 @@ async fn name_length_counts_characters_after_trimming() {
     let app = TestApp::spawn().await;
     for path in BOTH {
         for ok in ["a".repeat(256), "é".repeat(256), "😀".repeat(256)] {
-            let created = accepted(&app, path, &with("name", json!(ok))).await;
+            let created = app.create_at(path, &with("name", json!(ok))).await;
             assert_eq!(created["name"], ok.as_str());
         }
         let padded = format!("  {}\n", "é".repeat(256));
-        let created = accepted(&app, path, &with("name", json!(padded))).await;
+        let created = app.create_at(path, &with("name", json!(padded))).await;
         assert_eq!(created["name"], "é".repeat(256), "256 characters once trimmed");
         for too_long in ["a".repeat(257), "é".repeat(257), "😀".repeat(257)] {
             refused_post(&app, path, &with("name", json!(too_long)), "parameter_invalid", "name").await;
         }
     }
-    assert_eq!(stored_count(&app).await, 8);
+    assert_eq!(app.v1_total(&app.token).await, 8);
 }
 
 #[tokio::test]
 async fn name_is_stored_trimmed() {
     let app = TestApp::spawn().await;
-    let v1 = accepted(&app, "/v1/customers", &with("name", json!("  Ada  Lovelace \n"))).await;
+    let v1 = app.create_at("/v1/customers", &with("name", json!("  Ada  Lovelace \n"))).await;
     assert_eq!(v1["name"], "Ada  Lovelace", "trimmed at both ends only");
-    let v2 = accepted(&app, "/v2/customers", &with("name", json!("\tGrace "))).await;
+    let v2 = app.create_at("/v2/customers", &with("name", json!("\tGrace "))).await;
     assert_eq!(v2["name"], "Grace");
     let id = v2["id"].as_str().unwrap();
 
@@ -139,7 +117,7 @@ async fn email_missing_null_or_not_a_string_is_refused() {
             refused_post(&app, path, &with("email", value), "parameter_invalid", "email").await;
         }
     }
-    assert_eq!(stored_count(&app).await, 0);
+    assert_eq!(app.v1_total(&app.token).await, 0);
 }
 
 #[tokio::test]
@@ -161,10 +139,10 @@ async fn email_needs_one_at_a_local_part_and_a_domain_with_a_dot() {
             refused_post(&app, path, &with("email", json!(email)), "parameter_invalid", "email").await;
         }
     }
-    assert_eq!(stored_count(&app).await, 0);
+    assert_eq!(app.v1_total(&app.token).await, 0);
     for path in BOTH {
         for email in ["a@b.co", "Ada.Lovelace+crm@Mail.Example.CO.UK"] {
-            let created = accepted(&app, path, &with("email", json!(email))).await;
+            let created = app.create_at(path, &with("email", json!(email))).await;
             assert_eq!(created["email"], email, "stored as given");
         }
     }
@@ -178,13 +156,13 @@ async fn email_is_at_most_254_characters() {
         for local in ["a", "é"] {
             let ok = format!("{}{domain}", local.repeat(254 - domain.len()));
             assert_eq!(ok.chars().count(), 254);
-            let created = accepted(&app, path, &with("email", json!(ok))).await;
+            let created = app.create_at(path, &with("email", json!(ok))).await;
             assert_eq!(created["email"], ok.as_str());
             let too_long = format!("{}{domain}", local.repeat(255 - domain.len()));
             refused_post(&app, path, &with("email", json!(too_long)), "parameter_invalid", "email").await;
         }
     }
-    assert_eq!(stored_count(&app).await, 4);
+    assert_eq!(app.v1_total(&app.token).await, 4);
 }
 
 #[tokio::test]
@@ -192,15 +170,15 @@ async fn phone_allows_digits_spaces_and_plus_minus_parentheses_dot() {
     let app = TestApp::spawn().await;
     for path in BOTH {
         for ok in ["+44 (20) 7946-0958.1", "5550100", &"1".repeat(32), &"+".repeat(32)] {
-            let created = accepted(&app, path, &with("phone", json!(ok))).await;
+            let created = app.create_at(path, &with("phone", json!(ok))).await;
             assert_eq!(created["phone"], ok);
         }
-        let created = accepted(&app, path, &with("phone", Value::Null)).await;
+        let created = app.create_at(path, &with("phone", Value::Null)).await;
         assert_eq!(created["phone"], Value::Null);
-        let created = accepted(&app, path, &without("phone")).await;
+        let created = app.create_at(path, &without("phone")).await;
         assert_eq!(created["phone"], Value::Null);
     }
-    assert_eq!(stored_count(&app).await, 12);
+    assert_eq!(app.v1_total(&app.token).await, 12);
 }
 
 #[tokio::test]
@@ -223,7 +201,7 @@ async fn phone_with_other_characters_too_long_or_not_a_string_is_refused() {
             refused_post(&app, path, &with("phone", value), "parameter_invalid", "phone").await;
         }
     }
-    assert_eq!(stored_count(&app).await, 0);
+    assert_eq!(app.v1_total(&app.token).await, 0);
 }
 
 #[tokio::test]
@@ -232,8 +210,8 @@ async fn address_must_be_an_object_or_null() {
     for value in [json!("12 St James's Sq"), json!(5), json!(true), json!(["London"])] {
         refused_post(&app, "/v2/customers", &with("address", value), "parameter_invalid", "address").await;
     }
-    assert_eq!(stored_count(&app).await, 0);
-    let created = accepted(&app, "/v2/customers", &with("address", Value::Null)).await;
+    assert_eq!(app.v1_total(&app.token).await, 0);
+    let created = app.create_at("/v2/customers", &with("address", Value::Null)).await;
     assert_eq!(created["address"], Value::Null);
 }
 
@@ -244,7 +222,7 @@ async fn an_unknown_address_key_is_named_by_its_path() {
         let body = with("address", json!({"line1": "1 Road", key: "x"}));
         refused_post(&app, "/v2/customers", &body, "parameter_unknown", param).await;
     }
-    assert_eq!(stored_count(&app).await, 0);
+    assert_eq!(app.v1_total(&app.token).await, 0);
 }
 
 #[tokio::test]
@@ -254,14 +232,14 @@ async fn address_parts_are_strings_of_at_most_200_characters() {
     for part in parts {
         let param = format!("address.{part}");
         let ok = "é".repeat(200);
-        let created = accepted(&app, "/v2/customers", &address(part, json!(ok))).await;
+        let created = app.create_at("/v2/customers", &address(part, json!(ok))).await;
         assert_eq!(created["address"][part], ok.as_str());
         refused_post(&app, "/v2/customers", &address(part, json!("x".repeat(201))), "parameter_invalid", &param).await;
         refused_post(&app, "/v2/customers", &address(part, json!("é".repeat(201))), "parameter_invalid", &param).await;
         refused_post(&app, "/v2/customers", &address(part, json!(1)), "parameter_invalid", &param).await;
         refused_post(&app, "/v2/customers", &address(part, json!({})), "parameter_invalid", &param).await;
     }
-    assert_eq!(stored_count(&app).await, parts.len() as u64);
+    assert_eq!(app.v1_total(&app.token).await, parts.len() as u64);
 }
 
 #[tokio::test]
@@ -280,14 +258,14 @@ async fn address_country_is_an_assigned_alpha_2_code_in_capitals_or_null() {
     ] {
         refused_post(&app, "/v2/customers", &address("country", bad), "parameter_invalid", "address.country").await;
     }
-    assert_eq!(stored_count(&app).await, 0);
+    assert_eq!(app.v1_total(&app.token).await, 0);
     for good in ["GB", "US", "FR", "ZW"] {
-        let created = accepted(&app, "/v2/customers", &address("country", json!(good))).await;
+        let created = app.create_at("/v2/customers", &address("country", json!(good))).await;
         assert_eq!(created["address"]["country"], good);
     }
-    let created = accepted(&app, "/v2/customers", &address("country", Value::Null)).await;
+    let created = app.create_at("/v2/customers", &address("country", Value::Null)).await;
     assert_eq!(created["address"]["country"], Value::Null);
-    let created = accepted(&app, "/v2/customers", &address("city", json!("London"))).await;
+    let created = app.create_at("/v2/customers", &address("city", json!("London"))).await;
     assert_eq!(created["address"]["country"], Value::Null);
     assert_eq!(created["address"]["city"], "London");
 }
@@ -298,11 +276,11 @@ async fn metadata_must_be_an_object() {
     for value in [json!([]), json!(["a", "b"]), json!("crm=1"), json!(1), json!(true)] {
         refused_post(&app, "/v2/customers", &with("metadata", value), "parameter_invalid", "metadata").await;
     }
-    assert_eq!(stored_count(&app).await, 0);
-    let created = accepted(&app, "/v2/customers", &with("metadata", json!({}))).await;
+    assert_eq!(app.v1_total(&app.token).await, 0);
+    let created = app.create_at("/v2/customers", &with("metadata", json!({}))).await;
     assert_eq!(created["metadata"], json!({}));
     // Not spelled out by API.md: null is taken as "no metadata", like an omitted field.
-    let created = accepted(&app, "/v2/customers", &with("metadata", Value::Null)).await;
+    let created = app.create_at("/v2/customers", &with("metadata", Value::Null)).await;
     assert_eq!(created["metadata"], json!({}));
 }
 
@@ -313,18 +291,18 @@ async fn metadata_values_must_be_strings() {
         let body = with("metadata", json!({"crm_id": value}));
         refused_post(&app, "/v2/customers", &body, "parameter_invalid", "metadata.crm_id").await;
     }
-    assert_eq!(stored_count(&app).await, 0);
+    assert_eq!(app.v1_total(&app.token).await, 0);
 }
 
 #[tokio::test]
 async fn metadata_holds_at_most_50_keys() {
     let app = TestApp::spawn().await;
     let fifty = metadata_of((0..50).map(|n| (format!("key{n:02}"), format!("value{n}"))));
-    let created = accepted(&app, "/v2/customers", &with("metadata", fifty.clone())).await;
+    let created = app.create_at("/v2/customers", &with("metadata", fifty.clone())).await;
     assert_eq!(created["metadata"], fifty);
     let fifty_one = metadata_of((0..51).map(|n| (format!("key{n:02}"), format!("value{n}"))));
     refused_post(&app, "/v2/customers", &with("metadata", fifty_one), "parameter_invalid", "metadata").await;
-    assert_eq!(stored_count(&app).await, 1);
+    assert_eq!(app.v1_total(&app.token).await, 1);
 }
 
 #[tokio::test]
@@ -332,7 +310,7 @@ async fn metadata_keys_are_1_to_40_characters() {
     let app = TestApp::spawn().await;
     for key in ["k".repeat(40), "é".repeat(40), "k".to_owned()] {
         let metadata = metadata_of([(key.clone(), "v".to_owned())]);
-        let created = accepted(&app, "/v2/customers", &with("metadata", metadata.clone())).await;
+        let created = app.create_at("/v2/customers", &with("metadata", metadata.clone())).await;
         assert_eq!(created["metadata"], metadata);
     }
     for key in ["k".repeat(41), "é".repeat(41)] {
@@ -342,7 +320,7 @@ async fn metadata_keys_are_1_to_40_characters() {
     // The empty key's dotted path is `metadata.` (API.md does not spell this case out).
     let body = with("metadata", json!({"": "v"}));
     refused_post(&app, "/v2/customers", &body, "parameter_invalid", "metadata.").await;
-    assert_eq!(stored_count(&app).await, 3);
+    assert_eq!(app.v1_total(&app.token).await, 3);
 }
 
 #[tokio::test]
@@ -350,14 +328,14 @@ async fn metadata_values_are_at_most_500_characters() {
     let app = TestApp::spawn().await;
     for value in ["v".repeat(500), "é".repeat(500), String::new()] {
         let metadata = metadata_of([("note".to_owned(), value)]);
-        let created = accepted(&app, "/v2/customers", &with("metadata", metadata.clone())).await;
+        let created = app.create_at("/v2/customers", &with("metadata", metadata.clone())).await;
         assert_eq!(created["metadata"], metadata);
     }
     for value in ["v".repeat(501), "é".repeat(501)] {
         let body = with("metadata", metadata_of([("note".to_owned(), value)]));
         refused_post(&app, "/v2/customers", &body, "parameter_invalid", "metadata.note").await;
     }
-    assert_eq!(stored_count(&app).await, 3);
+    assert_eq!(app.v1_total(&app.token).await, 3);
 }
 
 #[tokio::test]
@@ -375,9 +353,9 @@ async fn v1_bodies_with_v2_only_fields_are_refused_by_name() {
     for (field, value) in &cases {
         refused_post(&app, "/v1/customers", &with(field, value.clone()), "parameter_unknown", field).await;
     }
-    assert_eq!(stored_count(&app).await, 0);
+    assert_eq!(app.v1_total(&app.token).await, 0);
 
-    let created = accepted(&app, "/v1/customers", &with("phone", json!("1"))).await;
+    let created = app.create_at("/v1/customers", &with("phone", json!("1"))).await;
     let path = format!("/v1/customers/{}", created["id"].as_str().unwrap());
     for (field, value) in cases {
         refused(&app, Method::PUT, &path, &with(field, value), "parameter_unknown", field).await;
@@ -392,7 +370,7 @@ async fn v2_bodies_with_unknown_fields_are_refused_by_name() {
     for field in ["nickname", "id", "version", "created_at", "Name"] {
         refused_post(&app, "/v2/customers", &with(field, json!("x")), "parameter_unknown", field).await;
     }
-    assert_eq!(stored_count(&app).await, 0);
+    assert_eq!(app.v1_total(&app.token).await, 0);
 }
 
 #[tokio::test]
@@ -426,13 +404,13 @@ async fn the_first_bad_field_is_the_one_reported() {
     // Unknown fields are refused before any rule is checked, as the server reads the body.
     let body = json!({"name": "", "email": "nope", "nickname": "Ada"});
     refused_post(&app, "/v2/customers", &body, "parameter_unknown", "nickname").await;
-    assert_eq!(stored_count(&app).await, 0);
+    assert_eq!(app.v1_total(&app.token).await, 0);
 }
 
 #[tokio::test]
 async fn replacements_are_validated_like_creations() {
     let app = TestApp::spawn().await;
-    let created = accepted(&app, "/v2/customers", &without("phone")).await;
+    let created = app.create_at("/v2/customers", &without("phone")).await;
     let id = created["id"].as_str().unwrap();
     let v1 = format!("/v1/customers/{id}");
     let v2 = format!("/v2/customers/{id}");
@@ -452,14 +430,14 @@ async fn replacements_are_validated_like_creations() {
 #[tokio::test]
 async fn invalid_writes_change_nothing() {
     let app = TestApp::spawn().await;
-    let original = accepted(
-        &app,
-        "/v2/customers",
-        &json!({"name": "Ada", "email": "ada@example.com", "phone": "555",
+    let original = app
+        .create_at(
+            "/v2/customers",
+            &json!({"name": "Ada", "email": "ada@example.com", "phone": "555",
                 "address": {"line1": "12 St James's Sq", "city": "London", "country": "GB"},
                 "metadata": {"crm_id": "8812"}}),
-    )
-    .await;
+        )
+        .await;
     let id = original["id"].as_str().unwrap();
     let v1 = format!("/v1/customers/{id}");
     let v2 = format!("/v2/customers/{id}");
@@ -485,5 +463,5 @@ async fn invalid_writes_change_nothing() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers().get("etag").unwrap(), "\"1\"", "the version did not move");
     assert_eq!(response.json::<Value>().await.unwrap(), original, "nothing was written");
-    assert_eq!(stored_count(&app).await, 1);
+    assert_eq!(app.v1_total(&app.token).await, 1);
 }

@@ -1,8 +1,6 @@
 //! Safe writes: `Idempotency-Key` on POST (v1 and v2) and conditional requests
 //! (`ETag`, `If-Match`, `If-None-Match`) on v2, black-box over HTTP.
 
-mod common;
-
 use clientele::config::ServerConfig;
 use clientele::domain::Scope;
 use clientele::ratelimit::RateLimiter;
@@ -11,7 +9,7 @@ use reqwest::{Method, Response};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
-use common::{TestApp, assert_error};
+use crate::support::{TestApp, assert_error, header, id_of};
 
 /// Everything of a response the tests compare.
 struct Reply {
@@ -29,16 +27,12 @@ impl Reply {
     }
 
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(|value| value.to_str().expect("ASCII header"))
+        header(&self.headers, name)
     }
 
     fn json(&self) -> Value {
         serde_json::from_slice(&self.body).expect("JSON body")
     }
-}
-
-fn header<'a>(response: &'a Response, name: &str) -> Option<&'a str> {
-    response.headers().get(name).map(|value| value.to_str().expect("ASCII header"))
 }
 
 async fn post_with_key_as(app: &TestApp, token: &str, path: &str, key: &str, body: &Value) -> Response {
@@ -248,13 +242,7 @@ async fn twenty_concurrent_posts_with_one_key_create_exactly_one_customer() {
 #[tokio::test]
 async fn two_instances_racing_on_one_key_create_exactly_one_customer() {
     let first = TestApp::spawn().await;
-    let second = TestApp::spawn_on(
-        first.store.clone(),
-        tempfile::tempdir().expect("temp dir"),
-        ServerConfig::default(),
-        RateLimiter::in_memory(),
-    )
-    .await;
+    let second = first.spawn_beside(RateLimiter::in_memory()).await;
     let mut tasks = JoinSet::new();
     for round in 0..20 {
         let app = if round % 2 == 0 { &first } else { &second };
@@ -463,14 +451,10 @@ async fn current(app: &TestApp, id: &str) -> Value {
     body
 }
 
-fn new_id(created: &Value) -> String {
-    created["id"].as_str().unwrap().to_owned()
-}
-
 #[tokio::test]
 async fn get_answers_with_the_etag_and_if_none_match_gives_304() {
     let app = TestApp::spawn().await;
-    let id = new_id(&app.create_customer("Ada", "ada@example.com").await);
+    let id = id_of(&app.create_customer("Ada", "ada@example.com").await);
     let response = app.get(&format!("/v2/customers/{id}")).await;
     assert_eq!(response.status(), 200);
     assert_eq!(header(&response, "etag"), Some("\"1\""));
@@ -506,7 +490,7 @@ async fn get_answers_with_the_etag_and_if_none_match_gives_304() {
 #[tokio::test]
 async fn put_with_the_current_if_match_writes_and_answers_the_new_etag() {
     let app = TestApp::spawn().await;
-    let id = new_id(&app.create_customer("Ada", "ada@example.com").await);
+    let id = id_of(&app.create_customer("Ada", "ada@example.com").await);
     let response = put_if_match(&app, &id, "\"1\"", &json!({"name": "Ada K", "email": "ak@example.com"})).await;
     assert_eq!(response.status(), 200);
     assert_eq!(header(&response, "etag"), Some("\"2\""));
@@ -521,7 +505,7 @@ async fn put_with_the_current_if_match_writes_and_answers_the_new_etag() {
 #[tokio::test]
 async fn put_with_a_stale_if_match_is_412_and_writes_nothing() {
     let app = TestApp::spawn().await;
-    let id = new_id(&app.create_customer("Ada", "ada@example.com").await);
+    let id = id_of(&app.create_customer("Ada", "ada@example.com").await);
     let before = current(&app, &id).await;
     for stale in ["\"2\"", "\"0\"", "\"3\", \"4\"", "W/\"1\"", "\"abc\""] {
         let response =
@@ -537,7 +521,7 @@ async fn put_with_a_stale_if_match_is_412_and_writes_nothing() {
 #[tokio::test]
 async fn if_match_star_and_lists_match_the_current_version() {
     let app = TestApp::spawn().await;
-    let id = new_id(&app.create_customer("Ada", "ada@example.com").await);
+    let id = id_of(&app.create_customer("Ada", "ada@example.com").await);
     let star = put_if_match(&app, &id, "*", &json!({"name": "Star", "email": "ada@example.com"})).await;
     assert_eq!(star.status(), 200);
     assert_eq!(header(&star, "etag"), Some("\"2\""));
@@ -559,7 +543,7 @@ async fn if_match_star_and_lists_match_the_current_version() {
 #[tokio::test]
 async fn a_weak_if_match_never_matches() {
     let app = TestApp::spawn().await;
-    let id = new_id(&app.create_customer("Ada", "ada@example.com").await);
+    let id = id_of(&app.create_customer("Ada", "ada@example.com").await);
     let response = put_if_match(&app, &id, "W/\"1\"", &json!({"name": "Weak", "email": "ada@example.com"})).await;
     assert_error(response, 412, "precondition_failed").await;
     assert_error(delete_if_match(&app, &id, "W/\"1\"").await, 412, "precondition_failed").await;
@@ -571,7 +555,7 @@ async fn a_weak_if_match_never_matches() {
 #[tokio::test]
 async fn a_malformed_if_match_is_400() {
     let app = TestApp::spawn().await;
-    let id = new_id(&app.create_customer("Ada", "ada@example.com").await);
+    let id = id_of(&app.create_customer("Ada", "ada@example.com").await);
     for malformed in ["1", "\"1", "W/1", ""] {
         let response = put_if_match(&app, &id, malformed, &json!({"name": "Bad", "email": "ada@example.com"})).await;
         let error = assert_error(response, 400, "parameter_invalid").await;
@@ -589,7 +573,7 @@ async fn a_malformed_if_match_is_400() {
 #[tokio::test]
 async fn delete_honours_if_match() {
     let app = TestApp::spawn().await;
-    let id = new_id(&app.create_customer("Ada", "ada@example.com").await);
+    let id = id_of(&app.create_customer("Ada", "ada@example.com").await);
     assert_error(delete_if_match(&app, &id, "\"2\"").await, 412, "precondition_failed").await;
     let still = current(&app, &id).await;
     assert_eq!(still["version"], 1);
@@ -604,7 +588,7 @@ async fn delete_honours_if_match() {
     assert_error(delete_if_match(&app, &id, "*").await, 404, "resource_not_found").await;
 
     // `*` deletes an existing customer.
-    let other = new_id(&app.create_customer("Bob", "bob@example.com").await);
+    let other = id_of(&app.create_customer("Bob", "bob@example.com").await);
     assert_eq!(delete_if_match(&app, &other, "*").await.status(), 204);
     assert_error(app.get(&format!("/v2/customers/{other}")).await, 404, "resource_not_found").await;
 }
@@ -612,7 +596,7 @@ async fn delete_honours_if_match() {
 #[tokio::test]
 async fn ten_concurrent_puts_with_one_if_match_have_exactly_one_winner() {
     let app = TestApp::spawn().await;
-    let id = new_id(&app.create_customer("Ada", "ada@example.com").await);
+    let id = id_of(&app.create_customer("Ada", "ada@example.com").await);
     let mut tasks = JoinSet::new();
     for writer in 0..10 {
         let request = app
@@ -639,7 +623,7 @@ async fn ten_concurrent_puts_with_one_if_match_have_exactly_one_winner() {
 #[tokio::test]
 async fn writes_without_if_match_are_unconditional() {
     let app = TestApp::spawn().await;
-    let id = new_id(&app.create_customer("Ada", "ada@example.com").await);
+    let id = id_of(&app.create_customer("Ada", "ada@example.com").await);
     for version in 2..=3 {
         let response = app
             .put_json(&format!("/v2/customers/{id}"), &json!({"name": format!("v{version}"), "email": "a@example.com"}))
@@ -659,7 +643,7 @@ async fn v2_writes_carry_etags_and_v1_responses_carry_none() {
     let created = app.post_json("/v2/customers", &ada()).await;
     assert_eq!(created.status(), 201);
     assert_eq!(header(&created, "etag"), Some("\"1\""));
-    let id = new_id(&created.json().await.unwrap());
+    let id = id_of(&created.json().await.unwrap());
 
     // v1 reads and writes of the same customer: no ETag, but the version moves.
     let v1_get = app.get(&format!("/v1/customers/{id}")).await;

@@ -1,23 +1,18 @@
 //! Authentication, scopes, tenant isolation and revocation (API.md §2), and the failed-auth limit (§5).
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use crate::support::database::open_store_at;
+use crate::support::{TestApp, assert_error, header, leave_room_in_window};
 use clientele::admin;
 use clientele::config::ServerConfig;
 use clientele::domain::Scope;
 use clientele::domain::time::now_unix;
 use clientele::ratelimit::{RateLimit, RateLimiter};
-use common::{TestApp, assert_error, open_store_at};
 use rand::distr::{Alphanumeric, SampleString};
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
-
-fn header(response: &Response, name: &str) -> Option<String> {
-    response.headers().get(name).map(|value| value.to_str().expect("header is text").to_owned())
-}
 
 /// A well-formed token that was never issued.
 fn guessed_token() -> String {
@@ -44,13 +39,6 @@ async fn assert_unauthorized(response: Response, code: &str) -> Value {
     error
 }
 
-async fn v1_total(app: &TestApp, token: &str) -> u64 {
-    let response = app.request_as(token, Method::GET, "/v1/customers?limit=100").send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
-    body["total"].as_u64().expect("total")
-}
-
 // ---- 401 ----
 
 #[tokio::test]
@@ -67,7 +55,7 @@ async fn no_authorization_is_token_missing() {
         let response = send(&app, method, path, None).await;
         assert_unauthorized(response, "token_missing").await;
     }
-    assert_eq!(v1_total(&app, &app.token).await, 0, "nothing was created without a token");
+    assert_eq!(app.v1_total(&app.token).await, 0, "nothing was created without a token");
 }
 
 #[tokio::test]
@@ -123,7 +111,7 @@ async fn a_revoked_token_is_token_invalid() {
         .await
         .unwrap();
     assert_unauthorized(response, "token_invalid").await;
-    assert_eq!(v1_total(&app, &app.token).await, 0);
+    assert_eq!(app.v1_total(&app.token).await, 0);
 }
 
 // ---- Token format ----
@@ -204,7 +192,7 @@ async fn a_read_token_can_only_read() {
     assert_eq!(response.status(), 200);
     let now: Value = response.json().await.unwrap();
     assert_eq!(now, created, "the customer is untouched");
-    assert_eq!(v1_total(&app, &app.token).await, 1, "nothing was created");
+    assert_eq!(app.v1_total(&app.token).await, 1, "nothing was created");
 }
 
 // ---- Tenant isolation ----
@@ -311,7 +299,7 @@ async fn lists_show_only_the_accounts_own_customers() {
     assert_eq!(body["total"], 1, "{body}");
     let ids: Vec<&str> = body["data"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
     assert_eq!(ids, [own_b.as_str()]);
-    assert_eq!(v1_total(&app, &app.token).await, 3);
+    assert_eq!(app.v1_total(&app.token).await, 3);
 
     // v2: data, also with an email filter and a cursor at another account's id.
     for query in
@@ -347,7 +335,7 @@ async fn a_revoked_token_stops_working_within_5_seconds() {
     assert!(app.store.list_tokens(None).await.unwrap().iter().any(|t| t.id == record.id));
     // The account's other token is in use too (so the failed-auth limit, which the
     // revoked token's 401s will reach, does not refuse it: see the tests below).
-    assert_eq!(v1_total(&app, &app.token).await, 0);
+    assert_eq!(app.v1_total(&app.token).await, 0);
 
     app.store.revoke_token(&record.id, now_unix()).await.unwrap();
     let revoked_at = Instant::now();
@@ -373,7 +361,7 @@ async fn a_revoked_token_stops_working_within_5_seconds() {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    assert_eq!(v1_total(&app, &app.token).await, 0, "the revoked token created nothing");
+    assert_eq!(app.v1_total(&app.token).await, 0, "the revoked token created nothing");
     // Other tokens of the account are unaffected.
     assert_eq!(app.get("/v2/customers").await.status(), 200);
 }
@@ -422,16 +410,6 @@ async fn a_revoked_token_stops_working_on_every_instance_within_5_seconds() {
 
 // ---- Failed-auth limit ----
 
-/// The failed-auth windows are fixed, aligned to the epoch: start a test well inside one.
-async fn wait_for_fresh_window(window_secs: u64) {
-    let window_ms = window_secs * 1000;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
-    let left = window_ms - now % window_ms;
-    if left < 5_000 {
-        tokio::time::sleep(Duration::from_millis(left + 100)).await;
-    }
-}
-
 fn limited_app_config() -> ServerConfig {
     ServerConfig { auth_failure_limit: RateLimit { limit: 5, window_secs: 60 }, ..Default::default() }
 }
@@ -439,7 +417,7 @@ fn limited_app_config() -> ServerConfig {
 #[tokio::test]
 async fn repeated_failed_auth_is_rate_limited_but_a_known_token_still_works() {
     let app = TestApp::spawn_with_config(limited_app_config()).await;
-    wait_for_fresh_window(60).await;
+    leave_room_in_window(60, Duration::from_secs(5)).await;
     let known = app.token.clone();
 
     // Successful requests do not count as failures.
@@ -493,7 +471,7 @@ async fn repeated_failed_auth_is_rate_limited_but_a_known_token_still_works() {
 #[tokio::test]
 async fn missing_tokens_count_as_failures() {
     let app = TestApp::spawn_with_config(limited_app_config()).await;
-    wait_for_fresh_window(60).await;
+    leave_room_in_window(60, Duration::from_secs(5)).await;
     for _ in 0..5 {
         let response = send(&app, Method::GET, "/v1/customers", None).await;
         assert_unauthorized(response, "token_missing").await;
@@ -507,7 +485,7 @@ async fn missing_tokens_count_as_failures() {
 #[tokio::test]
 async fn the_default_failed_auth_limit_is_20_per_minute() {
     let app = TestApp::spawn().await;
-    wait_for_fresh_window(60).await;
+    leave_room_in_window(60, Duration::from_secs(5)).await;
     for i in 0..20 {
         let response = send(&app, Method::GET, "/v2/customers", Some(&format!("Bearer {}", guessed_token()))).await;
         assert_eq!(response.status(), 401, "failure {}", i + 1);

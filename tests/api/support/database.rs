@@ -20,8 +20,7 @@ use sha2::{Digest, Sha256};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, Executor, PgConnection};
 
-pub const BACKEND_VAR: &str = "CLIENTELE_TEST_BACKEND";
-pub const DATABASE_URL_VAR: &str = "CLIENTELE_TEST_DATABASE_URL";
+use super::{BACKEND_VAR, DATABASE_URL_VAR, service_url};
 
 /// Slots are named `clientele_test_<hash of the migrations>_<n>`.
 const SLOT_PREFIX: &str = "clientele_test_";
@@ -64,7 +63,7 @@ impl TestDatabase {
     pub async fn create(dir: &Path, file: &str) -> Self {
         match Backend::selected() {
             Backend::Sqlite => Self::sqlite(dir, file),
-            Backend::Postgres => Self::postgres().await.expect("the PostgreSQL pass has a server"),
+            Backend::Postgres => Self::postgres().await,
         }
     }
 
@@ -81,28 +80,30 @@ impl TestDatabase {
         Self { url: format!("sqlite://{}", dir.join(file).display()), postgres: None }
     }
 
-    /// An empty PostgreSQL database holding the schema. `None`, with a note, when
-    /// `CLIENTELE_TEST_DATABASE_URL` is not set, unless the PostgreSQL pass needs it.
-    pub async fn postgres() -> Option<Self> {
+    /// An empty PostgreSQL database holding the schema, on the server
+    /// `CLIENTELE_TEST_DATABASE_URL` names; panics, saying so, when it is not set.
+    pub async fn postgres() -> Self {
         Self::new_postgres(true).await
     }
 
     /// A PostgreSQL database without the schema (to test migrations).
-    pub async fn postgres_empty() -> Option<Self> {
+    pub async fn postgres_empty() -> Self {
         Self::new_postgres(false).await
     }
 
-    async fn new_postgres(migrated: bool) -> Option<Self> {
-        let server_url = postgres_server_url()?;
+    async fn new_postgres(migrated: bool) -> Self {
+        let server_url = postgres_server_url();
         let database = PostgresDatabase::create(&server_url, migrated).await;
         let url = with_database(&server_url, &database.name);
-        Some(Self { url, postgres: Some(database) })
+        Self { url, postgres: Some(database) }
     }
 
+    /// Which backend holds it.
     pub fn backend(&self) -> Backend {
         if self.postgres.is_some() { Backend::Postgres } else { Backend::Sqlite }
     }
 
+    /// Whether it is a SQLite file.
     pub fn is_sqlite(&self) -> bool {
         self.backend() == Backend::Sqlite
     }
@@ -114,17 +115,14 @@ impl TestDatabase {
     }
 }
 
-/// The server URL; `None` with a note when unset, a panic when the PostgreSQL pass needs it.
-fn postgres_server_url() -> Option<String> {
+/// The server URL; a panic saying what to set when it is missing.
+fn postgres_server_url() -> String {
     match std::env::var(DATABASE_URL_VAR) {
-        Ok(url) if !url.is_empty() => Some(url),
+        Ok(url) if !url.is_empty() => url,
         _ if Backend::selected() == Backend::Postgres => {
             panic!("{BACKEND_VAR}=postgres needs {DATABASE_URL_VAR} (e.g. postgres://postgres@127.0.0.1:5432/test)")
         }
-        _ => {
-            println!("skipped: {DATABASE_URL_VAR} is not set");
-            None
-        }
+        _ => service_url(DATABASE_URL_VAR),
     }
 }
 

@@ -3,15 +3,13 @@
 //! describing what the contract says each version does.
 //!
 //! After a deliberate API change, regenerate the committed documents with
-//! `CLIENTELE_UPDATE_OPENAPI=1 cargo nextest run --test openapi` and review the diff.
+//! `CLIENTELE_UPDATE_OPENAPI=1 cargo nextest run --test api openapi::` and review the diff.
 
 use std::path::PathBuf;
 
 use serde_json::Value;
 
-mod common;
-
-use common::{TestApp, assert_error, header};
+use crate::support::{TestApp, assert_error, header};
 
 const OPERATIONS: [(&str, &str, &str); 5] = [
     ("/customers", "post", "createCustomer"),
@@ -77,7 +75,7 @@ async fn served_documents_equal_the_committed_ones() {
         assert!(
             served == committed,
             "the served {version} document differs from {}: the API changed. If that is deliberate, \
-             regenerate the committed documents with `CLIENTELE_UPDATE_OPENAPI=1 cargo nextest run --test openapi` \
+             regenerate the committed documents with `CLIENTELE_UPDATE_OPENAPI=1 cargo nextest run --test api openapi::` \
              and review the diff (a change within a version must not break existing clients).",
             path.display()
         );
@@ -230,7 +228,7 @@ async fn each_document_describes_its_version() {
         assert!(v2_names.contains(&name), "v2 has {name}");
     }
     let customer_v1 = &v1["components"]["schemas"]["Customer"]["properties"];
-    assert_eq!(common::keys(customer_v1), ["created", "email", "id", "name", "phone", "updated"]);
+    assert_eq!(crate::support::keys(customer_v1), ["created", "email", "id", "name", "phone", "updated"]);
     assert!(operation(&v1, "v1", "/customers", "get")["parameters"].to_string().contains("\"offset\""));
 
     // v2: ETags, conditional requests, cursor paging, the full model.
@@ -250,7 +248,7 @@ async fn each_document_describes_its_version() {
     assert!(names.contains(&"starting_after") && names.contains(&"email") && !names.contains(&"offset"));
     let customer_v2 = &v2["components"]["schemas"]["Customer"]["properties"];
     assert_eq!(
-        common::keys(customer_v2),
+        crate::support::keys(customer_v2),
         ["address", "created_at", "email", "id", "metadata", "name", "phone", "updated_at", "version"]
     );
     let countries = v2["components"]["schemas"]["CountryCode"]["enum"].as_array().unwrap();

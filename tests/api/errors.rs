@@ -1,26 +1,20 @@
 //! Every error path answers the one JSON envelope of API.md §4, and every response carries `X-Request-Id` (§1).
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use crate::support::{TestApp, assert_error, header};
 use axum::Router;
 use axum::routing::get;
-use common::{TestApp, assert_error};
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
 
 const VALID_BODY: &str = r#"{"name":"Ada Lovelace","email":"ada@example.com"}"#;
 
-fn header(response: &Response, name: &str) -> Option<String> {
-    response.headers().get(name).map(|value| value.to_str().expect("header is text").to_owned())
-}
-
 fn request_id(response: &Response) -> String {
-    header(response, "x-request-id").expect("every response carries X-Request-Id")
+    header(response, "x-request-id").expect("every response carries X-Request-Id").to_owned()
 }
 
 /// A generated request id: `req_` + random, itself a valid request id.
@@ -61,13 +55,6 @@ async fn post_raw(app: &TestApp, path: &str, content_type: Option<&str>, body: i
         request = request.header("content-type", content_type);
     }
     request.send().await.expect("request")
-}
-
-async fn count_v1(app: &TestApp) -> u64 {
-    let response = app.get("/v1/customers").await;
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
-    body["total"].as_u64().expect("total")
 }
 
 // ---- 400 body_invalid_json ----
@@ -112,7 +99,7 @@ async fn malformed_or_non_object_json_is_body_invalid_json() {
             .unwrap();
         assert_envelope(response, 400, "body_invalid_json", None).await;
     }
-    assert_eq!(count_v1(&app).await, 1, "nothing but the one customer was created");
+    assert_eq!(app.v1_total(&app.token).await, 1, "nothing but the one customer was created");
 }
 
 // ---- 415 unsupported_media_type ----
@@ -133,7 +120,7 @@ async fn a_body_without_json_content_type_is_415() {
             assert_envelope(response, 415, "unsupported_media_type", None).await;
         }
     }
-    assert_eq!(count_v1(&app).await, 0, "a refused body creates nothing");
+    assert_eq!(app.v1_total(&app.token).await, 0, "a refused body creates nothing");
 }
 
 #[tokio::test]
@@ -146,9 +133,9 @@ async fn json_with_charset_utf8_is_accepted() {
     ] {
         let response = post_raw(&app, path, Some(content_type), VALID_BODY).await;
         assert_eq!(response.status(), 201, "{content_type} on {path}");
-        assert_eq!(header(&response, "content-type").as_deref(), Some("application/json"));
+        assert_eq!(header(&response, "content-type"), Some("application/json"));
     }
-    assert_eq!(count_v1(&app).await, 3);
+    assert_eq!(app.v1_total(&app.token).await, 3);
 }
 
 // ---- 413 body_too_large ----
@@ -162,7 +149,7 @@ async fn a_body_over_64_kib_with_content_length_is_413() {
         let response = post_raw(&app, path, Some("application/json"), body).await;
         assert_envelope(response, 413, "body_too_large", None).await;
     }
-    assert_eq!(count_v1(&app).await, 0);
+    assert_eq!(app.v1_total(&app.token).await, 0);
 }
 
 #[tokio::test]
@@ -177,7 +164,7 @@ async fn a_chunked_body_over_64_kib_is_413() {
     assert_eq!(body["error"]["code"], "body_too_large");
     assert_eq!(body["error"]["type"], "invalid_request_error");
     assert_eq!(body["error"]["request_id"], request_id.as_str());
-    assert_eq!(count_v1(&app).await, 0, "nothing was created");
+    assert_eq!(app.v1_total(&app.token).await, 0, "nothing was created");
 }
 
 #[tokio::test]
@@ -186,7 +173,7 @@ async fn a_chunked_body_under_the_limit_is_accepted() {
     let body = padded_customer(60 * 1024).into_bytes();
     let raw = raw_chunked_post(app.address, "/v1/customers", &app.token, body).await;
     assert_eq!(raw.status, 201, "response: {raw:?}");
-    assert_eq!(count_v1(&app).await, 1);
+    assert_eq!(app.v1_total(&app.token).await, 1);
 }
 
 #[tokio::test]
@@ -198,7 +185,7 @@ async fn exactly_64_kib_of_valid_json_is_not_too_large() {
         let response = post_raw(&app, path, Some("application/json"), body).await;
         assert_eq!(response.status(), 201, "64 KiB exactly on {path}");
     }
-    assert_eq!(count_v1(&app).await, 2);
+    assert_eq!(app.v1_total(&app.token).await, 2);
 }
 
 /// A valid customer body padded with whitespace to exactly `size` bytes.
@@ -360,7 +347,7 @@ async fn a_wrong_method_is_405_with_allow() {
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["version"], 1);
-    assert_eq!(count_v1(&app).await, 1);
+    assert_eq!(app.v1_total(&app.token).await, 1);
 }
 
 // ---- 404 resource_not_found ----
@@ -397,7 +384,7 @@ async fn unknown_and_garbage_customer_ids_are_resource_not_found() {
     let response = app.get("/v2/customers/cus_01JD0000000000000000000000").await;
     let error = assert_envelope(response, 404, "resource_not_found", Some("id")).await;
     assert!(error["message"].as_str().unwrap().contains("cus_01JD0000000000000000000000"), "{error}");
-    assert_eq!(count_v1(&app).await, 0, "no PUT created anything");
+    assert_eq!(app.v1_total(&app.token).await, 0, "no PUT created anything");
 }
 
 #[tokio::test]
@@ -572,12 +559,12 @@ async fn healthz_and_readyz_answer_json() {
     let app = TestApp::spawn().await;
     let response = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(header(&response, "content-type").as_deref(), Some("application/json"));
+    assert_eq!(header(&response, "content-type"), Some("application/json"));
     let _: Value = response.json().await.expect("healthz body is JSON");
 
     let response = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(header(&response, "content-type").as_deref(), Some("application/json"));
+    assert_eq!(header(&response, "content-type"), Some("application/json"));
     let body: Value = response.json().await.expect("readyz body is JSON");
     assert_eq!(body["database"], "ok", "{body}");
 }

@@ -3,123 +3,27 @@
 //! request id of `X-Request-Id`, the route template, method, status, latency
 //! and, when authenticated, the account; never a token or a body.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
-
 use serde_json::{Value, json};
-use tempfile::TempDir;
 
-const BIN: &str = env!("CARGO_BIN_EXE_clientele");
-const LISTENING: &str = "Clientele listening on http://";
+use crate::support::client;
+use crate::support::process::{Sandbox, Server};
+
 const REQUEST_LOG_TARGET: &str = "clientele::request";
 
-/// A `clientele serve` on a fresh SQLite file; killed when dropped unless stopped.
-struct Server {
-    dir: TempDir,
-    child: Child,
-    base: String,
-    /// The bootstrap token printed on the first start.
-    token: String,
-    stderr: Option<JoinHandle<String>>,
+/// `clientele serve --log-format json` on a fresh SQLite file, with `CLIENTELE_LOG` set to `log_filter` if given.
+fn start(sandbox: &Sandbox, log_filter: Option<&str>) -> Server {
+    let mut command = sandbox.serve_command(&["--log-format", "json"]);
+    if let Some(filter) = log_filter {
+        command.env("CLIENTELE_LOG", filter);
+    }
+    Server::start(command)
 }
 
-impl Server {
-    fn start(log_filter: Option<&str>) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut command = Command::new(BIN);
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("CLIENTELE_") {
-                command.env_remove(&name);
-            }
-        }
-        if let Some(filter) = log_filter {
-            command.env("CLIENTELE_LOG", filter);
-        }
-        command
-            .arg("--database-url")
-            .arg(database_url(&dir))
-            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().expect("spawn clientele serve");
-        let mut err = child.stderr.take().expect("stderr");
-        let stderr = thread::spawn(move || {
-            let mut text = String::new();
-            err.read_to_string(&mut text).expect("stderr is UTF-8");
-            text
-        });
-        let (lines_tx, lines) = mpsc::channel();
-        let out = child.stdout.take().expect("stdout");
-        thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if lines_tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        // Built before waiting, so a server that never listens is still killed on drop.
-        let mut server = Self { dir, child, base: String::new(), token: String::new(), stderr: Some(stderr) };
-        loop {
-            let line = lines.recv_timeout(Duration::from_secs(20)).expect("serve prints its listening line");
-            if let Some(address) = line.strip_prefix(LISTENING) {
-                server.base = format!("http://{}", address.trim());
-                return server;
-            }
-            if let Some(found) = line.split_whitespace().find(|word| word.starts_with("clt_")) {
-                server.token = found.to_owned();
-            }
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// SIGTERM, exit 0, and everything it wrote on stderr.
-    fn stop(mut self) -> String {
-        let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().expect("run kill");
-        assert!(status.success(), "kill -TERM");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let exit = loop {
-            if let Some(exit) = self.child.try_wait().expect("try_wait") {
-                break exit;
-            }
-            assert!(Instant::now() < deadline, "serve still running 10 s after SIGTERM");
-            thread::sleep(Duration::from_millis(20));
-        };
-        let stderr = self.stderr.take().expect("stderr reader").join().expect("stderr reader thread");
-        assert_eq!(exit.code(), Some(0), "serve exit status; stderr: {stderr}");
-        stderr
-    }
-
-    /// The id of the account `default`, from the admin CLI.
-    fn default_account_id(&self) -> String {
-        let output = Command::new(BIN)
-            .arg("--database-url")
-            .arg(database_url(&self.dir))
-            .args(["accounts", "list", "--json"])
-            .output()
-            .expect("run clientele accounts list");
-        assert!(output.status.success(), "accounts list: {output:?}");
-        let accounts: Value = serde_json::from_slice(&output.stdout).expect("JSON");
-        let default = accounts.as_array().unwrap().iter().find(|account| account["name"] == "default");
-        default.expect("the bootstrap account")["id"].as_str().unwrap().to_owned()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn database_url(dir: &TempDir) -> String {
-    format!("sqlite://{}", dir.path().join("clientele.db").display())
+/// The id of the account `default`, from the admin CLI.
+fn default_account_id(sandbox: &Sandbox) -> String {
+    let accounts = sandbox.json(&["accounts", "list", "--json"]);
+    let default = accounts.as_array().unwrap().iter().find(|account| account["name"] == "default");
+    default.expect("the bootstrap account")["id"].as_str().unwrap().to_owned()
 }
 
 /// What one request should have logged.
@@ -151,9 +55,10 @@ fn request_lines(lines: &[Value]) -> Vec<&Value> {
 
 #[tokio::test]
 async fn each_request_is_logged_once_as_json_with_its_id_and_without_secrets() {
-    let server = Server::start(None);
-    let client = reqwest::Client::new();
-    let token = server.token.clone();
+    let sandbox = Sandbox::sqlite();
+    let server = start(&sandbox, None);
+    let client = client();
+    let token = server.bootstrap_token().unwrap_or_default();
     assert!(token.starts_with("clt_"), "the bootstrap token was printed");
     let wrong_token = format!("clt_{}", "Q".repeat(32));
     let body = json!({
@@ -186,7 +91,7 @@ async fn each_request_is_logged_once_as_json_with_its_id_and_without_secrets() {
     assert_eq!(nowhere.status(), 404);
     expected.push(expect(&nowhere, "unmatched", "DELETE", false));
 
-    let account_id = server.default_account_id();
+    let account_id = default_account_id(&sandbox);
     let stderr = server.stop();
     let lines = json_lines(&stderr);
     let logged = request_lines(&lines);
@@ -219,8 +124,9 @@ async fn each_request_is_logged_once_as_json_with_its_id_and_without_secrets() {
 
 #[tokio::test]
 async fn the_request_log_can_be_turned_off_by_its_target() {
-    let server = Server::start(Some("info,clientele::request=off"));
-    let response = reqwest::get(server.url("/healthz")).await.unwrap();
+    let sandbox = Sandbox::sqlite();
+    let server = start(&sandbox, Some("info,clientele::request=off"));
+    let response = client().get(server.url("/healthz")).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let stderr = server.stop();
     let lines = json_lines(&stderr);

@@ -2,9 +2,7 @@
 
 use serde_json::json;
 
-mod common;
-
-use common::{TestApp, assert_error};
+use crate::support::{TestApp, assert_error};
 
 #[tokio::test]
 async fn a_customer_created_in_v2_reads_in_v1() {

@@ -19,9 +19,7 @@ use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 
-mod common;
-
-use common::TestApp;
+use crate::support::{DATABASE_URL_VAR, REDIS_URL_VAR, TestApp, service_url};
 
 // ---------------------------------------------------------------- helpers
 
@@ -233,53 +231,60 @@ async fn decisions_counted_in_memory_while_redis_is_down_are_labelled_degraded()
     assert_eq!(scrape.expect(LIMITER_STATE, &[("state", "memory")]), 0.0);
 }
 
-#[tokio::test]
-async fn decisions_counted_in_redis_are_labelled_redis() {
-    let Ok(url) = std::env::var("CLIENTELE_TEST_REDIS_URL") else {
-        println!("skipped: CLIENTELE_TEST_REDIS_URL is not set");
-        return;
-    };
-    let limiter = RateLimiter::with_redis(RedisLimiter::connect(&url).expect("a valid Redis URL"));
-    let app = TestApp::spawn_with(ServerConfig::default(), limiter).await;
-    assert_eq!(app.post_json("/v2/customers", &json!({"name": "Ada", "email": "ada@example.com"})).await.status(), 201);
-    let scrape = scrape(&app.client, &app.url("")).await;
-    assert_eq!(scrape.expect(DECISIONS, &[("state", "redis"), ("decision", "allowed")]), 1.0);
-    assert_eq!(scrape.expect(LIMITER_STATE, &[("state", "redis")]), 1.0);
+/// Needs Redis: skipped by the default nextest profile.
+mod needs_redis {
+    use super::*;
+
+    #[tokio::test]
+    async fn decisions_counted_in_redis_are_labelled_redis() {
+        let url = service_url(REDIS_URL_VAR);
+        let limiter = RateLimiter::with_redis(RedisLimiter::connect(&url).expect("a valid Redis URL"));
+        let app = TestApp::spawn_with(ServerConfig::default(), limiter).await;
+        assert_eq!(
+            app.post_json("/v2/customers", &json!({"name": "Ada", "email": "ada@example.com"})).await.status(),
+            201
+        );
+        let scrape = scrape(&app.client, &app.url("")).await;
+        assert_eq!(scrape.expect(DECISIONS, &[("state", "redis"), ("decision", "allowed")]), 1.0);
+        assert_eq!(scrape.expect(LIMITER_STATE, &[("state", "redis")]), 1.0);
+    }
 }
 
-/// The pool gauges read the store's pool. No schema is needed, so this uses the
-/// test server's database as it is, without migrating it, and serves the router
-/// without `server::serve`'s maintenance task, so nothing but `/readyz` queries it.
-#[tokio::test]
-async fn postgres_pool_use_is_reported() {
-    let Ok(url) = std::env::var("CLIENTELE_TEST_DATABASE_URL") else {
-        println!("skipped: CLIENTELE_TEST_DATABASE_URL is not set");
-        return;
-    };
-    let pool = PgPoolOptions::new().max_connections(3).connect_lazy(&url).expect("a valid PostgreSQL URL");
-    let store = Arc::new(PostgresStore::from_pool(pool));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let state = AppState::new(ServerConfig::default(), store, RateLimiter::in_memory());
-    let router = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let server = tokio::spawn(async move { axum::serve(listener, router).await });
-    let client = reqwest::Client::new();
+/// Needs PostgreSQL: skipped by the default nextest profile.
+mod needs_postgres {
+    use super::*;
 
-    let before = scrape(&client, &base).await;
-    assert_eq!(before.expect("clientele_db_pool_max_connections", &[]), 3.0);
-    assert_eq!(before.expect("clientele_db_pool_connections", &[]), 0.0, "a lazy pool opens nothing by itself");
-    assert_eq!(client.get(format!("{base}/readyz")).send().await.unwrap().status(), 200, "the database answers");
-    // The connection goes back to the pool in the background: give it a moment.
-    for attempt in 1.. {
-        let after = scrape(&client, &base).await;
-        let open = after.expect("clientele_db_pool_connections", &[]);
-        assert!((1.0..=3.0).contains(&open), "the readiness check opened a connection: {open}");
-        let idle = after.expect("clientele_db_pool_idle_connections", &[]);
-        if idle == open {
-            break;
+    /// The pool gauges read the store's pool. No schema is needed, so this uses the
+    /// test server's database as it is, without migrating it, and serves the router
+    /// without `server::serve`'s maintenance task, so nothing but `/readyz` queries it.
+    #[tokio::test]
+    async fn postgres_pool_use_is_reported() {
+        let url = service_url(DATABASE_URL_VAR);
+        let pool = PgPoolOptions::new().max_connections(3).connect_lazy(&url).expect("a valid PostgreSQL URL");
+        let store = Arc::new(PostgresStore::from_pool(pool));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let state = AppState::new(ServerConfig::default(), store, RateLimiter::in_memory());
+        let router = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let server = tokio::spawn(async move { axum::serve(listener, router).await });
+        let client = reqwest::Client::new();
+
+        let before = scrape(&client, &base).await;
+        assert_eq!(before.expect("clientele_db_pool_max_connections", &[]), 3.0);
+        assert_eq!(before.expect("clientele_db_pool_connections", &[]), 0.0, "a lazy pool opens nothing by itself");
+        assert_eq!(client.get(format!("{base}/readyz")).send().await.unwrap().status(), 200, "the database answers");
+        // The connection goes back to the pool in the background: give it a moment.
+        for attempt in 1.. {
+            let after = scrape(&client, &base).await;
+            let open = after.expect("clientele_db_pool_connections", &[]);
+            assert!((1.0..=3.0).contains(&open), "the readiness check opened a connection: {open}");
+            let idle = after.expect("clientele_db_pool_idle_connections", &[]);
+            if idle == open {
+                break;
+            }
+            assert!(attempt < 40, "{idle} of {open} connections idle after the request");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        assert!(attempt < 40, "{idle} of {open} connections idle after the request");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        server.abort();
     }
-    server.abort();
 }

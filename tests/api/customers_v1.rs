@@ -1,28 +1,10 @@
 //! v1 customers over HTTP: create, read, replace (keeping v2-only fields), delete, offset paging, and the one record shared with v2.
 
-mod common;
-
 use serde_json::{Value, json};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
-use common::{TestApp, assert_error, body, header, keys, now};
+use crate::support::{TestApp, assert_error, body, header, id_of, keys, now, unix_of};
 
 const V1_KEYS: [&str; 6] = ["created", "email", "id", "name", "phone", "updated"];
-
-async fn create_v1(app: &TestApp, request: Value) -> Value {
-    let response = app.post_json("/v1/customers", &request).await;
-    assert_eq!(response.status(), 201, "create {request}");
-    body(response).await
-}
-
-fn id_of(customer: &Value) -> String {
-    customer["id"].as_str().expect("id is a string").to_owned()
-}
-
-fn unix_of(rfc3339: &str) -> i64 {
-    OffsetDateTime::parse(rfc3339, &Rfc3339).expect("RFC 3339").unix_timestamp()
-}
 
 async fn list_ids(app: &TestApp, path: &str) -> Vec<String> {
     let response = app.get(path).await;
@@ -60,7 +42,7 @@ async fn post_answers_201_with_exactly_the_v1_fields_and_a_location() {
 #[tokio::test]
 async fn post_without_phone_stores_null() {
     let app = TestApp::spawn().await;
-    let created = create_v1(&app, json!({"name": "Grace Hopper", "email": "grace@example.com"})).await;
+    let created = app.create_at("/v1/customers", &json!({"name": "Grace Hopper", "email": "grace@example.com"})).await;
     assert_eq!(keys(&created), V1_KEYS);
     assert_eq!(created["phone"], Value::Null);
     let read = body(app.get(&format!("/v1/customers/{}", id_of(&created))).await).await;
@@ -70,7 +52,8 @@ async fn post_without_phone_stores_null() {
 #[tokio::test]
 async fn get_answers_200_with_the_created_body() {
     let app = TestApp::spawn().await;
-    let created = create_v1(&app, json!({"name": "Ada", "email": "Ada@Example.com", "phone": "555 0100"})).await;
+    let created =
+        app.create_at("/v1/customers", &json!({"name": "Ada", "email": "Ada@Example.com", "phone": "555 0100"})).await;
     let response = app.get(&format!("/v1/customers/{}", id_of(&created))).await;
     assert_eq!(response.status(), 200);
     let read = body(response).await;
@@ -90,7 +73,8 @@ async fn get_of_an_unknown_id_is_404() {
 #[tokio::test]
 async fn put_replaces_name_email_and_phone_and_omitted_phone_becomes_null() {
     let app = TestApp::spawn().await;
-    let created = create_v1(&app, json!({"name": "Ada", "email": "ada@example.com", "phone": "555 0100"})).await;
+    let created =
+        app.create_at("/v1/customers", &json!({"name": "Ada", "email": "ada@example.com", "phone": "555 0100"})).await;
     let id = id_of(&created);
     let response =
         app.put_json(&format!("/v1/customers/{id}"), &json!({"name": "Ada King", "email": "ak@example.org"})).await;
@@ -154,7 +138,7 @@ async fn put_keeps_the_v2_only_address_and_metadata_and_bumps_the_version() {
 #[tokio::test]
 async fn delete_answers_204_and_later_reads_404() {
     let app = TestApp::spawn().await;
-    let created = create_v1(&app, json!({"name": "Ada", "email": "ada@example.com"})).await;
+    let created = app.create_at("/v1/customers", &json!({"name": "Ada", "email": "ada@example.com"})).await;
     let id = id_of(&created);
     let response = app.delete(&format!("/v1/customers/{id}")).await;
     assert_eq!(response.status(), 204);
@@ -174,7 +158,7 @@ async fn delete_answers_204_and_later_reads_404() {
 #[tokio::test]
 async fn put_and_delete_of_an_unknown_id_are_404() {
     let app = TestApp::spawn().await;
-    let kept = create_v1(&app, json!({"name": "Kept", "email": "kept@example.com"})).await;
+    let kept = app.create_at("/v1/customers", &json!({"name": "Kept", "email": "kept@example.com"})).await;
     for id in ["cus_01JD0000000000000000000000", "unknown"] {
         let response =
             app.put_json(&format!("/v1/customers/{id}"), &json!({"name": "Ada", "email": "ada@example.com"})).await;
@@ -192,10 +176,7 @@ async fn list_is_oldest_first_with_defaults() {
     let empty = body(app.get("/v1/customers").await).await;
     assert_eq!(empty, json!({"data": [], "total": 0, "limit": 20, "offset": 0}));
 
-    let mut created = Vec::new();
-    for n in 0..3 {
-        created.push(create_v1(&app, json!({"name": format!("C{n}"), "email": format!("c{n}@example.com")})).await);
-    }
+    let created = app.create_many("/v1/customers", 3).await;
     let response = app.get("/v1/customers").await;
     assert_eq!(response.status(), 200);
     let list = body(response).await;
@@ -209,10 +190,7 @@ async fn list_is_oldest_first_with_defaults() {
 #[tokio::test]
 async fn list_default_limit_is_20() {
     let app = TestApp::spawn().await;
-    let mut ids = Vec::new();
-    for n in 0..25 {
-        ids.push(id_of(&create_v1(&app, json!({"name": format!("C{n}"), "email": format!("c{n}@example.com")})).await));
-    }
+    let ids: Vec<String> = app.create_many("/v1/customers", 25).await.iter().map(id_of).collect();
     let list = body(app.get("/v1/customers").await).await;
     assert_eq!(list["total"], 25);
     assert_eq!(list["limit"], 20);
@@ -224,10 +202,7 @@ async fn list_default_limit_is_20() {
 #[tokio::test]
 async fn list_pages_by_limit_and_offset() {
     let app = TestApp::spawn().await;
-    let mut ids = Vec::new();
-    for n in 0..5 {
-        ids.push(id_of(&create_v1(&app, json!({"name": format!("C{n}"), "email": format!("c{n}@example.com")})).await));
-    }
+    let ids: Vec<String> = app.create_many("/v1/customers", 5).await.iter().map(id_of).collect();
     let list = body(app.get("/v1/customers?limit=2&offset=1").await).await;
     assert_eq!((list["total"].as_u64(), list["limit"].as_u64(), list["offset"].as_u64()), (Some(5), Some(2), Some(1)));
     assert_eq!(list_ids(&app, "/v1/customers?limit=2&offset=1").await, ids[1..3]);
@@ -281,7 +256,8 @@ async fn list_refuses_unknown_query_parameters() {
 #[tokio::test]
 async fn a_customer_created_in_v1_reads_in_v2_with_the_same_id() {
     let app = TestApp::spawn().await;
-    let v1 = create_v1(&app, json!({"name": "Ada", "email": "ada@example.com", "phone": "+1 555"})).await;
+    let v1 =
+        app.create_at("/v1/customers", &json!({"name": "Ada", "email": "ada@example.com", "phone": "+1 555"})).await;
     let id = id_of(&v1);
     let response = app.get(&format!("/v2/customers/{id}")).await;
     assert_eq!(response.status(), 200);

@@ -1,0 +1,33 @@
+//! Clientele's integration tests, in one binary: one module per area, and one
+//! helper module, [`support`], shared by all of them.
+//!
+//! Most areas drive a real server in-process over HTTP on a random port
+//! ([`support::TestApp`]); `cli`, `cluster`, `logging` and `pg_outage` start the
+//! built `clientele` binary ([`support::process`]).
+//!
+//! A test that needs a running PostgreSQL or Redis (or `redis-server` on PATH)
+//! has a path segment starting with `needs_postgres` or `needs_redis`: plain
+//! `cargo nextest run` reports those as skipped, `cargo nextest run --profile
+//! ci` runs them (`.config/nextest.toml`), and they fail when what they need
+//! is missing ([`support::service_url`]).
+
+mod support;
+
+mod auth;
+mod cli;
+mod cluster;
+mod customer_ids;
+mod customers_v1;
+mod customers_v2;
+mod errors;
+mod http_semantics;
+mod logging;
+mod metrics;
+mod openapi;
+mod pg_outage;
+mod rate_limit;
+mod request_span;
+mod safe_writes;
+mod smoke;
+mod store_conformance;
+mod validation;
