@@ -42,15 +42,13 @@ macro_rules! typed_id {
         pub struct $name(Arc<str>);
 
         impl $name {
-            #[doc = concat!("What every id of this kind starts with: `", $prefix, "`.")]
-            pub const PREFIX: &'static str = $prefix;
-
             #[doc = concat!("The id `raw` names, if it has the shape the server generates: `", $prefix,
                 "` and 26 of `0-9A-Z`; `None` for anything else (which names no record).")]
             pub fn parse(raw: &str) -> Option<Self> {
                 has_shape(raw, $prefix).then(|| Self(raw.into()))
             }
 
+            /// The id as text, for SQL parameters, URLs and messages.
             pub fn as_str(&self) -> &str {
                 &self.0
             }
