@@ -30,4 +30,5 @@ pub mod domain;
 pub mod http;
 pub mod metrics;
 pub mod ratelimit;
+pub mod secrets;
 pub mod storage;

@@ -1,6 +1,6 @@
 //! `clientele serve`: open the store, bootstrap an empty one, listen, drain on a signal.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 
 use anyhow::Context;
@@ -8,11 +8,13 @@ use clap::{Args, ValueEnum};
 use ipnet::IpNet;
 use tokio::net::TcpListener;
 
+use super::output;
 use crate::admin;
 use crate::app::{self, AppState};
 use crate::config::ServerConfig;
 use crate::domain::Scope;
 use crate::ratelimit::{RateLimit, RateLimiter, RedisLimiter};
+use crate::secrets::{SecretUrl, redact, redact_quoting};
 use crate::storage::{self, SharedStore};
 
 #[derive(Debug, Args)]
@@ -23,7 +25,7 @@ pub struct ServeArgs {
 
     /// Share rate-limit counters between instances through this Redis.
     #[arg(long, env = "CLIENTELE_REDIS_URL")]
-    redis_url: Option<String>,
+    redis_url: Option<SecretUrl>,
 
     /// Requests per window for tokens without their own limit.
     #[arg(long, env = "CLIENTELE_DEFAULT_RATE_LIMIT", default_value = "100/60s")]
@@ -61,9 +63,9 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
         bootstrap(&store).await?;
     }
     let limiter = match &args.redis_url {
-        Some(url) => RateLimiter::with_redis(
-            RedisLimiter::connect(url).with_context(|| format!("invalid Redis URL '{}'", storage::redact_url(url)))?,
-        ),
+        Some(url) => RateLimiter::with_redis(RedisLimiter::connect(url.expose()).map_err(|error| {
+            anyhow::anyhow!("invalid Redis URL '{url}': {}", redact_quoting(&error.to_string(), url.expose()))
+        })?),
         None => RateLimiter::in_memory(),
     };
     let config = ServerConfig {
@@ -74,9 +76,8 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
     limiter.check_health().await;
     let address = listener.local_addr()?;
     let shutdown = shutdown_signal()?;
-    println!("Clientele listening on http://{address}");
-    std::io::stdout().flush()?;
-    tracing::info!(%address, database = %storage::redact_url(database_url), rate_limiter = limiter.state().as_str(), "serving");
+    announce(&[format!("Clientele listening on http://{address}")]);
+    tracing::info!(%address, database = %redact(database_url), rate_limiter = limiter.state().as_str(), "serving");
     let state = AppState::new(config, store, limiter);
     app::serve(listener, state, shutdown).await.context("the server stopped")?;
     tracing::info!("stopped after finishing the requests in flight");
@@ -96,11 +97,22 @@ async fn bootstrap(store: &SharedStore) -> anyhow::Result<()> {
         return Err(error);
     }
     let (secret, _) = admin::issue_token(store, "default", Scope::Write, None).await?;
-    println!("Created account 'default' and a write token. It is shown only this once:");
-    println!();
-    println!("    {}", secret.expose());
-    println!();
+    announce(&[
+        "Created account 'default' and a write token. It is shown only this once:".to_owned(),
+        String::new(),
+        format!("    {}", secret.expose()),
+        String::new(),
+    ]);
     Ok(())
+}
+
+/// Prints lines on stdout for whoever started the server. The server keeps
+/// serving if nobody reads them (stdout closed, `serve | head -1`): its logs
+/// go to stderr, and a lost banner is no reason to stop.
+fn announce(lines: &[String]) {
+    if let Err(error) = output::print_lines(lines) {
+        tracing::debug!(error = %format!("{error:#}"), "cannot print on stdout");
+    }
 }
 
 fn init_logging(format: LogFormat) {

@@ -175,18 +175,10 @@ pub enum OpenError {
     Open(String),
 }
 
-/// A URL with any password replaced, for messages.
+/// A URL with any password replaced, for messages: [`crate::secrets::redact`]
+/// (every form the drivers accept), under the name older callers use.
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let credentials = &url[scheme_end + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
+    crate::secrets::redact(url)
 }
 
 #[cfg(test)]
@@ -196,6 +188,8 @@ mod tests {
     #[test]
     fn passwords_never_reach_messages() {
         assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact_url("postgres://u@h/db?password=secret"), "postgres://u@h/db?password=***");
+        assert_eq!(redact_url("host=h password=secret"), "host=h password=***");
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
     }

@@ -24,6 +24,7 @@ use super::{CursorQuery, IdempotencyRecord, OpenError, PoolStatus, Precondition,
 use crate::domain::customer::Customer;
 use crate::domain::token::TokenHash;
 use crate::domain::{Account, CustomerFields, TokenRecord};
+use crate::secrets::redact_quoting;
 
 /// The schema, from `migrations/postgres`, compiled into the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -51,7 +52,7 @@ impl PostgresStore {
     /// Connects to `url` and brings its schema up to date. Fails within
     /// [`ACQUIRE_TIMEOUT`] when the database cannot be reached, saying why.
     pub async fn open(url: &str) -> Result<Self, OpenError> {
-        let fail = |message: String| OpenError::Open(format!("{}: {}", redact_url(url), redact(url, &message)));
+        let fail = |message: String| OpenError::Open(format!("{}: {}", redact_url(url), redact_quoting(&message, url)));
         let options = PgConnectOptions::from_str(url)
             .map_err(|error| fail(format!("invalid PostgreSQL URL: {error}")))?
             .application_name("clientele")
@@ -124,20 +125,6 @@ fn pool_options(breaker: &Arc<Breaker>) -> PgPoolOptions {
                 Ok(true)
             })
         })
-}
-
-/// Removes the URL's password from a message, should a message ever quote it.
-fn redact(url: &str, message: &str) -> String {
-    match password_of(url) {
-        Some(password) if !password.is_empty() => message.replace(&password, "***"),
-        _ => message.to_owned(),
-    }
-}
-
-fn password_of(url: &str) -> Option<String> {
-    let after_scheme = &url[url.find("://")? + 3..];
-    let credentials = &after_scheme[..after_scheme.rfind('@')?];
-    credentials.split_once(':').map(|(_, password)| password.to_owned())
 }
 
 #[async_trait]
