@@ -115,10 +115,10 @@ fn mask_query(url: &str, found: &mut Vec<String>) -> String {
     out
 }
 
-/// A value [`redact`] already masked, maybe followed by the punctuation of the text around it
-/// (`password=***:` in `URL: message`): masking text twice changes nothing.
+/// A value [`redact`] already masked, maybe followed by the text around it
+/// (`password=***: message`, `?password=***&user=u`): masking twice changes nothing.
 fn is_masked(value: &str) -> bool {
-    value.strip_prefix(MASK).is_some_and(|rest| rest.chars().all(|c| ":;,.)]}>'\"&".contains(c)))
+    value.strip_prefix(MASK).is_some_and(|rest| rest.chars().next().is_none_or(|c| ":;,.)]}>'\"&#".contains(c)))
 }
 
 fn decoded(key: &str) -> String {
