@@ -26,6 +26,7 @@ pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod deadline;
 pub mod domain;
 pub mod http;
 pub mod metrics;

@@ -58,7 +58,9 @@ fn mask(text: &str, found: &mut Vec<String>) -> String {
 fn percent_decoded(text: &str) -> String {
     // form_urlencoded also turns `+` into a space, which a URL's userinfo does not: keep `+`.
     let escaped = text.replace('+', "%2B");
-    form_urlencoded::parse(format!("x={escaped}").as_bytes()).next().map_or_else(|| text.to_owned(), |(_, v)| v.into_owned())
+    form_urlencoded::parse(format!("x={escaped}").as_bytes())
+        .next()
+        .map_or_else(|| text.to_owned(), |(_, v)| v.into_owned())
 }
 
 /// Masks the userinfo password and the secret query parameters of every URL in `text`.
@@ -172,7 +174,8 @@ fn mask_key_values(text: &str, found: &mut Vec<String>) -> String {
 
 /// The length of a secret key name starting at `index` on a word boundary, if one does.
 fn secret_key_at(text: &str, index: usize) -> Option<usize> {
-    let boundary = index == 0 || !text.as_bytes()[index - 1].is_ascii_alphanumeric() && text.as_bytes()[index - 1] != b'_';
+    let boundary =
+        index == 0 || !text.as_bytes()[index - 1].is_ascii_alphanumeric() && text.as_bytes()[index - 1] != b'_';
     if !boundary {
         return None;
     }
@@ -273,7 +276,10 @@ mod tests {
     #[test]
     fn userinfo_passwords() {
         masks("postgres://app:s3cret@db:5432/clientele", "postgres://app:***@db:5432/clientele");
-        masks("postgresql://app:s3cret@db/clientele?sslmode=require", "postgresql://app:***@db/clientele?sslmode=require");
+        masks(
+            "postgresql://app:s3cret@db/clientele?sslmode=require",
+            "postgresql://app:***@db/clientele?sslmode=require",
+        );
         masks("redis://:s3cret@127.0.0.1:6379/0", "redis://:***@127.0.0.1:6379/0");
         masks("rediss://default:s3cret@cache:6380", "rediss://default:***@cache:6380");
     }
@@ -292,7 +298,10 @@ mod tests {
             "postgres://postgres@127.0.0.1:5432/nodb?password=s3cret",
             "postgres://postgres@127.0.0.1:5432/nodb?password=***",
         );
-        masks("postgres://h/db?sslmode=disable&password=s3cret&user=u", "postgres://h/db?sslmode=disable&password=***&user=u");
+        masks(
+            "postgres://h/db?sslmode=disable&password=s3cret&user=u",
+            "postgres://h/db?sslmode=disable&password=***&user=u",
+        );
         masks("postgres://h/db?PASSWORD=s3cret#frag", "postgres://h/db?PASSWORD=***#frag");
         masks("postgres://h/db?sslpassword=s3cret", "postgres://h/db?sslpassword=***");
         masks("postgres://h/db?pass%77ord=s3cret", "postgres://h/db?pass%77ord=***");

@@ -2,6 +2,7 @@
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
@@ -12,6 +13,7 @@ use super::output;
 use crate::admin;
 use crate::app::{self, AppState};
 use crate::config::ServerConfig;
+use crate::deadline::{Budget, parse_request_timeout};
 use crate::domain::Scope;
 use crate::ratelimit::{RateLimit, RateLimiter, RedisLimiter};
 use crate::secrets::{SecretUrl, redact, redact_quoting};
@@ -39,6 +41,11 @@ pub struct ServeArgs {
     #[arg(long = "trusted-proxy", env = "CLIENTELE_TRUSTED_PROXIES", value_delimiter = ',')]
     trusted_proxies: Vec<IpNet>,
 
+    /// Answer 503 to a request still running after this long (N followed by s, m, h or d); its
+    /// database work is stopped first, so a write answered 503 is never applied.
+    #[arg(long, env = "CLIENTELE_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_request_timeout)]
+    request_timeout: Duration,
+
     /// Do not create the `default` account and token on an empty database.
     #[arg(long, env = "CLIENTELE_NO_BOOTSTRAP")]
     no_bootstrap: bool,
@@ -56,7 +63,7 @@ enum LogFormat {
 
 pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
     init_logging(args.log_format);
-    let store = storage::open(database_url).await?;
+    let store = storage::open_with(database_url, Budget::new(args.request_timeout)).await?;
     // Bind before bootstrapping, so a start that cannot listen prints no token and creates nothing.
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     if !args.no_bootstrap {
@@ -72,6 +79,7 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
         default_rate_limit: args.default_rate_limit,
         auth_failure_limit: args.auth_failure_limit,
         trusted_proxies: args.trusted_proxies,
+        request_timeout: args.request_timeout,
     };
     limiter.check_health().await;
     let address = listener.local_addr()?;

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::deadline::Budget;
 use crate::domain::customer::Customer;
 use crate::domain::token::TokenHash;
 use crate::domain::{Account, CustomerFields, TokenRecord};
@@ -151,14 +152,20 @@ pub trait Store: Send + Sync + 'static {
     async fn purge_idempotency(&self, before: i64) -> Result<u64, StoreError>;
 }
 
-/// Opens the store a URL names, `sqlite://PATH` or `postgres://...`, running migrations.
+/// Opens the store a URL names, `sqlite://PATH` or `postgres://...`, running
+/// migrations, with the time limits of the default request timeout.
 pub async fn open(url: &str) -> Result<SharedStore, OpenError> {
+    open_with(url, Budget::default()).await
+}
+
+/// [`open`], with the database time limits of `budget` (see [`crate::deadline`]).
+pub async fn open_with(url: &str, budget: Budget) -> Result<SharedStore, OpenError> {
     if let Some(path) = url.strip_prefix("sqlite://") {
-        let store = sqlite::SqliteStore::open(path).await?;
+        let store = sqlite::SqliteStore::open_with(path, budget).await?;
         return Ok(Arc::new(store));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let store = postgres::PostgresStore::open(url).await?;
+        let store = postgres::PostgresStore::open_with(url, budget).await?;
         return Ok(Arc::new(store));
     }
     Err(OpenError::Unsupported(format!(
