@@ -292,3 +292,74 @@ fn run_in_savepoint(connection: &Connection, job: &mut dyn WriteJob) -> Result<(
     }
     statement("RELEASE job")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deadline::{Budget, Deadlines, scope};
+
+    fn runtime(dir: &tempfile::TempDir) -> Runtime {
+        let path = dir.path().join("queue.db");
+        open(&path).unwrap().execute_batch("CREATE TABLE written (what TEXT)").unwrap();
+        Runtime::start(&path, 1, Duration::from_millis(200)).unwrap()
+    }
+
+    fn written(runtime: &Runtime) -> Vec<String> {
+        runtime
+            .read_inline(|connection| {
+                let mut statement = connection.prepare("SELECT what FROM written ORDER BY what")?;
+                let rows = statement.query_map([], |row| row.get(0))?.collect::<Result<Vec<String>, _>>()?;
+                Ok(rows)
+            })
+            .unwrap()
+    }
+
+    fn insert(what: &'static str, sleep: Duration) -> impl FnOnce(&Connection) -> Result<(), StoreError> {
+        move |connection| {
+            thread::sleep(sleep);
+            connection.execute("INSERT INTO written VALUES (?1)", [what])?;
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_queued_past_its_deadline_is_refused_not_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = std::sync::Arc::new(runtime(&dir));
+        // The writer is busy for 600 ms with a write outside any request.
+        let busy = tokio::spawn({
+            let runtime = runtime.clone();
+            async move { runtime.write(insert("slow", Duration::from_millis(600))).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // A request with 1 s in all (a 900 ms store deadline) queues behind it ...
+        let deadlines = Deadlines::starting_now(Budget::new(Duration::from_secs(1)));
+        let late = scope(deadlines, runtime.write(insert("late", Duration::ZERO)));
+        // ... and a request that gives up (its client went away) before its turn.
+        let gone = scope(deadlines, runtime.write(insert("gone", Duration::ZERO)));
+        let gone = tokio::time::timeout(Duration::from_millis(100), gone);
+        // The store deadline passes while both wait.
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        let (late, gone) = tokio::join!(late, gone);
+        busy.await.unwrap().unwrap();
+        assert!(matches!(late, Err(StoreError::Unavailable(_))), "{late:?}");
+        assert!(gone.is_err(), "the caller stopped waiting");
+        assert_eq!(written(&runtime), ["slow"], "neither write that was too late was applied");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_writer_waits_for_another_process_lock_no_longer_than_its_jobs_can_use_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = runtime(&dir);
+        let other = open(&dir.path().join("queue.db")).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let started = Instant::now();
+        let refused = runtime.write(insert("blocked", Duration::ZERO)).await;
+        assert!(matches!(refused, Err(StoreError::Unavailable(_))), "{refused:?}");
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(200) && waited < Duration::from_millis(800), "{waited:?}");
+        other.execute_batch("ROLLBACK").unwrap();
+        runtime.write(insert("free", Duration::ZERO)).await.unwrap();
+        assert_eq!(written(&runtime), ["free"]);
+    }
+}
