@@ -17,7 +17,13 @@ use crate::storage::{self, SharedStore};
 #[command(name = "clientele", version, about = "Clientele: a customer-records REST API server")]
 struct Cli {
     /// Where the data lives: sqlite://PATH (created on first use) or postgres://USER@HOST/DB.
-    #[arg(long, global = true, env = "CLIENTELE_DATABASE_URL", default_value = "sqlite://clientele.db")]
+    #[arg(
+        long,
+        global = true,
+        env = "CLIENTELE_DATABASE_URL",
+        default_value = "sqlite://clientele.db",
+        hide_env_values = true
+    )]
     database_url: SecretUrl,
 
     #[command(subcommand)]
@@ -69,4 +75,23 @@ fn fail(error: anyhow::Error) -> ExitCode {
 
 async fn open_store(database_url: &SecretUrl) -> anyhow::Result<SharedStore> {
     Ok(storage::open(database_url.expose()).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parsed_arguments_print_without_passwords() {
+        let cli = Cli::parse_from([
+            "clientele",
+            "--database-url",
+            "postgres://app:s3cret@db/x?sslpassword=s3cret",
+            "serve",
+            "--redis-url",
+            "redis://:s3cret@cache",
+        ]);
+        let printed = format!("{cli:?}");
+        assert!(!printed.contains("s3cret") && printed.contains("redis://:***@cache"), "{printed}");
+    }
 }

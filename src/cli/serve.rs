@@ -26,7 +26,7 @@ pub struct ServeArgs {
     listen: SocketAddr,
 
     /// Share rate-limit counters between instances through this Redis.
-    #[arg(long, env = "CLIENTELE_REDIS_URL")]
+    #[arg(long, env = "CLIENTELE_REDIS_URL", hide_env_values = true)]
     redis_url: Option<SecretUrl>,
 
     /// Requests per window for tokens without their own limit.
