@@ -41,6 +41,8 @@ pub const MAX_CONNECTIONS: u32 = 16;
 /// database is up but every connection is busy (a database that cannot be
 /// reached is noticed much sooner: see [`breaker`]).
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long migrating waits for a lock (another instance migrating, a table in use).
+const MIGRATION_LOCK_TIMEOUT: &str = "60s";
 /// A connection idle at least this long is pinged before use, so one left
 /// dead by a database restart is replaced instead of failing a request.
 const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
@@ -75,7 +77,11 @@ impl PostgresStore {
             .options([("client_min_messages", "warning")]);
         // One connection of its own first: its error says what is wrong
         // (refused, unknown database, bad password), where a pool would only time out.
-        let mut connection = tokio::time::timeout(ACQUIRE_TIMEOUT, PgConnection::connect_with(&options))
+        // Migrations wait for another instance's migration (sqlx's advisory lock) and for
+        // the tables' locks, but not for ever: a start (or an admin command) stuck behind
+        // a forgotten session fails, saying so, instead of hanging.
+        let migrating = options.clone().options([("lock_timeout", MIGRATION_LOCK_TIMEOUT)]);
+        let mut connection = tokio::time::timeout(ACQUIRE_TIMEOUT, PgConnection::connect_with(&migrating))
             .await
             .map_err(|_| {
                 fail(format!("cannot connect to PostgreSQL: no answer within {} s", ACQUIRE_TIMEOUT.as_secs()))
