@@ -20,6 +20,10 @@
 //!   one writer thread that commits concurrent requests together.
 //! * [`storage::postgres`] serves the same trait from PostgreSQL (sqlx), for
 //!   many instances sharing one database.
+//! * [`deadline`] bounds every request (`--request-timeout`): the HTTP layer
+//!   answers 503 by then ([`http::deadline`]), and the stores stop its
+//!   database work before, so a write answered 503 is never applied.
+//! * [`secrets`] masks passwords wherever a connection URL is printed.
 //! * [`cli`] is the operator's interface: `serve`, `accounts`, `tokens`.
 
 pub mod admin;
