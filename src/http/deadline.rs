@@ -60,3 +60,68 @@ fn too_late(timeout: Duration) -> Response {
             .into();
     error.into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::Router;
+    use axum::http::StatusCode;
+    use axum::middleware::{from_fn, from_fn_with_state};
+    use axum::routing::get;
+
+    use super::*;
+    use crate::config::ServerConfig;
+    use crate::ratelimit::RateLimiter;
+    use crate::storage::sqlite::SqliteStore;
+
+    async fn slow() -> &'static str {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        "too late"
+    }
+
+    async fn sees_its_deadline() -> String {
+        format!("{}", crate::deadline::store_deadline().is_some())
+    }
+
+    /// A server with the deadline layers inside the edge layer, as in [`super::super::router`].
+    async fn serve(request_timeout: Duration) -> (String, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("d.db").to_str().unwrap()).await.unwrap();
+        let config = ServerConfig { request_timeout, ..ServerConfig::default() };
+        let state = AppState::new(config, Arc::new(store), RateLimiter::in_memory());
+        let inner = Router::new().route("/slow", get(slow)).layer(from_fn(answer_in_time));
+        let app = Router::new()
+            .route("/outer-only", get(slow))
+            .route("/deadline", get(sees_its_deadline))
+            .merge(inner)
+            .layer(from_fn_with_state(state.clone(), limit))
+            .layer(from_fn(super::super::edge::edge))
+            .with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (base, dir)
+    }
+
+    #[tokio::test]
+    async fn a_request_outliving_its_deadline_is_answered_503_with_retry_after() {
+        let (base, _dir) = serve(Duration::from_secs(1)).await;
+        let client = reqwest::Client::new();
+        for path in ["/slow", "/outer-only"] {
+            let started = std::time::Instant::now();
+            let response = client.get(format!("{base}{path}")).send().await.unwrap();
+            let elapsed = started.elapsed();
+            assert!(elapsed >= Duration::from_secs(1) && elapsed < Duration::from_millis(1_500), "{path}: {elapsed:?}");
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+            assert_eq!(response.headers()["retry-after"], "1", "{path}");
+            let request_id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+            let body: serde_json::Value = response.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "service_unavailable", "{path}: {body}");
+            assert_eq!(body["error"]["type"], "api_error");
+            assert_eq!(body["error"]["request_id"], request_id.as_str());
+        }
+        let seen = client.get(format!("{base}/deadline")).send().await.unwrap().text().await.unwrap();
+        assert_eq!(seen, "true", "the handler runs with its request's deadline");
+    }
+}
