@@ -144,7 +144,7 @@ impl Breaker {
         self.last_failure.store(self.now_ms(), Ordering::Release);
         if !self.open.swap(true, Ordering::AcqRel) {
             tracing::warn!(
-                %reason,
+                reason = %crate::secrets::redact(reason),
                 "PostgreSQL cannot be reached: answering 503 at once, probing every {} ms",
                 PROBE_INTERVAL.as_millis()
             );
