@@ -1,7 +1,10 @@
 //! The server's settings, as the HTTP layer needs them (parsed by [`crate::cli`]).
 
+use std::time::Duration;
+
 use ipnet::IpNet;
 
+use crate::deadline::{Budget, DEFAULT_REQUEST_TIMEOUT};
 use crate::ratelimit::RateLimit;
 
 #[derive(Debug, Clone)]
@@ -12,6 +15,15 @@ pub struct ServerConfig {
     pub auth_failure_limit: RateLimit,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// A request still running after this long is answered 503 (`--request-timeout`).
+    pub request_timeout: Duration,
+}
+
+impl ServerConfig {
+    /// The time limits `request_timeout` implies (see [`crate::deadline`]).
+    pub fn budget(&self) -> Budget {
+        Budget::new(self.request_timeout)
+    }
 }
 
 impl Default for ServerConfig {
@@ -20,6 +32,7 @@ impl Default for ServerConfig {
             default_rate_limit: RateLimit { limit: 100, window_secs: 60 },
             auth_failure_limit: RateLimit { limit: 20, window_secs: 60 },
             trusted_proxies: Vec::new(),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
         }
     }
 }

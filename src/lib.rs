@@ -33,16 +33,22 @@
 //!   in `storage/row.rs`; lists answer a [`storage::Page`].
 //! * [`cli`] is the operator's interface: `serve`, `accounts`, `tokens`;
 //!   [`admin`] holds the operator actions it shares with the tests.
+//! * [`deadline`] bounds every request (`--request-timeout`): the HTTP layer
+//!   answers 503 by then ([`http::deadline`]), and the stores stop its
+//!   database work before, so a write answered 503 is never applied.
+//! * [`secrets`] masks passwords wherever a connection URL is printed.
 
 pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod deadline;
 pub mod domain;
 pub mod http;
 pub mod idempotency;
 pub mod metrics;
 pub mod ratelimit;
+pub mod secrets;
 pub mod server;
 pub mod storage;

@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use serde_json::json;
 
-use super::output::{print_table, time_cell, time_json};
+use super::output::{print_json, print_line, print_table, time_cell, time_json};
 use crate::admin;
 use crate::storage::SharedStore;
 
@@ -27,7 +27,7 @@ pub async fn run(store: &SharedStore, command: AccountsCommand) -> anyhow::Resul
     match command {
         AccountsCommand::Create { name } => {
             let account = admin::create_account(store, &name).await?;
-            println!("{}", account.id);
+            print_line(&account.id)?;
         }
         AccountsCommand::List { json } => {
             let accounts = store.list_accounts().await.context("cannot list accounts")?;
@@ -36,13 +36,13 @@ pub async fn run(store: &SharedStore, command: AccountsCommand) -> anyhow::Resul
                     .iter()
                     .map(|a| json!({"id": a.id, "name": a.name, "created_at": time_json(Some(a.created_at))}))
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                print_json(&rows)?;
             } else {
                 let rows: Vec<_> = accounts
                     .iter()
                     .map(|a| vec![a.id.to_string(), a.name.clone(), time_cell(Some(a.created_at))])
                     .collect();
-                print_table(&["ID", "NAME", "CREATED"], &rows);
+                print_table(&["ID", "NAME", "CREATED"], &rows)?;
             }
         }
     }

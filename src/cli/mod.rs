@@ -5,18 +5,26 @@ mod output;
 mod serve;
 mod tokens;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::secrets::{self, SecretUrl};
 use crate::storage::{self, SharedStore};
 
 #[derive(Debug, Parser)]
 #[command(name = "clientele", version, about = "Clientele: a customer-records REST API server")]
 struct Cli {
     /// Where the data lives: sqlite://PATH (created on first use) or postgres://USER@HOST/DB.
-    #[arg(long, global = true, env = "CLIENTELE_DATABASE_URL", default_value = "sqlite://clientele.db")]
-    database_url: String,
+    #[arg(
+        long,
+        global = true,
+        env = "CLIENTELE_DATABASE_URL",
+        default_value = "sqlite://clientele.db",
+        hide_env_values = true
+    )]
+    database_url: SecretUrl,
 
     #[command(subcommand)]
     command: Command,
@@ -37,13 +45,14 @@ enum Command {
 /// Parses the command line and runs it; a failure is one line on stderr and exit code 1.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    output::install_pipe_panic_hook();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => return fail(anyhow::anyhow!("cannot start the async runtime: {error}")),
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve(args) => serve::run(&cli.database_url, args).await,
+            Command::Serve(args) => serve::run(cli.database_url.expose(), args).await,
             Command::Accounts(command) => accounts::run(&open_store(&cli.database_url).await?, command).await,
             Command::Tokens(command) => tokens::run(&open_store(&cli.database_url).await?, command).await,
         }
@@ -54,11 +63,35 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// One line on stderr, passwords masked, and exit code 1; nothing and 0 when
+/// stdout's reader went away (see [`output`]).
 fn fail(error: anyhow::Error) -> ExitCode {
-    eprintln!("error: {error:#}");
+    if error.chain().any(|cause| cause.is::<output::StdoutClosed>()) {
+        return ExitCode::SUCCESS;
+    }
+    let _ = writeln!(std::io::stderr(), "error: {}", secrets::redact(&format!("{error:#}")));
     ExitCode::FAILURE
 }
 
-async fn open_store(database_url: &str) -> anyhow::Result<SharedStore> {
-    Ok(storage::open(database_url).await?)
+async fn open_store(database_url: &SecretUrl) -> anyhow::Result<SharedStore> {
+    Ok(storage::open(database_url.expose()).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parsed_arguments_print_without_passwords() {
+        let cli = Cli::parse_from([
+            "clientele",
+            "--database-url",
+            "postgres://app:s3cret@db/x?sslpassword=s3cret",
+            "serve",
+            "--redis-url",
+            "redis://:s3cret@cache",
+        ]);
+        let printed = format!("{cli:?}");
+        assert!(!printed.contains("s3cret") && printed.contains("redis://:***@cache"), "{printed}");
+    }
 }

@@ -1,18 +1,22 @@
 //! `clientele serve`: open the store, bootstrap an empty one, listen, drain on a signal.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use ipnet::IpNet;
 use tokio::net::TcpListener;
 
+use super::output;
 use crate::admin;
 use crate::app::AppState;
 use crate::config::ServerConfig;
+use crate::deadline::{Budget, parse_request_timeout};
 use crate::domain::Scope;
 use crate::ratelimit::{RateLimit, RateLimiter, RedisLimiter};
+use crate::secrets::{SecretUrl, redact, redact_quoting};
 use crate::server;
 use crate::storage::{self, SharedStore};
 
@@ -23,8 +27,8 @@ pub struct ServeArgs {
     listen: SocketAddr,
 
     /// Share rate-limit counters between instances through this Redis.
-    #[arg(long, env = "CLIENTELE_REDIS_URL")]
-    redis_url: Option<String>,
+    #[arg(long, env = "CLIENTELE_REDIS_URL", hide_env_values = true)]
+    redis_url: Option<SecretUrl>,
 
     /// Requests per window for tokens without their own limit.
     #[arg(long, env = "CLIENTELE_DEFAULT_RATE_LIMIT", default_value = "100/60s")]
@@ -37,6 +41,11 @@ pub struct ServeArgs {
     /// A proxy (CIDR) whose X-Forwarded-For names the client; repeatable.
     #[arg(long = "trusted-proxy", env = "CLIENTELE_TRUSTED_PROXIES", value_delimiter = ',')]
     trusted_proxies: Vec<IpNet>,
+
+    /// Answer 503 to a request still running after this long (N followed by s, m, h or d); its
+    /// database work is stopped first, so a write answered 503 is never applied.
+    #[arg(long, env = "CLIENTELE_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_request_timeout)]
+    request_timeout: Duration,
 
     /// Do not create the `default` account and token on an empty database.
     #[arg(long, env = "CLIENTELE_NO_BOOTSTRAP")]
@@ -55,29 +64,29 @@ enum LogFormat {
 
 pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
     init_logging(args.log_format);
-    let store = storage::open(database_url).await?;
+    let store = storage::open_with(database_url, Budget::new(args.request_timeout)).await?;
     // Bind before bootstrapping, so a start that cannot listen prints no token and creates nothing.
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     if !args.no_bootstrap {
         bootstrap(&store).await?;
     }
     let limiter = match &args.redis_url {
-        Some(url) => RateLimiter::with_redis(
-            RedisLimiter::connect(url).with_context(|| format!("invalid Redis URL '{}'", storage::redact_url(url)))?,
-        ),
+        Some(url) => RateLimiter::with_redis(RedisLimiter::connect(url.expose()).map_err(|error| {
+            anyhow::anyhow!("invalid Redis URL '{url}': {}", redact_quoting(&error.to_string(), url.expose()))
+        })?),
         None => RateLimiter::in_memory(),
     };
     let config = ServerConfig {
         default_rate_limit: args.default_rate_limit,
         auth_failure_limit: args.auth_failure_limit,
         trusted_proxies: args.trusted_proxies,
+        request_timeout: args.request_timeout,
     };
     limiter.check_health().await;
     let address = listener.local_addr()?;
     let shutdown = shutdown_signal()?;
-    println!("Clientele listening on http://{address}");
-    std::io::stdout().flush()?;
-    tracing::info!(%address, database = %storage::redact_url(database_url), rate_limiter = limiter.state().as_str(), "serving");
+    announce(&[format!("Clientele listening on http://{address}")]);
+    tracing::info!(%address, database = %redact(database_url), rate_limiter = limiter.state().as_str(), "serving");
     let state = AppState::new(config, store, limiter);
     server::serve(listener, state, shutdown).await.context("the server stopped")?;
     tracing::info!("stopped after finishing the requests in flight");
@@ -97,11 +106,22 @@ async fn bootstrap(store: &SharedStore) -> anyhow::Result<()> {
         return Err(error);
     }
     let (secret, _) = admin::issue_token(store, "default", Scope::Write, None).await?;
-    println!("Created account 'default' and a write token. It is shown only this once:");
-    println!();
-    println!("    {}", secret.expose());
-    println!();
+    announce(&[
+        "Created account 'default' and a write token. It is shown only this once:".to_owned(),
+        String::new(),
+        format!("    {}", secret.expose()),
+        String::new(),
+    ]);
     Ok(())
+}
+
+/// Prints lines on stdout for whoever started the server. The server keeps
+/// serving if nobody reads them (stdout closed, `serve | head -1`): its logs
+/// go to stderr, and a lost banner is no reason to stop.
+fn announce(lines: &[String]) {
+    if let Err(error) = output::print_lines(lines) {
+        tracing::debug!(error = %format!("{error:#}"), "cannot print on stdout");
+    }
 }
 
 fn init_logging(format: LogFormat) {

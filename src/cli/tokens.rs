@@ -1,10 +1,12 @@
 //! `clientele tokens create|list|revoke`.
 
+use std::io::Write;
+
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use serde_json::json;
 
-use super::output::{print_table, time_cell, time_json};
+use super::output::{print_json, print_line, print_table, time_cell, time_json};
 use crate::admin;
 use crate::domain::time::now_unix;
 use crate::domain::{Scope, TokenId};
@@ -46,11 +48,13 @@ pub async fn run(store: &SharedStore, command: TokensCommand) -> anyhow::Result<
     match command {
         TokensCommand::Create { account, scope, rate_limit } => {
             let (secret, _) = admin::issue_token(store, &account, scope, rate_limit).await?;
-            println!("{}", secret.expose());
+            print_line(secret.expose())?;
         }
         TokensCommand::List { account, json } => list(store, account.as_deref(), json).await?,
         TokensCommand::Revoke { token_id } => match revoke(store, &token_id).await {
-            Ok(()) => eprintln!("revoked {token_id}"),
+            Ok(()) => {
+                let _ = writeln!(std::io::stderr(), "revoked {token_id}");
+            }
             Err(StoreError::NotFound) => bail!("no token with id '{token_id}'"),
             Err(error) => return Err(error).context("cannot revoke the token"),
         },
@@ -85,8 +89,7 @@ async fn list(store: &SharedStore, account_name: Option<&str>, json: bool) -> an
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-        return Ok(());
+        return print_json(&rows);
     }
     let rows: Vec<_> = tokens
         .iter()
@@ -103,6 +106,5 @@ async fn list(store: &SharedStore, account_name: Option<&str>, json: bool) -> an
             ]
         })
         .collect();
-    print_table(&["ID", "ACCOUNT", "PREFIX", "SCOPE", "RATE_LIMIT", "CREATED", "LAST_USED", "REVOKED"], &rows);
-    Ok(())
+    print_table(&["ID", "ACCOUNT", "PREFIX", "SCOPE", "RATE_LIMIT", "CREATED", "LAST_USED", "REVOKED"], &rows)
 }

@@ -8,6 +8,7 @@ pub mod body;
 pub mod client_ip;
 pub mod conditional;
 pub mod customers;
+pub mod deadline;
 pub mod docs;
 pub mod documents;
 pub mod edge;
@@ -34,7 +35,10 @@ use crate::app::AppState;
 /// The operator's routes (`/healthz`, `/readyz`, `/metrics`) need no token.
 pub fn router(state: AppState) -> Router {
     let versioned = |routes: Router<AppState>| {
-        routes.fallback(no_route).layer(from_fn_with_state(state.clone(), auth::authenticate))
+        routes
+            .fallback(no_route)
+            .layer(axum::middleware::from_fn(deadline::answer_in_time))
+            .layer(from_fn_with_state(state.clone(), auth::authenticate))
     };
     Router::new()
         .route("/healthz", get(ops::healthz))
@@ -47,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/v1", versioned(v1::routes()))
         .nest("/v2", versioned(v2::routes()))
         .fallback(no_route)
+        .layer(from_fn_with_state(state.clone(), deadline::limit))
         .layer(from_fn_with_state(state.clone(), edge::edge_with_metrics))
         .with_state(state)
 }

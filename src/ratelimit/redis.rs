@@ -63,7 +63,7 @@ impl RedisLimiter {
         match tokio::time::timeout(TIMEOUT, call).await {
             Ok(Ok(count)) => Some(limit.decide(count, position)),
             Ok(Err(error)) => {
-                self.degrade(&error.to_string());
+                self.degrade(&crate::secrets::redact(&error.to_string()));
                 None
             }
             Err(_) => {

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::deadline::Budget;
 use crate::domain::customer::Customer;
 use crate::domain::token::TokenHash;
 use crate::domain::{Account, AccountId, CustomerFields, CustomerId, TokenId, TokenRecord};
@@ -195,14 +196,20 @@ pub trait Store: Send + Sync + 'static {
     async fn purge_idempotency(&self, before: i64) -> Result<u64, StoreError>;
 }
 
-/// Opens the store a URL names, `sqlite://PATH` or `postgres://...`, running migrations.
+/// Opens the store a URL names, `sqlite://PATH` or `postgres://...`, running
+/// migrations, with the time limits of the default request timeout.
 pub async fn open(url: &str) -> Result<SharedStore, OpenError> {
+    open_with(url, Budget::default()).await
+}
+
+/// [`open`], with the database time limits of `budget` (see [`crate::deadline`]).
+pub async fn open_with(url: &str, budget: Budget) -> Result<SharedStore, OpenError> {
     if let Some(path) = url.strip_prefix("sqlite://") {
-        let store = sqlite::SqliteStore::open(path).await?;
+        let store = sqlite::SqliteStore::open_with(path, budget).await?;
         return Ok(Arc::new(store));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let store = postgres::PostgresStore::open(url).await?;
+        let store = postgres::PostgresStore::open_with(url, budget).await?;
         return Ok(Arc::new(store));
     }
     Err(OpenError::Unsupported(format!(
@@ -219,18 +226,10 @@ pub enum OpenError {
     Open(String),
 }
 
-/// A URL with any password replaced, for messages.
+/// A URL with any password replaced, for messages: [`crate::secrets::redact`]
+/// (every form the drivers accept), under the name older callers use.
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let credentials = &url[scheme_end + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
+    crate::secrets::redact(url)
 }
 
 #[cfg(test)]
@@ -240,6 +239,8 @@ mod tests {
     #[test]
     fn passwords_never_reach_messages() {
         assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact_url("postgres://u@h/db?password=secret"), "postgres://u@h/db?password=***");
+        assert_eq!(redact_url("host=h password=secret"), "host=h password=***");
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
     }

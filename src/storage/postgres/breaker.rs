@@ -48,10 +48,12 @@ pub struct Breaker {
     epoch: Instant,
     /// Wakes the operations waiting on the pool when the circuit opens.
     tripped: Notify,
+    /// What an operation needs left of its request's time to start (see [`crate::deadline`]).
+    operation_time: Duration,
 }
 
 impl Breaker {
-    pub fn new(options: PgConnectOptions) -> Arc<Self> {
+    pub fn new(options: PgConnectOptions, operation_time: Duration) -> Arc<Self> {
         Arc::new(Self {
             options,
             open: AtomicBool::new(false),
@@ -60,14 +62,19 @@ impl Breaker {
             last_failure: AtomicU64::new(0),
             epoch: Instant::now(),
             tripped: Notify::new(),
+            operation_time,
         })
     }
 
-    /// Runs a store operation unless the circuit is open; reports its failure.
+    /// Runs a store operation unless the circuit is open or its request has
+    /// too little time left to finish it; reports its failure.
     pub async fn run<T>(
         self: &Arc<Self>,
         operation: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
+        if !crate::deadline::has_left(self.operation_time) {
+            return Err(StoreError::Unavailable("too little of the request's time is left to use the database".into()));
+        }
         if self.open.load(Ordering::Acquire) {
             // A probe is normally running already; this only restarts one that was lost.
             self.probe_soon();
@@ -137,7 +144,7 @@ impl Breaker {
         self.last_failure.store(self.now_ms(), Ordering::Release);
         if !self.open.swap(true, Ordering::AcqRel) {
             tracing::warn!(
-                %reason,
+                reason = %crate::secrets::redact(reason),
                 "PostgreSQL cannot be reached: answering 503 at once, probing every {} ms",
                 PROBE_INTERVAL.as_millis()
             );
@@ -230,7 +237,7 @@ mod tests {
 
     fn unreachable_breaker() -> Arc<Breaker> {
         // Port 1 on the loopback: refused at once.
-        Breaker::new(PgConnectOptions::new().host("127.0.0.1").port(1).username("nobody"))
+        Breaker::new(PgConnectOptions::new().host("127.0.0.1").port(1).username("nobody"), Duration::from_secs(1))
     }
 
     #[tokio::test]

@@ -30,6 +30,10 @@ fn from_database(database: &dyn DatabaseError, error: &sqlx::Error) -> StoreErro
         "23505" => StoreError::AlreadyExists,
         // serialization_failure, deadlock_detected: worth retrying.
         "40001" | "40P01" => StoreError::Unavailable(error.to_string()),
+        // lock_not_available: lock_timeout ran out (another session holds the row);
+        // like statement_timeout's query_canceled (57014, class 57 below), the
+        // statement was stopped and changed nothing.
+        "55P03" => StoreError::Unavailable(error.to_string()),
         // read_only_sql_transaction: the server is (for now) a read-only standby,
         // as after a failover; the SQLite store likewise answers a read-only file so.
         "25006" => StoreError::Unavailable(error.to_string()),

@@ -7,6 +7,7 @@
 mod admin;
 mod breaker;
 mod error;
+mod gates;
 mod queries;
 
 use std::str::FromStr;
@@ -20,10 +21,13 @@ use sqlx::{Connection, Executor, PgConnection};
 
 use self::breaker::Breaker;
 pub use self::error::from_sqlx;
+use self::gates::WriteGates;
 use super::{CursorQuery, IdempotencyRecord, OpenError, Page, PoolStatus, Precondition, Store, StoreError, redact_url};
+use crate::deadline::Budget;
 use crate::domain::customer::Customer;
 use crate::domain::token::TokenHash;
 use crate::domain::{Account, AccountId, CustomerFields, CustomerId, TokenId, TokenRecord};
+use crate::secrets::redact_quoting;
 
 /// The schema, from `migrations/postgres`, compiled into the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -32,10 +36,13 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 /// concurrent requests, few enough that several instances fit within
 /// PostgreSQL's default `max_connections` of 100.
 pub const MAX_CONNECTIONS: u32 = 16;
-/// How long a request waits for a connection before the store answers
-/// `Unavailable`, when the database is up but every connection is busy (a
-/// database that cannot be reached is noticed much sooner: see [`breaker`]).
+/// How long opening the store waits for its first connection. Requests wait
+/// for a pooled connection [`Budget::acquire_timeout`] at most, when the
+/// database is up but every connection is busy (a database that cannot be
+/// reached is noticed much sooner: see [`breaker`]).
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long migrating waits for a lock (another instance migrating, a table in use).
+const MIGRATION_LOCK_TIMEOUT: &str = "60s";
 /// A connection idle at least this long is pinged before use, so one left
 /// dead by a database restart is replaced instead of failing a request.
 const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
@@ -43,6 +50,8 @@ const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 pub struct PostgresStore {
     pool: PgPool,
     breaker: Arc<Breaker>,
+    /// Writes wait here, not on a pooled connection, while their row is busy (see [`gates`]).
+    gates: WriteGates,
     /// Whatever must live as long as the store (see [`PostgresStore::keeping`]).
     _kept: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
@@ -51,7 +60,16 @@ impl PostgresStore {
     /// Connects to `url` and brings its schema up to date. Fails within
     /// [`ACQUIRE_TIMEOUT`] when the database cannot be reached, saying why.
     pub async fn open(url: &str) -> Result<Self, OpenError> {
-        let fail = |message: String| OpenError::Open(format!("{}: {}", redact_url(url), redact(url, &message)));
+        Self::open_with(url, Budget::default()).await
+    }
+
+    /// [`PostgresStore::open`], with the time limits of `budget` on every
+    /// pooled connection: `statement_timeout`, `lock_timeout` and
+    /// `idle_in_transaction_session_timeout` (sent with the connection's
+    /// startup, so they cost no round trip), and the pool's acquire timeout.
+    /// Migrations run on a connection of their own, without them.
+    pub async fn open_with(url: &str, budget: Budget) -> Result<Self, OpenError> {
+        let fail = |message: String| OpenError::Open(format!("{}: {}", redact_url(url), redact_quoting(&message, url)));
         let options = PgConnectOptions::from_str(url)
             .map_err(|error| fail(format!("invalid PostgreSQL URL: {error}")))?
             .application_name("clientele")
@@ -59,7 +77,11 @@ impl PostgresStore {
             .options([("client_min_messages", "warning")]);
         // One connection of its own first: its error says what is wrong
         // (refused, unknown database, bad password), where a pool would only time out.
-        let mut connection = tokio::time::timeout(ACQUIRE_TIMEOUT, PgConnection::connect_with(&options))
+        // Migrations wait for another instance's migration (sqlx's advisory lock) and for
+        // the tables' locks, but not for ever: a start (or an admin command) stuck behind
+        // a forgotten session fails, saying so, instead of hanging.
+        let migrating = options.clone().options([("lock_timeout", MIGRATION_LOCK_TIMEOUT)]);
+        let mut connection = tokio::time::timeout(ACQUIRE_TIMEOUT, PgConnection::connect_with(&migrating))
             .await
             .map_err(|_| {
                 fail(format!("cannot connect to PostgreSQL: no answer within {} s", ACQUIRE_TIMEOUT.as_secs()))
@@ -70,15 +92,19 @@ impl PostgresStore {
             .await
             .map_err(|error| fail(format!("cannot migrate the schema: {error}")))?;
         connection.close().await.ok();
-        let breaker = Breaker::new(options.clone());
-        let pool = pool_options(&breaker).connect_lazy_with(options);
-        Ok(Self { pool, breaker, _kept: None })
+        let options = with_time_limits(options, budget);
+        let breaker = Breaker::new(options.clone(), budget.operation_time());
+        let pool = pool_options(&breaker).acquire_timeout(budget.acquire_timeout()).connect_lazy_with(options);
+        Ok(Self { pool, breaker, gates: WriteGates::new(MAX_CONNECTIONS, budget.operation_time()), _kept: None })
     }
 
-    /// A store over an existing pool, without running migrations.
+    /// A store over an existing pool, without running migrations (the pool's
+    /// connections keep whatever time limits its options set).
     pub fn from_pool(pool: PgPool) -> Self {
-        let breaker = Breaker::new(pool.connect_options().as_ref().clone());
-        Self { pool, breaker, _kept: None }
+        let operation_time = Budget::default().operation_time();
+        let breaker = Breaker::new(pool.connect_options().as_ref().clone(), operation_time);
+        let gates = WriteGates::new(pool.options().get_max_connections(), operation_time);
+        Self { pool, breaker, gates, _kept: None }
     }
 
     /// Keeps `value` alive until the store is dropped: a test ties the
@@ -100,6 +126,17 @@ impl PostgresStore {
             other => StoreError::Internal(other.to_string()),
         })
     }
+}
+
+/// The server-side limits of [`Budget`], as startup options of every connection.
+fn with_time_limits(options: PgConnectOptions, budget: Budget) -> PgConnectOptions {
+    let millis = |duration: Duration| format!("{}ms", duration.as_millis());
+    options.options([
+        ("statement_timeout", millis(budget.statement_timeout())),
+        ("lock_timeout", millis(budget.lock_timeout())),
+        // A transaction left open by a request that went away ends too.
+        ("idle_in_transaction_session_timeout", millis(budget.statement_timeout())),
+    ])
 }
 
 fn pool_options(breaker: &Arc<Breaker>) -> PgPoolOptions {
@@ -124,20 +161,6 @@ fn pool_options(breaker: &Arc<Breaker>) -> PgPoolOptions {
                 Ok(true)
             })
         })
-}
-
-/// Removes the URL's password from a message, should a message ever quote it.
-fn redact(url: &str, message: &str) -> String {
-    match password_of(url) {
-        Some(password) if !password.is_empty() => message.replace(&password, "***"),
-        _ => message.to_owned(),
-    }
-}
-
-fn password_of(url: &str) -> Option<String> {
-    let after_scheme = &url[url.find("://")? + 3..];
-    let credentials = &after_scheme[..after_scheme.rfind('@')?];
-    credentials.split_once(':').map(|(_, password)| password.to_owned())
 }
 
 #[async_trait]
@@ -189,6 +212,7 @@ impl Store for PostgresStore {
         customer: Customer,
         idempotency: Option<IdempotencyRecord>,
     ) -> Result<(), StoreError> {
+        let _turn = self.gates.enter(None).await?;
         self.breaker.run(queries::insert_customer(&self.pool, account_id, &customer, idempotency.as_ref())).await
     }
 
@@ -208,6 +232,7 @@ impl Store for PostgresStore {
         precondition: Precondition,
         now: i64,
     ) -> Result<Customer, StoreError> {
+        let _turn = self.gates.enter(Some((account_id.as_str(), customer_id.as_str()))).await?;
         self.breaker
             .run(queries::replace_customer(&self.pool, account_id, customer_id, fields, &precondition, now))
             .await
@@ -219,6 +244,7 @@ impl Store for PostgresStore {
         customer_id: &CustomerId,
         precondition: Precondition,
     ) -> Result<(), StoreError> {
+        let _turn = self.gates.enter(Some((account_id.as_str(), customer_id.as_str()))).await?;
         self.breaker.run(queries::delete_customer(&self.pool, account_id, customer_id, &precondition)).await
     }
 

@@ -13,6 +13,7 @@ use async_trait::async_trait;
 
 use self::runtime::Runtime;
 use super::{CursorQuery, IdempotencyRecord, OpenError, Page, Precondition, Store, StoreError};
+use crate::deadline::Budget;
 use crate::domain::customer::Customer;
 use crate::domain::token::TokenHash;
 use crate::domain::{Account, AccountId, CustomerFields, CustomerId, TokenId, TokenRecord};
@@ -27,12 +28,17 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the file at `path` and brings its schema up to date.
     pub async fn open(path: &str) -> Result<Self, OpenError> {
+        Self::open_with(path, Budget::default()).await
+    }
+
+    /// [`SqliteStore::open`], waiting for other processes' locks no longer than `budget` allows.
+    pub async fn open_with(path: &str, budget: Budget) -> Result<Self, OpenError> {
         let path = PathBuf::from(path);
         let opened = path.clone();
         let runtime = tokio::task::spawn_blocking(move || -> rusqlite::Result<Runtime> {
             let mut connection = runtime::open(&opened)?;
             migrations::run(&mut connection)?;
-            Runtime::start(&opened, READERS)
+            Runtime::start(&opened, READERS, budget.busy_timeout())
         })
         .await
         .map_err(|error| OpenError::Open(error.to_string()))?

@@ -8,17 +8,25 @@
 //! in one transaction (each in its own savepoint, so one failure does not undo
 //! the others). Callers are answered only after the commit, so a 2xx answer
 //! means the write is in the WAL and survives the process being killed.
+//!
+//! Every job carries its request's store deadline ([`crate::deadline`]): the
+//! writer waits for another process's lock on the file no longer than the
+//! latest deadline in its batch, and refuses (answers `Unavailable`, never
+//! runs) a write whose deadline has passed or whose caller has gone, so a
+//! write its request was answered 503 for is never applied later.
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
 use super::error::from_sqlite;
+use crate::deadline;
 use crate::storage::StoreError;
 
 type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
@@ -29,12 +37,21 @@ trait WriteJob: Send {
     fn run(&mut self, connection: &Connection) -> bool;
     /// Answers the caller: the change's own result, or `error` if the batch did not commit.
     fn finish(self: Box<Self>, error: Option<StoreError>);
+    /// The request's store deadline, if the write is a request's.
+    fn deadline(&self) -> Option<Instant>;
+    /// The caller stopped waiting (its request was answered or dropped).
+    fn abandoned(&self) -> bool;
+    /// Too late to run: its deadline has passed or its caller has gone.
+    fn expired(&self, now: Instant) -> bool {
+        self.abandoned() || self.deadline().is_some_and(|deadline| now >= deadline)
+    }
 }
 
 struct Job<T, F> {
     change: Option<F>,
     result: Option<Result<T, StoreError>>,
     reply: oneshot::Sender<Result<T, StoreError>>,
+    deadline: Option<Instant>,
 }
 
 impl<T, F> WriteJob for Job<T, F>
@@ -58,6 +75,19 @@ where
         };
         let _ = self.reply.send(answer);
     }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    fn abandoned(&self) -> bool {
+        self.reply.is_closed()
+    }
+}
+
+/// The answer to a job refused because its request ran out of time.
+fn too_late() -> StoreError {
+    StoreError::Unavailable("the request's deadline passed before its write could start".into())
 }
 
 /// The most writes committed together; bounds the latency one batch adds.
@@ -67,6 +97,8 @@ pub struct Runtime {
     /// Tells this database's inline connections apart from other stores' in one process.
     id: usize,
     path: PathBuf,
+    /// How long a reader waits for another process's lock on the file.
+    busy: Duration,
     reads: Sender<ReadJob>,
     writes: Sender<Box<dyn WriteJob>>,
 }
@@ -79,18 +111,20 @@ thread_local! {
 }
 
 impl Runtime {
-    pub fn start(path: &Path, readers: usize) -> rusqlite::Result<Self> {
+    /// Starts the threads; none waits longer than `busy` for another process's lock on the file.
+    pub fn start(path: &Path, readers: usize, busy: Duration) -> rusqlite::Result<Self> {
         let (reads, read_queue) = crossbeam_channel::unbounded::<ReadJob>();
         let (writes, write_queue) = crossbeam_channel::unbounded::<Box<dyn WriteJob>>();
         for index in 0..readers {
             let connection = open(path)?;
             connection.pragma_update(None, "query_only", true)?;
+            connection.busy_timeout(busy)?;
             let queue = read_queue.clone();
             spawn(format!("sqlite-read-{index}"), move || serve_reads(connection, queue));
         }
         let connection = open(path)?;
-        spawn("sqlite-write".to_owned(), move || serve_writes(connection, write_queue));
-        Ok(Self { id: NEXT_RUNTIME_ID.fetch_add(1, Ordering::Relaxed), path: path.to_owned(), reads, writes })
+        spawn("sqlite-write".to_owned(), move || serve_writes(connection, write_queue, busy));
+        Ok(Self { id: NEXT_RUNTIME_ID.fetch_add(1, Ordering::Relaxed), path: path.to_owned(), busy, reads, writes })
     }
 
     /// Runs a short read (a lookup by key) on this thread's own connection.
@@ -102,6 +136,7 @@ impl Runtime {
                 None => {
                     let connection = open(&self.path).and_then(|connection| {
                         connection.pragma_update(None, "query_only", true)?;
+                        connection.busy_timeout(self.busy)?;
                         Ok(connection)
                     });
                     connections.push((self.id, connection.map_err(from_sqlite)?));
@@ -118,7 +153,13 @@ impl Runtime {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
+        let deadline = deadline::store_deadline();
         let job: ReadJob = Box::new(move |connection| {
+            // A read whose request is over is not worth running.
+            if reply.is_closed() || deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                let _ = reply.send(Err(too_late()));
+                return;
+            }
             let _ = reply.send(query(connection));
         });
         self.reads.send(job).map_err(|_| stopped())?;
@@ -131,7 +172,8 @@ impl Runtime {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        let job: Box<dyn WriteJob> = Box::new(Job { change: Some(change), result: None, reply });
+        let deadline = deadline::store_deadline();
+        let job: Box<dyn WriteJob> = Box::new(Job { change: Some(change), result: None, reply, deadline });
         self.writes.send(job).map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
@@ -144,7 +186,8 @@ fn stopped() -> StoreError {
 pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let connection = Connection::open_with_flags(path, flags)?;
-    connection.busy_timeout(std::time::Duration::from_secs(5))?;
+    // Replaced by the request budget's busy timeout where the connection serves requests.
+    connection.busy_timeout(Duration::from_secs(5))?;
     // WAL + NORMAL: a committed transaction survives the process being killed.
     connection.pragma_update(None, "journal_mode", "wal")?;
     connection.pragma_update(None, "synchronous", "normal")?;
@@ -164,7 +207,7 @@ fn serve_reads(connection: Connection, queue: Receiver<ReadJob>) {
     }
 }
 
-fn serve_writes(connection: Connection, queue: Receiver<Box<dyn WriteJob>>) {
+fn serve_writes(connection: Connection, queue: Receiver<Box<dyn WriteJob>>, busy: Duration) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = queue.recv() {
         batch.push(first);
@@ -174,8 +217,42 @@ fn serve_writes(connection: Connection, queue: Receiver<Box<dyn WriteJob>>) {
                 Err(_) => break,
             }
         }
-        commit_batch(&connection, batch.drain(..));
+        let live = refuse_expired(batch.drain(..));
+        if live.is_empty() {
+            continue;
+        }
+        // Wait for another process's lock no longer than some job can still use it.
+        let wait = lock_wait(&live, busy);
+        if let Err(error) = connection.busy_timeout(wait) {
+            tracing::warn!(%error, "cannot set SQLite's busy timeout");
+        }
+        commit_batch(&connection, live.into_iter());
     }
+}
+
+/// Answers the jobs that are too late to run; returns the others.
+fn refuse_expired(jobs: impl Iterator<Item = Box<dyn WriteJob>>) -> Vec<Box<dyn WriteJob>> {
+    let now = Instant::now();
+    let mut live = Vec::with_capacity(MAX_BATCH);
+    for job in jobs {
+        if job.expired(now) {
+            job.finish(Some(too_late()));
+        } else {
+            live.push(job);
+        }
+    }
+    live
+}
+
+/// How long the batch may wait for the file's write lock: until the latest
+/// deadline among its jobs, and never longer than `busy`.
+fn lock_wait(jobs: &[Box<dyn WriteJob>], busy: Duration) -> Duration {
+    let now = Instant::now();
+    let latest = jobs
+        .iter()
+        .map(|job| job.deadline().map(|deadline| deadline.saturating_duration_since(now)))
+        .try_fold(Duration::ZERO, |latest, left| left.map(|left| latest.max(left)));
+    latest.map_or(busy, |left| left.min(busy))
 }
 
 fn commit_batch(connection: &Connection, jobs: impl Iterator<Item = Box<dyn WriteJob>>) {
@@ -187,7 +264,8 @@ fn commit_batch(connection: &Connection, jobs: impl Iterator<Item = Box<dyn Writ
         return;
     }
     let mut ran = Vec::with_capacity(MAX_BATCH);
-    for mut job in jobs {
+    // Waiting for the lock took time: a job that is too late now is refused, not run.
+    for mut job in refuse_expired(jobs) {
         match run_in_savepoint(connection, job.as_mut()) {
             Ok(()) => ran.push(job),
             Err(error) => job.finish(Some(error)),
@@ -213,4 +291,75 @@ fn run_in_savepoint(connection: &Connection, job: &mut dyn WriteJob) -> Result<(
         statement("ROLLBACK TO job")?;
     }
     statement("RELEASE job")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deadline::{Budget, Deadlines, scope};
+
+    fn runtime(dir: &tempfile::TempDir) -> Runtime {
+        let path = dir.path().join("queue.db");
+        open(&path).unwrap().execute_batch("CREATE TABLE written (what TEXT)").unwrap();
+        Runtime::start(&path, 1, Duration::from_millis(200)).unwrap()
+    }
+
+    fn written(runtime: &Runtime) -> Vec<String> {
+        runtime
+            .read_inline(|connection| {
+                let mut statement = connection.prepare("SELECT what FROM written ORDER BY what")?;
+                let rows = statement.query_map([], |row| row.get(0))?.collect::<Result<Vec<String>, _>>()?;
+                Ok(rows)
+            })
+            .unwrap()
+    }
+
+    fn insert(what: &'static str, sleep: Duration) -> impl FnOnce(&Connection) -> Result<(), StoreError> {
+        move |connection| {
+            thread::sleep(sleep);
+            connection.execute("INSERT INTO written VALUES (?1)", [what])?;
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_queued_past_its_deadline_is_refused_not_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = std::sync::Arc::new(runtime(&dir));
+        // The writer is busy for 600 ms with a write outside any request.
+        let busy = tokio::spawn({
+            let runtime = runtime.clone();
+            async move { runtime.write(insert("slow", Duration::from_millis(600))).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // A request with 1 s in all (a 900 ms store deadline) queues behind it ...
+        let deadlines = Deadlines::starting_now(Budget::new(Duration::from_secs(1)));
+        let late = scope(deadlines, runtime.write(insert("late", Duration::ZERO)));
+        // ... and a request that gives up (its client went away) before its turn.
+        let gone = scope(deadlines, runtime.write(insert("gone", Duration::ZERO)));
+        let gone = tokio::time::timeout(Duration::from_millis(100), gone);
+        // The store deadline passes while both wait.
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        let (late, gone) = tokio::join!(late, gone);
+        busy.await.unwrap().unwrap();
+        assert!(matches!(late, Err(StoreError::Unavailable(_))), "{late:?}");
+        assert!(gone.is_err(), "the caller stopped waiting");
+        assert_eq!(written(&runtime), ["slow"], "neither write that was too late was applied");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_writer_waits_for_another_process_lock_no_longer_than_its_jobs_can_use_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = runtime(&dir);
+        let other = open(&dir.path().join("queue.db")).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let started = Instant::now();
+        let refused = runtime.write(insert("blocked", Duration::ZERO)).await;
+        assert!(matches!(refused, Err(StoreError::Unavailable(_))), "{refused:?}");
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(200) && waited < Duration::from_millis(800), "{waited:?}");
+        other.execute_batch("ROLLBACK").unwrap();
+        runtime.write(insert("free", Duration::ZERO)).await.unwrap();
+        assert_eq!(written(&runtime), ["free"]);
+    }
 }

@@ -1,0 +1,208 @@
+//! Every request's time budget (`serve --request-timeout`) and the limits derived from it.
+//!
+//! A request is answered by its deadline, `503 service_unavailable` with
+//! `Retry-After` at the latest ([`crate::http::deadline`]). Its database work
+//! must be over by then, or a write answered 503 could still be applied
+//! afterwards. So the store works to an earlier deadline, the *store
+//! deadline*, [`Budget::margin`] before the answer's:
+//!
+//! ```text
+//! request starts            store deadline           answer deadline
+//! |--------------------------------|- - - margin - - - -|
+//!   database operations start only while they can end
+//!   before the store deadline: PostgreSQL's statement_timeout,
+//!   lock_timeout and the pool's acquire timeout are shorter;
+//!   SQLite's writer refuses a queued write past its deadline
+//! ```
+//!
+//! The HTTP layer puts the request's [`Deadlines`] in a task-local ([`scope`]);
+//! the stores read it with [`store_deadline`]. Work outside a request (the
+//! admin CLI, background maintenance) has none and is bounded by the
+//! per-connection limits alone.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// `--request-timeout` unless set.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The limits one request timeout implies. All are fractions of it, so a
+/// shorter `--request-timeout` shortens every wait below it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    request: Duration,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self::new(DEFAULT_REQUEST_TIMEOUT)
+    }
+}
+
+impl Budget {
+    /// The budget of a request timeout (at least 100 ms, so every limit below it stays positive).
+    pub fn new(request_timeout: Duration) -> Self {
+        Self { request: request_timeout.max(Duration::from_millis(100)) }
+    }
+
+    /// When a request is answered at the latest (`--request-timeout`).
+    pub fn request(&self) -> Duration {
+        self.request
+    }
+
+    /// Time between the store deadline and the answer: a write the store
+    /// started before its deadline has committed (or failed) by the time the
+    /// request would be answered 503. A tenth of the request timeout, 100 ms to 1 s.
+    pub fn margin(&self) -> Duration {
+        (self.request / 10).clamp(Duration::from_millis(100), Duration::from_secs(1)).min(self.request / 2)
+    }
+
+    /// When the store stops working for a request, after the request started.
+    pub fn store(&self) -> Duration {
+        self.request - self.margin()
+    }
+
+    /// PostgreSQL's `statement_timeout` on every pooled connection: a third of [`Budget::store`].
+    pub fn statement_timeout(&self) -> Duration {
+        self.store() / 3
+    }
+
+    /// PostgreSQL's `lock_timeout`: half the statement timeout, at most 2 s. Two
+    /// writers of one row wait for each other for milliseconds; a row held
+    /// longer (a manual `SELECT ... FOR UPDATE`, a migration) answers 503 soon.
+    pub fn lock_timeout(&self) -> Duration {
+        (self.statement_timeout() / 2).min(Duration::from_secs(2))
+    }
+
+    /// How long a PostgreSQL operation may wait for a pooled connection: a
+    /// third of [`Budget::store`], at most 3 s.
+    pub fn acquire_timeout(&self) -> Duration {
+        (self.store() / 3).min(Duration::from_secs(3))
+    }
+
+    /// What a PostgreSQL operation needs left before the store deadline to
+    /// start: a connection's wait, then a statement's. One that starts with
+    /// less could still run on the server after its request was answered 503.
+    pub fn operation_time(&self) -> Duration {
+        self.acquire_timeout() + self.statement_timeout()
+    }
+
+    /// SQLite's busy timeout (how long a connection waits for another
+    /// process's lock on the file): half of [`Budget::store`], at most 5 s.
+    pub fn busy_timeout(&self) -> Duration {
+        (self.store() / 2).min(Duration::from_secs(5))
+    }
+}
+
+/// One request's deadlines, set by the HTTP layer for everything the request awaits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    /// The store gives up by then (see the module docs).
+    pub store: Instant,
+    /// The request is answered by then.
+    pub answer: Instant,
+}
+
+impl Deadlines {
+    /// The deadlines of a request starting now.
+    pub fn starting_now(budget: Budget) -> Self {
+        let now = Instant::now();
+        Self { store: now + budget.store(), answer: now + budget.request() }
+    }
+}
+
+tokio::task_local! {
+    static DEADLINES: Deadlines;
+}
+
+/// Runs `work` (a request) with `deadlines` visible to [`store_deadline`].
+pub async fn scope<F: Future>(deadlines: Deadlines, work: F) -> F::Output {
+    DEADLINES.scope(deadlines, work).await
+}
+
+/// The current request's store deadline; `None` outside a request (and in
+/// tasks a request spawned: they outlive it on purpose).
+pub fn store_deadline() -> Option<Instant> {
+    DEADLINES.try_with(|deadlines| deadlines.store).ok()
+}
+
+/// Whether `needed` still fits before the current request's store deadline
+/// (always, outside a request).
+pub fn has_left(needed: Duration) -> bool {
+    store_deadline().is_none_or(|deadline| Instant::now() + needed <= deadline)
+}
+
+/// Parses a duration written `N` + `s`, `m`, `h` or `d` (`10s`, `2m`), as every duration option is.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let usage = || format!("invalid duration '{text}': expected a whole number and s, m, h or d, such as 10s");
+    let (digits, unit) = text.split_at(text.len().saturating_sub(1));
+    let seconds_per_unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(usage()),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(usage());
+    }
+    let count: u64 = digits.parse().map_err(|_| usage())?;
+    count.checked_mul(seconds_per_unit).map(Duration::from_secs).ok_or_else(usage)
+}
+
+/// [`parse_duration`] for `--request-timeout`: at least 1 s.
+pub fn parse_request_timeout(text: &str) -> Result<Duration, String> {
+    let timeout = parse_duration(text)?;
+    if timeout.is_zero() {
+        return Err(format!("invalid request timeout '{text}': it must be at least 1s"));
+    }
+    Ok(timeout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
+        for bad in ["", "s", "10", "10ms", "-1s", "+1s", "1.5s", " 1s", "99999999999999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_request_timeout("0s").is_err());
+    }
+
+    #[test]
+    fn every_limit_ends_before_the_store_deadline_which_ends_before_the_answer() {
+        for seconds in [1, 2, 3, 10, 30, 600] {
+            let budget = Budget::new(Duration::from_secs(seconds));
+            assert!(budget.margin() >= Duration::from_millis(100), "{budget:?}");
+            assert!(budget.store() < budget.request());
+            assert!(budget.lock_timeout() < budget.statement_timeout());
+            assert!(budget.operation_time() < budget.store(), "{budget:?}");
+            assert!(budget.busy_timeout() < budget.store());
+        }
+        let default = Budget::default();
+        assert_eq!(default.store(), Duration::from_secs(9));
+        assert_eq!(default.statement_timeout(), Duration::from_secs(3));
+        assert_eq!(default.lock_timeout(), Duration::from_millis(1500));
+    }
+
+    #[tokio::test]
+    async fn the_deadline_is_seen_inside_its_scope_only() {
+        assert_eq!(store_deadline(), None);
+        assert!(has_left(Duration::from_secs(3600)));
+        let deadlines = Deadlines::starting_now(Budget::new(Duration::from_secs(2)));
+        scope(deadlines, async move {
+            assert_eq!(store_deadline(), Some(deadlines.store));
+            assert!(has_left(Duration::from_millis(100)));
+            assert!(!has_left(Duration::from_secs(2)));
+            let spawned = tokio::spawn(async { store_deadline() }).await.unwrap();
+            assert_eq!(spawned, None, "a spawned task outlives the request");
+        })
+        .await;
+    }
+}

@@ -1,0 +1,128 @@
+//! The request deadline (`serve --request-timeout`): a request still running
+//! then is answered `503 service_unavailable` with `Retry-After`, and its
+//! database work has been stopped before (see [`crate::deadline`]).
+//!
+//! Two layers share one pair of [`Deadlines`]: [`limit`], around every route,
+//! sets them for the request's task and answers for a request stuck before
+//! authentication; [`answer_in_time`], inside the authentication layer of
+//! `/v1` and `/v2`, answers for a request stuck in its handler, so that 503
+//! still gets its rate-limit headers. The inner one wins when both expire.
+
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tokio::time::Instant;
+
+use super::error::{ApiError, ErrorCode};
+use crate::app::AppState;
+use crate::deadline::{self, Deadlines};
+
+/// The outer layer answers this much after the inner one, so the inner one,
+/// which knows the caller's rate limit, answers when both could.
+const OUTER_GRACE: Duration = Duration::from_millis(5);
+
+/// Sets the request's deadlines and answers 503 when the request outlives them.
+pub async fn limit(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let budget = state.config.budget();
+    let deadlines = Deadlines::starting_now(budget);
+    request.extensions_mut().insert(deadlines);
+    request.extensions_mut().insert(RequestTimeout(budget.request()));
+    let answer_by = Instant::from_std(deadlines.answer) + OUTER_GRACE;
+    match tokio::time::timeout_at(answer_by, deadline::scope(deadlines, next.run(request))).await {
+        Ok(response) => response,
+        Err(_) => too_late(budget.request()),
+    }
+}
+
+/// Answers 503 at the request's answer deadline, inside authentication.
+pub async fn answer_in_time(request: Request, next: Next) -> Response {
+    let Some(deadlines) = request.extensions().get::<Deadlines>().copied() else {
+        return next.run(request).await;
+    };
+    let timeout = request.extensions().get::<RequestTimeout>().map_or(Duration::ZERO, |timeout| timeout.0);
+    match tokio::time::timeout_at(Instant::from_std(deadlines.answer), next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => too_late(timeout),
+    }
+}
+
+/// The request timeout, for the inner layer's message.
+#[derive(Debug, Clone, Copy)]
+struct RequestTimeout(Duration);
+
+fn too_late(timeout: Duration) -> Response {
+    tracing::warn!(timeout_ms = timeout.as_millis() as u64, "a request reached its deadline: answered 503");
+    ApiError::from(ErrorCode::ServiceUnavailable)
+        .with_message(format!(
+            "the request did not complete within {} s; nothing was changed, retry shortly",
+            timeout.as_secs_f64()
+        ))
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::Router;
+    use axum::http::StatusCode;
+    use axum::middleware::{from_fn, from_fn_with_state};
+    use axum::routing::get;
+
+    use super::*;
+    use crate::config::ServerConfig;
+    use crate::ratelimit::RateLimiter;
+    use crate::storage::sqlite::SqliteStore;
+
+    async fn slow() -> &'static str {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        "too late"
+    }
+
+    async fn sees_its_deadline() -> String {
+        format!("{}", crate::deadline::store_deadline().is_some())
+    }
+
+    /// A server with the deadline layers inside the edge layer, as in [`super::super::router`].
+    async fn serve(request_timeout: Duration) -> (String, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("d.db").to_str().unwrap()).await.unwrap();
+        let config = ServerConfig { request_timeout, ..ServerConfig::default() };
+        let state = AppState::new(config, Arc::new(store), RateLimiter::in_memory());
+        let inner = Router::new().route("/slow", get(slow)).layer(from_fn(answer_in_time));
+        let app = Router::new()
+            .route("/outer-only", get(slow))
+            .route("/deadline", get(sees_its_deadline))
+            .merge(inner)
+            .layer(from_fn_with_state(state.clone(), limit))
+            .layer(from_fn(super::super::edge::edge))
+            .with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (base, dir)
+    }
+
+    #[tokio::test]
+    async fn a_request_outliving_its_deadline_is_answered_503_with_retry_after() {
+        let (base, _dir) = serve(Duration::from_secs(1)).await;
+        let client = reqwest::Client::new();
+        for path in ["/slow", "/outer-only"] {
+            let started = std::time::Instant::now();
+            let response = client.get(format!("{base}{path}")).send().await.unwrap();
+            let elapsed = started.elapsed();
+            assert!(elapsed >= Duration::from_secs(1) && elapsed < Duration::from_millis(1_500), "{path}: {elapsed:?}");
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+            assert_eq!(response.headers()["retry-after"], "1", "{path}");
+            let request_id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+            let body: serde_json::Value = response.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "service_unavailable", "{path}: {body}");
+            assert_eq!(body["error"]["type"], "api_error");
+            assert_eq!(body["error"]["request_id"], request_id.as_str());
+        }
+        let seen = client.get(format!("{base}/deadline")).send().await.unwrap().text().await.unwrap();
+        assert_eq!(seen, "true", "the handler runs with its request's deadline");
+    }
+}
