@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 use crate::storage::{self, SharedStore};
 
 #[derive(Debug, Parser)]
-#[command(name = "clientele", version, about = "Clientele: a customer-records REST API server")]
+#[command(name = "clientele", version = crate::build_info::VERSION, about = "Clientele: a customer-records REST API server")]
 struct Cli {
     /// Where the data lives: sqlite://PATH (created on first use) or postgres://USER@HOST/DB.
     #[arg(long, global = true, env = "CLIENTELE_DATABASE_URL", default_value = "sqlite://clientele.db")]
