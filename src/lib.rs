@@ -21,6 +21,9 @@
 //! * [`storage::postgres`] serves the same trait from PostgreSQL (sqlx), for
 //!   many instances sharing one database.
 //! * [`cli`] is the operator's interface: `serve`, `accounts`, `tokens`.
+//!
+//! `API.md §N` in comments and docs means section N of `docs/API.md`, the API
+//! reference for integrators (`tests/docs.rs` checks that every cited section exists).
 
 pub mod admin;
 pub mod app;
