@@ -23,7 +23,7 @@
 //! * [`cli`] is the operator's interface: `serve`, `accounts`, `tokens`.
 //!
 //! `API.md §N` in comments and docs means section N of `docs/API.md`, the API
-//! reference for integrators (`tests/docs.rs` checks that every cited section exists).
+//! reference for integrators (a test fails when a cited section does not exist).
 
 pub mod admin;
 pub mod app;
