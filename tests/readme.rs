@@ -16,7 +16,7 @@
 //!   `cus_X` everywhere, in commands too); timestamps, dates and Unix seconds;
 //!   seconds until a rate-limit window resets. Headers are compared as a set
 //!   (their order is not part of HTTP).
-//! * `CLIENTELE_UPDATE_README=1 cargo nextest run --test readme` rewrites the
+//! * `CLIENTELE_UPDATE_README=1 cargo nextest run -E 'test(readme_walk_through)'` rewrites the
 //!   README's outputs (and the ids in its commands) from this run instead.
 //!
 //! Needs `bash` and `curl` (7.84 or newer), like the README itself.
@@ -479,7 +479,7 @@ fn the_readme_walk_through_runs_as_written() {
         if let Err(why) = result {
             panic!(
                 "the README and the server disagree (rewrite the README's outputs from a real run with \
-                 {UPDATE_VARIABLE}=1 cargo nextest run --test readme, and review the diff):\n{why}"
+                 {UPDATE_VARIABLE}=1 cargo nextest run -E 'test(readme_walk_through)', and review the diff):\n{why}"
             );
         }
         return;
