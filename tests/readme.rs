@@ -14,7 +14,7 @@
 //!   to run: ids (`cus_`, `tok_`, `acct_`, `req_`, ...) and tokens (`clt_`),
 //!   which must correspond one to one (the README's `cus_A` is this run's
 //!   `cus_X` everywhere, in commands too); timestamps, dates and Unix seconds;
-//!   seconds until a rate-limit window resets. Headers are compared as a set
+//!   seconds until a rate-limit window resets; the commit `--version` names. Headers are compared as a set
 //!   (their order is not part of HTTP).
 //! * `CLIENTELE_UPDATE_README=1 cargo nextest run -E 'test(readme_walk_through)'` rewrites the
 //!   README's outputs (and the ids in its commands) from this run instead.
@@ -120,6 +120,8 @@ fn volatile() -> Regex {
         r"|(?P<date>\b[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT)",
         r"|(?P<unix>\b1\d{9}\b)",
         r"|(?P<reset>(?:x-ratelimit-reset: |retry-after: |reset=|retry-after=|;t=)\d+)",
+        // The commit `clientele --version` names.
+        r"|(?P<commit>\(commit (?:[0-9a-f]{40}|unknown)\))",
     ))
     .expect("regex")
 }
@@ -140,7 +142,7 @@ fn pieces<'a>(text: &'a str, pattern: &Regex) -> Vec<Piece<'a>> {
         if whole.start() > last {
             pieces.push(Piece::Literal(&text[last..whole.start()]));
         }
-        let kind = ["id", "address", "time", "date", "unix", "reset"]
+        let kind = ["id", "address", "time", "date", "unix", "reset", "commit"]
             .into_iter()
             .find(|kind| captures.name(kind).is_some())
             .expect("a named group matched");
