@@ -37,10 +37,14 @@
 //!   answers 503 by then ([`http::deadline`]), and the stores stop its
 //!   database work before, so a write answered 503 is never applied.
 //! * [`secrets`] masks passwords wherever a connection URL is printed.
+//!
+//! `API.md §N` in comments and docs means section N of `docs/API.md`, the API
+//! reference for integrators (a test fails when a cited section does not exist).
 
 pub mod admin;
 pub mod app;
 pub mod auth;
+pub mod build_info;
 pub mod cli;
 pub mod config;
 pub mod deadline;

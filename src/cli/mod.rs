@@ -14,7 +14,7 @@ use crate::secrets::{self, SecretUrl};
 use crate::storage::{self, SharedStore};
 
 #[derive(Debug, Parser)]
-#[command(name = "clientele", version, about = "Clientele: a customer-records REST API server")]
+#[command(name = "clientele", version = crate::build_info::VERSION, about = "Clientele: a customer-records REST API server")]
 struct Cli {
     /// Where the data lives: sqlite://PATH (created on first use) or postgres://USER@HOST/DB.
     #[arg(
