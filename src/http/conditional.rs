@@ -4,7 +4,8 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
 use serde_json::json;
 use utoipa::IntoParams;
 use utoipa::openapi::Required;
@@ -13,7 +14,8 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 
 use super::error::{ApiError, ErrorCode};
 use super::openapi::schemas::ENTITY_TAGS_PATTERN;
-use crate::storage::Precondition;
+use crate::domain::Customer;
+use crate::storage::{Precondition, Refusal, Versions};
 
 /// The entity tag of a customer at `version`: the strong tag `"<version>"`.
 pub fn etag(version: i64) -> HeaderValue {
@@ -97,40 +99,96 @@ fn canonical_name(name: &header::HeaderName) -> &'static str {
     if name == header::IF_MATCH { "If-Match" } else { "If-None-Match" }
 }
 
-/// `If-Match`: write only if the current entity tag is one of these (strong
-/// comparison: weak tags never match), or, with `*`, if the customer exists.
+/// The version an entity tag names, by its exact text: `"1"` names version 1,
+/// `"01"` and `"+1"` name nothing (the comparison is of the tag's characters).
+fn version_of(opaque: &str) -> Option<i64> {
+    let version: i64 = opaque.parse().ok()?;
+    (version.to_string() == opaque).then_some(version)
+}
+
+/// `If-Match`: proceed only if the current entity tag is one of these, by the
+/// strong comparison (RFC 9110 §8.8.3.2: a weak tag never matches), or, with
+/// `*`, if the customer exists.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IfMatch(pub Precondition);
+pub struct IfMatch(pub Option<Versions>);
 
 impl IfMatch {
     pub fn from_headers(headers: &HeaderMap) -> Result<Self, ApiError> {
-        Ok(Self(match parse_condition(headers, &header::IF_MATCH)? {
-            None => Precondition::None,
-            Some(Condition::Any) => Precondition::Exists,
-            Some(Condition::Tags(tags)) => Precondition::Versions(
-                tags.iter().filter(|tag| !tag.weak).filter_map(|tag| tag.opaque.parse().ok()).collect(),
+        Ok(Self(parse_condition(headers, &header::IF_MATCH)?.map(|condition| match condition {
+            Condition::Any => Versions::Any,
+            Condition::Tags(tags) => Versions::Listed(
+                tags.iter().filter(|tag| !tag.weak).filter_map(|tag| version_of(&tag.opaque)).collect(),
             ),
-        }))
+        })))
     }
 }
 
-/// `If-None-Match` on a read: whether it names the current entity tag (weak comparison), for a `304`.
-#[derive(Debug)]
-pub struct IfNoneMatch(Option<Condition>);
+/// `If-None-Match`: proceed only if the current entity tag is none of these, by
+/// the weak comparison (a weak tag matches its strong twin), or, with `*`, if
+/// the customer does not exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IfNoneMatch(pub Option<Versions>);
 
 impl IfNoneMatch {
     pub fn from_headers(headers: &HeaderMap) -> Result<Self, ApiError> {
-        Ok(Self(parse_condition(headers, &header::IF_NONE_MATCH)?))
+        Ok(Self(parse_condition(headers, &header::IF_NONE_MATCH)?.map(|condition| match condition {
+            Condition::Any => Versions::Any,
+            Condition::Tags(tags) => Versions::Listed(tags.iter().filter_map(|tag| version_of(&tag.opaque)).collect()),
+        })))
     }
+}
 
-    /// Whether the customer at `version` matches, so a GET answers 304.
-    pub fn matches(&self, version: i64) -> bool {
-        match &self.0 {
-            None => false,
-            Some(Condition::Any) => true,
-            Some(Condition::Tags(tags)) => tags.iter().any(|tag| tag.opaque.parse::<i64>() == Ok(version)),
+/// Both conditional headers of a request, `If-Match` read (and refused when
+/// malformed) first, as the store's [`Precondition`] (API.md §3).
+pub fn preconditions(headers: &HeaderMap) -> Result<Precondition, ApiError> {
+    let IfMatch(if_match) = IfMatch::from_headers(headers)?;
+    let IfNoneMatch(if_none_match) = IfNoneMatch::from_headers(headers)?;
+    Ok(Precondition { if_match, if_none_match })
+}
+
+/// The `412` of a precondition, saying which header failed as far as the request tells.
+pub fn precondition_failed(precondition: &Precondition) -> ApiError {
+    let message = match (&precondition.if_match, &precondition.if_none_match) {
+        (_, None) => ErrorCode::PreconditionFailed.default_message(),
+        (None, Some(_)) => "If-None-Match matches the current ETag (or is * and the customer exists)",
+        (Some(_), Some(_)) => "If-Match does not match, or If-None-Match matches, the current ETag",
+    };
+    ApiError::new(ErrorCode::PreconditionFailed, format!("{message}; nothing was written"))
+}
+
+/// What a read answers once its preconditions are evaluated against the
+/// customer (RFC 9110 §13.2.2): the customer, `304` with its ETag, `412` or `404`.
+pub enum ReadOutcome<T> {
+    Found(T),
+    NotModified(HeaderValue),
+}
+
+/// Evaluates a read's preconditions: `404` for no customer (unless `If-Match`: `412`),
+/// `412` for a false `If-Match`, `304` when `If-None-Match` names the current tag.
+pub fn evaluate_read(
+    precondition: &Precondition,
+    customer: Option<Customer>,
+    customer_id: &str,
+) -> Result<ReadOutcome<Customer>, ApiError> {
+    match precondition.evaluate(customer.as_ref().map(|customer| customer.version)) {
+        Ok(()) => Ok(ReadOutcome::Found(customer.expect("a precondition that holds has a customer"))),
+        Err(Refusal::Missing) => Err(ApiError::customer_not_found(customer_id)),
+        Err(Refusal::IfMatch) => {
+            Err(ApiError::new(ErrorCode::PreconditionFailed, ErrorCode::PreconditionFailed.default_message()))
+        }
+        Err(Refusal::IfNoneMatch) => {
+            let version = customer.map_or(0, |customer| customer.version);
+            Ok(ReadOutcome::NotModified(etag(version)))
         }
     }
+}
+
+/// `304 Not Modified`: no body, the current `ETag` (RFC 9110 §15.4.5).
+pub fn not_modified(tag: HeaderValue) -> Response {
+    let mut response = Response::new(axum::body::Body::empty());
+    *response.status_mut() = StatusCode::NOT_MODIFIED;
+    response.headers_mut().insert(header::ETAG, tag);
+    response
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
@@ -168,8 +226,10 @@ impl IntoParams for IfMatch {
         conditional_parameter(
             "If-Match",
             format!(
-                "Write only if the customer's current ETag is one of these (strong comparison), or exists at all \
-                 with `*`. Otherwise {} and nothing is written. Malformed: {}.",
+                "Proceed only if the customer's current ETag is one of these (strong comparison: `\"01\"` does \
+                 not match `\"1\"`, a weak tag never matches), or exists at all with `*`. Otherwise {} and nothing \
+                 is written; on a customer that does not exist, also 412. Evaluated before `If-None-Match`; several \
+                 lines combine into one list. Malformed: {}.",
                 ErrorCode::PreconditionFailed.cited(),
                 ErrorCode::ParameterInvalid.cited()
             ),
@@ -182,8 +242,11 @@ impl IntoParams for IfNoneMatch {
         conditional_parameter(
             "If-None-Match",
             format!(
-                "`304 Not Modified` (no body) when this names the current ETag (weak comparison) or is `*`. \
+                "Proceed only if the customer's current ETag is none of these (weak comparison: `W/\"1\"` \
+                 matches `\"1\"`), and, with `*`, only if no customer exists. Otherwise a read answers `304 Not \
+                 Modified` (no body) and a write {}, nothing written. Several lines combine into one list. \
                  Malformed: {}.",
+                ErrorCode::PreconditionFailed.cited(),
                 ErrorCode::ParameterInvalid.cited()
             ),
         )
@@ -204,31 +267,39 @@ mod tests {
 
     #[test]
     fn if_match_forms() {
+        use Versions::{Any, Listed};
         let parse = |values: &[&str]| IfMatch::from_headers(&headers(header::IF_MATCH, values)).map(|it| it.0);
-        assert_eq!(parse(&[]).unwrap(), Precondition::None);
-        assert_eq!(parse(&["*"]).unwrap(), Precondition::Exists);
-        assert_eq!(parse(&["\"3\""]).unwrap(), Precondition::Versions(vec![3]));
-        assert_eq!(parse(&["\"1\", \"2\"", "\"7\""]).unwrap(), Precondition::Versions(vec![1, 2, 7]));
-        assert_eq!(parse(&["W/\"3\""]).unwrap(), Precondition::Versions(vec![]));
-        assert_eq!(parse(&["\"abc\""]).unwrap(), Precondition::Versions(vec![]));
+        assert_eq!(parse(&[]).unwrap(), None);
+        assert_eq!(parse(&["*"]).unwrap(), Some(Any));
+        assert_eq!(parse(&["\"3\""]).unwrap(), Some(Listed(vec![3])));
+        assert_eq!(parse(&["\"1\", \"2\"", "\"7\""]).unwrap(), Some(Listed(vec![1, 2, 7])));
+        // Strong comparison: a weak tag never matches; the text must be identical.
+        assert_eq!(parse(&["W/\"3\""]).unwrap(), Some(Listed(vec![])));
+        assert_eq!(parse(&["\"03\"", "\"+3\""]).unwrap(), Some(Listed(vec![])));
+        assert_eq!(parse(&["\"abc\""]).unwrap(), Some(Listed(vec![])));
         assert!(parse(&["3"]).is_err());
+        assert!(parse(&["0"]).is_err());
         assert!(parse(&[""]).is_err());
         assert!(parse(&["\"3"]).is_err());
         // A comma inside a quoted tag is part of the tag, not a separator.
-        assert_eq!(parse(&["\"a,b\", \"4\""]).unwrap(), Precondition::Versions(vec![4]));
+        assert_eq!(parse(&["\"a,b\", \"4\""]).unwrap(), Some(Listed(vec![4])));
         assert!(parse(&["\"a,b"]).is_err());
     }
 
     #[test]
     fn if_none_match_uses_weak_comparison() {
         let hits = |values: &[&str], version| {
-            IfNoneMatch::from_headers(&headers(header::IF_NONE_MATCH, values)).unwrap().matches(version)
+            IfNoneMatch::from_headers(&headers(header::IF_NONE_MATCH, values))
+                .unwrap()
+                .0
+                .is_some_and(|set| set.contains(version))
         };
         assert!(hits(&["\"4\""], 4));
         assert!(hits(&["W/\"4\""], 4));
         assert!(hits(&["\"1\", \"4\""], 4));
         assert!(hits(&["W/\"x,y\",W/\"4\""], 4));
         assert!(!hits(&["\"4,\""], 4));
+        assert!(!hits(&["\"04\""], 4));
         assert!(hits(&["*"], 4));
         assert!(!hits(&["\"3\""], 4));
         assert!(!hits(&[], 4));

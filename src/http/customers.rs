@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Map, Value};
 
+use super::conditional::precondition_failed;
 use super::error::ApiError;
 use super::idempotency::{self, IdempotencyKey};
 use super::response::json_response;
@@ -16,7 +17,7 @@ use crate::auth::Principal;
 use crate::domain::time::now_unix;
 use crate::domain::{Customer, CustomerFields, CustomerId, FieldError, ids};
 use crate::idempotency::fingerprint;
-use crate::storage::{IdempotencyRecord, StoreError};
+use crate::storage::{IdempotencyRecord, Precondition, StoreError};
 
 /// The `{id}` of a customer route, as sent. [`CustomerPath::id`] parses it
 /// where the handler would ask the store, so the checks before that (body,
@@ -28,6 +29,20 @@ impl CustomerPath {
     /// answers like one that does not, without asking the store.
     pub fn id(&self) -> Result<CustomerId, ApiError> {
         CustomerId::parse(&self.0).ok_or_else(|| ApiError::customer_not_found(&self.0))
+    }
+
+    /// [`CustomerPath::id`] for a request with preconditions: an id that cannot
+    /// exist names no customer, so `If-Match` fails on it (`412`) as on any
+    /// customer that does not exist (API.md §3).
+    pub fn id_under(&self, precondition: &Precondition) -> Result<CustomerId, ApiError> {
+        self.id().map_err(
+            |not_found| if precondition.if_match.is_some() { precondition_failed(precondition) } else { not_found },
+        )
+    }
+
+    /// The id as sent, for messages.
+    pub fn as_sent(&self) -> &str {
+        &self.0
     }
 }
 
@@ -101,10 +116,15 @@ pub async fn create(
     }
 }
 
-/// Maps a store error on one customer: `NotFound` names the id asked for.
-pub fn customer_error(customer_id: &CustomerId) -> impl FnOnce(StoreError) -> ApiError + '_ {
+/// Maps a store error on a write to one customer: `NotFound` names the id
+/// asked for, `PreconditionFailed` the header that failed.
+pub fn customer_error<'a>(
+    customer_id: &'a CustomerId,
+    precondition: &'a Precondition,
+) -> impl FnOnce(StoreError) -> ApiError + 'a {
     move |error| match error {
         StoreError::NotFound => ApiError::customer_not_found(customer_id.as_str()),
+        StoreError::PreconditionFailed => precondition_failed(precondition),
         other => other.into(),
     }
 }

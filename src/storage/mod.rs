@@ -43,22 +43,76 @@ pub enum StoreError {
     Internal(String),
 }
 
-/// Which stored versions a conditional write (`If-Match`) accepts.
+/// The versions a conditional header names: `*` (any) or a list.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Precondition {
-    /// No `If-Match`: write unconditionally.
-    None,
-    /// `If-Match: *`: any current version.
-    Exists,
-    /// One of these versions (an empty list never matches).
-    Versions(Vec<i64>),
+pub enum Versions {
+    Any,
+    /// An empty list names no version.
+    Listed(Vec<i64>),
+}
+
+impl Versions {
+    pub fn contains(&self, version: i64) -> bool {
+        match self {
+            Versions::Any => true,
+            Versions::Listed(versions) => versions.contains(&version),
+        }
+    }
+}
+
+/// The preconditions of a write or read (RFC 9110 §13.1.1, §13.1.2), checked
+/// against the stored version in the same atomic step as the write.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Precondition {
+    /// `If-Match`: proceed only if the current version is one of these
+    /// (`Any`: if the customer exists). A customer that does not exist fails it.
+    pub if_match: Option<Versions>,
+    /// `If-None-Match`: proceed only if the current version is none of these
+    /// (`Any`: if the customer does not exist).
+    pub if_none_match: Option<Versions>,
+}
+
+/// Why a precondition refused (RFC 9110 §13.2.2 evaluates them in this order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No such customer, and no `If-Match`: the usual 404.
+    Missing,
+    /// `If-Match` is false: 412.
+    IfMatch,
+    /// `If-None-Match` is false: 304 on a read, 412 on a write.
+    IfNoneMatch,
 }
 
 impl Precondition {
-    pub fn accepts(&self, version: i64) -> bool {
-        match self {
-            Precondition::None | Precondition::Exists => true,
-            Precondition::Versions(versions) => versions.contains(&version),
+    /// No precondition: write unconditionally.
+    pub const NONE: Precondition = Precondition { if_match: None, if_none_match: None };
+
+    /// `If-Match` alone.
+    pub fn if_match(versions: Versions) -> Self {
+        Self { if_match: Some(versions), if_none_match: None }
+    }
+
+    /// Evaluates `If-Match`, then `If-None-Match`, against the stored
+    /// version (`None` when there is no such customer): API.md §3.
+    pub fn evaluate(&self, current: Option<i64>) -> Result<(), Refusal> {
+        let Some(version) = current else {
+            return Err(if self.if_match.is_some() { Refusal::IfMatch } else { Refusal::Missing });
+        };
+        if self.if_match.as_ref().is_some_and(|versions| !versions.contains(version)) {
+            return Err(Refusal::IfMatch);
+        }
+        if self.if_none_match.as_ref().is_some_and(|versions| versions.contains(version)) {
+            return Err(Refusal::IfNoneMatch);
+        }
+        Ok(())
+    }
+
+    /// [`Precondition::evaluate`] for a write: `NotFound` or `PreconditionFailed`.
+    pub fn check(&self, current: Option<i64>) -> Result<(), StoreError> {
+        match self.evaluate(current) {
+            Ok(()) => Ok(()),
+            Err(Refusal::Missing) => Err(StoreError::NotFound),
+            Err(Refusal::IfMatch | Refusal::IfNoneMatch) => Err(StoreError::PreconditionFailed),
         }
     }
 }
@@ -255,9 +309,21 @@ mod tests {
 
     #[test]
     fn preconditions() {
-        assert!(Precondition::None.accepts(3));
-        assert!(Precondition::Exists.accepts(3));
-        assert!(Precondition::Versions(vec![2, 3]).accepts(3));
-        assert!(!Precondition::Versions(vec![]).accepts(3));
+        use Versions::{Any, Listed};
+        let both = |m, n| Precondition { if_match: Some(m), if_none_match: Some(n) };
+        let none_match = |n| Precondition { if_match: None, if_none_match: Some(n) };
+        assert_eq!(Precondition::NONE.evaluate(Some(3)), Ok(()));
+        assert_eq!(Precondition::NONE.evaluate(None), Err(Refusal::Missing));
+        assert_eq!(Precondition::if_match(Any).evaluate(Some(3)), Ok(()));
+        assert_eq!(Precondition::if_match(Any).evaluate(None), Err(Refusal::IfMatch));
+        assert_eq!(Precondition::if_match(Listed(vec![2, 3])).evaluate(Some(3)), Ok(()));
+        assert_eq!(Precondition::if_match(Listed(vec![])).evaluate(Some(3)), Err(Refusal::IfMatch));
+        assert_eq!(none_match(Any).evaluate(Some(3)), Err(Refusal::IfNoneMatch));
+        assert_eq!(none_match(Any).evaluate(None), Err(Refusal::Missing));
+        assert_eq!(none_match(Listed(vec![3])).evaluate(Some(3)), Err(Refusal::IfNoneMatch));
+        assert_eq!(none_match(Listed(vec![2])).evaluate(Some(3)), Ok(()));
+        // If-Match first: a failing If-Match wins over a matching If-None-Match.
+        assert_eq!(both(Listed(vec![1]), Any).evaluate(Some(3)), Err(Refusal::IfMatch));
+        assert_eq!(both(Listed(vec![3]), Listed(vec![3])).evaluate(Some(3)), Err(Refusal::IfNoneMatch));
     }
 }

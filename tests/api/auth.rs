@@ -248,24 +248,26 @@ async fn another_accounts_customer_is_not_found_like_a_missing_one() {
             assert_eq!(foreign, never, "{method} /{version}: a foreign id looks exactly like a missing one");
         }
     }
-    // Even with the right ETag: no 412 that would show the customer exists.
+    // With If-Match, a foreign customer answers exactly as one that never existed: If-Match is
+    // false on both (412, API.md §3), whether or not it names the foreign customer's real ETag.
     for method in [Method::PUT, Method::DELETE] {
-        let response = app
-            .request_as(&other, method.clone(), &format!("/v2/customers/{id}"))
-            .header("if-match", "\"1\"")
-            .json(&json!({"name": "Mallory", "email": "mallory@example.com"}))
-            .send()
-            .await
-            .unwrap();
-        assert_error(response, 404, "resource_not_found").await;
-        let response = app
-            .request_as(&other, method.clone(), &format!("/v2/customers/{id}"))
-            .header("if-match", "\"7\"")
-            .json(&json!({"name": "Mallory", "email": "mallory@example.com"}))
-            .send()
-            .await
-            .unwrap();
-        assert_error(response, 404, "resource_not_found").await;
+        for tag in ["\"1\"", "\"7\""] {
+            let attempt = |path: String| {
+                app.request_as(&other, method.clone(), &path)
+                    .header("if-match", tag)
+                    .json(&json!({"name": "Mallory", "email": "mallory@example.com"}))
+                    .send()
+            };
+            let foreign = attempt(format!("/v2/customers/{id}")).await.unwrap();
+            let never = attempt(format!("/v2/customers/{missing}")).await.unwrap();
+            let foreign = assert_error(foreign, 412, "precondition_failed").await;
+            let never = assert_error(never, 412, "precondition_failed").await;
+            assert_eq!(
+                (&foreign["message"], &foreign["param"]),
+                (&never["message"], &never["param"]),
+                "{method} {tag}"
+            );
+        }
     }
 
     // The owner's customer is untouched.

@@ -25,7 +25,7 @@ async fn post_answers_201_with_exactly_the_v1_fields_and_a_location() {
     let after = now();
     assert_eq!(response.status(), 201);
     let location = header(&response, "location").expect("Location").to_owned();
-    assert!(header(&response, "etag").is_none(), "v1 has no ETag");
+    assert_eq!(header(&response, "etag"), Some("\"1\""), "v1 sends the entity tag too (API.md §3)");
     let created = body(response).await;
     assert_eq!(keys(&created), V1_KEYS, "body: {created}");
     let id = id_of(&created);

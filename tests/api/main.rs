@@ -16,6 +16,7 @@ mod support;
 mod auth;
 mod cli;
 mod cluster;
+mod conditional;
 mod customer_ids;
 mod customers_v1;
 mod customers_v2;

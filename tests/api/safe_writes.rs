@@ -115,7 +115,7 @@ async fn v1_same_key_and_body_replays_the_first_response_and_creates_nothing() {
     let first = Reply::of(post_with_key(&app, "/v1/customers", "key-v1-1", &ada()).await).await;
     assert_eq!(first.status, 201);
     assert_eq!(first.header("idempotent-replayed"), None);
-    assert_eq!(first.header("etag"), None, "v1 has no ETag");
+    assert_eq!(first.header("etag"), Some("\"1\""), "v1 sends the entity tag too");
     let id = first.json()["id"].as_str().unwrap().to_owned();
     assert_eq!(first.header("location"), Some(format!("/v1/customers/{id}").as_str()));
 
@@ -124,7 +124,7 @@ async fn v1_same_key_and_body_replays_the_first_response_and_creates_nothing() {
     assert_eq!(again.body, first.body, "byte-identical body");
     assert_eq!(again.header("location"), first.header("location"));
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
-    assert_eq!(again.header("etag"), None, "a v1 replay has no ETag either");
+    assert_eq!(again.header("etag"), Some("\"1\""), "a v1 replay carries the first response's ETag");
     assert_eq!(customer_ids(&app).await, vec![id]);
 }
 
@@ -535,9 +535,12 @@ async fn if_match_star_and_lists_match_the_current_version() {
     assert_eq!(now["version"], 4);
     assert_eq!(now["name"], "Spaced");
 
-    // `*` on a customer that does not exist is 404, and creates nothing.
+    // `If-Match: *` on a customer that does not exist is false: 412, and creates nothing (API.md §3).
     let missing = put_if_match(&app, "cus_doesnotexist", "*", &json!({"name": "X", "email": "x@example.com"})).await;
-    assert_error(missing, 404, "resource_not_found").await;
+    assert_error(missing, 412, "precondition_failed").await;
+    let never =
+        put_if_match(&app, "cus_00000000000000000000000000", "*", &json!({"name": "X", "email": "x@x.co"})).await;
+    assert_error(never, 412, "precondition_failed").await;
 }
 
 #[tokio::test]
@@ -584,8 +587,9 @@ async fn delete_honours_if_match() {
     assert!(deleted.body.is_empty());
     assert_error(app.get(&format!("/v2/customers/{id}")).await, 404, "resource_not_found").await;
     assert!(customer_ids(&app).await.is_empty());
-    // Gone: any precondition is now 404.
-    assert_error(delete_if_match(&app, &id, "*").await, 404, "resource_not_found").await;
+    // Gone: If-Match, even `*`, is now false (412); without it, 404.
+    assert_error(delete_if_match(&app, &id, "*").await, 412, "precondition_failed").await;
+    assert_error(app.delete(&format!("/v2/customers/{id}")).await, 404, "resource_not_found").await;
 
     // `*` deletes an existing customer.
     let other = id_of(&app.create_customer("Bob", "bob@example.com").await);
@@ -638,28 +642,28 @@ async fn writes_without_if_match_are_unconditional() {
 }
 
 #[tokio::test]
-async fn v2_writes_carry_etags_and_v1_responses_carry_none() {
+async fn both_versions_carry_etags_and_v1_writes_move_the_version() {
     let app = TestApp::spawn().await;
     let created = app.post_json("/v2/customers", &ada()).await;
     assert_eq!(created.status(), 201);
     assert_eq!(header(&created, "etag"), Some("\"1\""));
     let id = id_of(&created.json().await.unwrap());
 
-    // v1 reads and writes of the same customer: no ETag, but the version moves.
+    // v1 reads and writes of the same customer carry the same entity tag, and the version moves.
     let v1_get = app.get(&format!("/v1/customers/{id}")).await;
     assert_eq!(v1_get.status(), 200);
-    assert_eq!(header(&v1_get, "etag"), None);
+    assert_eq!(header(&v1_get, "etag"), Some("\"1\""));
     let v1_get =
         app.request(Method::GET, &format!("/v1/customers/{id}")).header("If-None-Match", "\"1\"").send().await.unwrap();
-    assert_eq!(v1_get.status(), 200, "v1 has no conditional GET");
-    assert_eq!(header(&v1_get, "etag"), None);
+    assert_eq!(v1_get.status(), 304, "v1 has conditional GETs too");
+    assert_eq!(header(&v1_get, "etag"), Some("\"1\""));
     let v1_put =
         app.put_json(&format!("/v1/customers/{id}"), &json!({"name": "V1 Name", "email": "ada@example.com"})).await;
     assert_eq!(v1_put.status(), 200);
-    assert_eq!(header(&v1_put, "etag"), None);
+    assert_eq!(header(&v1_put, "etag"), Some("\"2\""));
     let v1_post = app.post_json("/v1/customers", &ada()).await;
     assert_eq!(v1_post.status(), 201);
-    assert_eq!(header(&v1_post, "etag"), None);
+    assert_eq!(header(&v1_post, "etag"), Some("\"1\""));
     let v1_list = app.get("/v1/customers").await;
     assert_eq!(v1_list.status(), 200);
     assert_eq!(header(&v1_list, "etag"), None);

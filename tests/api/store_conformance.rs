@@ -17,7 +17,9 @@ use clientele::domain::token::{TokenHash, TokenSecret};
 use clientele::domain::{Account, CustomerId, Scope, TokenRecord, ids};
 use clientele::ratelimit::RateLimit;
 use clientele::storage::postgres::PostgresStore;
-use clientele::storage::{self, CursorQuery, IdempotencyRecord, Page, Precondition, SharedStore, Store, StoreError};
+use clientele::storage::{
+    self, CursorQuery, IdempotencyRecord, Page, Precondition, SharedStore, Store, StoreError, Versions,
+};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{ConnectOptions, Connection};
 use tempfile::TempDir;
@@ -75,6 +77,7 @@ conformance!(
     customers_insert_and_get,
     replace_with_each_precondition,
     delete_with_preconditions,
+    if_none_match_refuses_writes_and_if_match_comes_first,
     offset_pages_and_total,
     cursor_pages_by_email_and_starting_after,
     cursor_paging_has_no_gaps,
@@ -252,7 +255,7 @@ async fn replace_with_each_precondition(store: &SharedStore) {
     let id = &created.id;
 
     // No If-Match: unconditional. A v1 write keeps the v2-only fields.
-    let v2 = store.replace_customer(&acme.id, id, fields("Ada L", "ADA@example.com"), Precondition::None, 200).await;
+    let v2 = store.replace_customer(&acme.id, id, fields("Ada L", "ADA@example.com"), Precondition::NONE, 200).await;
     let v2 = v2.expect("unconditional replace");
     assert_eq!((v2.version, v2.updated, v2.created), (2, 200, created.created));
     assert_eq!((v2.name.as_str(), v2.email.as_str(), v2.phone.as_deref()), ("Ada L", "ADA@example.com", None));
@@ -260,30 +263,51 @@ async fn replace_with_each_precondition(store: &SharedStore) {
     assert_eq!(store.get_customer(&acme.id, id).await.unwrap(), Some(v2.clone()));
 
     // If-Match: * accepts any current version; a v2 write replaces everything.
-    let v3 = store.replace_customer(&acme.id, id, v2_fields("Ada", "a@b.co", None, &[]), Precondition::Exists, 300);
+    let v3 = store.replace_customer(
+        &acme.id,
+        id,
+        v2_fields("Ada", "a@b.co", None, &[]),
+        Precondition::if_match(Versions::Any),
+        300,
+    );
     let v3 = v3.await.expect("replace if exists");
     assert_eq!((v3.version, v3.address.clone(), v3.metadata.len()), (3, None, 0));
     assert_eq!(v3.phone.as_deref(), Some("+44 20 7946 0958"));
 
     // A list of versions that holds the current one.
-    let v4 = store.replace_customer(&acme.id, id, fields("Ada 4", "a@b.co"), Precondition::Versions(vec![1, 3]), 400);
+    let v4 = store.replace_customer(
+        &acme.id,
+        id,
+        fields("Ada 4", "a@b.co"),
+        Precondition::if_match(Versions::Listed(vec![1, 3])),
+        400,
+    );
     assert_eq!(v4.await.expect("matching version").version, 4);
 
     // Stale or empty lists change nothing.
-    for stale in [Precondition::Versions(vec![3]), Precondition::Versions(vec![])] {
+    for stale in [Precondition::if_match(Versions::Listed(vec![3])), Precondition::if_match(Versions::Listed(vec![]))] {
         let result = store.replace_customer(&acme.id, id, fields("Lost", "lost@b.co"), stale, 500).await;
         assert!(matches!(result, Err(StoreError::PreconditionFailed)), "{result:?}");
     }
     let current = store.get_customer(&acme.id, id).await.unwrap().expect("customer");
     assert_eq!((current.name.as_str(), current.version, current.updated), ("Ada 4", 4, 400));
 
-    // Missing, or another account's: NotFound whatever the precondition.
-    for precondition in [Precondition::None, Precondition::Exists, Precondition::Versions(vec![4])] {
+    // Missing, or another account's (alike, so nothing leaks): NotFound, or with
+    // If-Match PreconditionFailed, since If-Match is false without a customer (API.md §3).
+    for precondition in
+        [Precondition::NONE, Precondition::if_match(Versions::Any), Precondition::if_match(Versions::Listed(vec![4]))]
+    {
+        let conditional = precondition.if_match.is_some();
+        let expected = |result: &Result<Customer, StoreError>| match result {
+            Err(StoreError::PreconditionFailed) => conditional,
+            Err(StoreError::NotFound) => !conditional,
+            _ => false,
+        };
         let missing = ids::customer_id();
-        let missing = store.replace_customer(&acme.id, &missing, fields("X", "x@y.co"), precondition.clone(), 1);
-        assert!(matches!(missing.await, Err(StoreError::NotFound)));
-        let foreign = store.replace_customer(&other.id, id, fields("X", "x@y.co"), precondition, 1).await;
-        assert!(matches!(foreign, Err(StoreError::NotFound)));
+        let missing = store.replace_customer(&acme.id, &missing, fields("X", "x@y.co"), precondition.clone(), 1).await;
+        assert!(expected(&missing), "{precondition:?}: {missing:?}");
+        let foreign = store.replace_customer(&other.id, id, fields("X", "x@y.co"), precondition.clone(), 1).await;
+        assert!(expected(&foreign), "{precondition:?}: {foreign:?}");
     }
     assert_eq!(store.get_customer(&acme.id, id).await.unwrap(), Some(current));
 }
@@ -294,24 +318,70 @@ async fn delete_with_preconditions(store: &SharedStore) {
     let [first, second, third]: [Customer; 3] = insert_many(store, &acme, 3).await.try_into().unwrap();
     assert_eq!(total(store, &acme).await, 3);
 
-    let stale = store.delete_customer(&acme.id, &first.id, Precondition::Versions(vec![2])).await;
+    let stale = store.delete_customer(&acme.id, &first.id, Precondition::if_match(Versions::Listed(vec![2]))).await;
     assert!(matches!(stale, Err(StoreError::PreconditionFailed)), "{stale:?}");
-    let foreign = store.delete_customer(&other.id, &first.id, Precondition::None).await;
+    let foreign = store.delete_customer(&other.id, &first.id, Precondition::NONE).await;
     assert!(matches!(foreign, Err(StoreError::NotFound)), "{foreign:?}");
     assert!(store.get_customer(&acme.id, &first.id).await.unwrap().is_some());
     assert_eq!(total(store, &acme).await, 3, "failed deletes count nothing");
 
-    store.delete_customer(&acme.id, &first.id, Precondition::Versions(vec![1])).await.expect("matching version");
-    store.delete_customer(&acme.id, &second.id, Precondition::Exists).await.expect("if exists");
-    store.delete_customer(&acme.id, &third.id, Precondition::None).await.expect("unconditional");
+    store
+        .delete_customer(&acme.id, &first.id, Precondition::if_match(Versions::Listed(vec![1])))
+        .await
+        .expect("matching version");
+    store.delete_customer(&acme.id, &second.id, Precondition::if_match(Versions::Any)).await.expect("if exists");
+    store.delete_customer(&acme.id, &third.id, Precondition::NONE).await.expect("unconditional");
     for customer in [&first, &second, &third] {
         assert_eq!(store.get_customer(&acme.id, &customer.id).await.unwrap(), None);
-        let again = store.delete_customer(&acme.id, &customer.id, Precondition::None).await;
+        let again = store.delete_customer(&acme.id, &customer.id, Precondition::NONE).await;
         assert!(matches!(again, Err(StoreError::NotFound)), "{again:?}");
-        let again = store.delete_customer(&acme.id, &customer.id, Precondition::Versions(vec![1])).await;
-        assert!(matches!(again, Err(StoreError::NotFound)), "{again:?}");
+        // If-Match on a customer that does not exist fails (API.md §3): 412, not 404.
+        let again =
+            store.delete_customer(&acme.id, &customer.id, Precondition::if_match(Versions::Listed(vec![1]))).await;
+        assert!(matches!(again, Err(StoreError::PreconditionFailed)), "{again:?}");
+        let again = store.delete_customer(&acme.id, &customer.id, Precondition::if_match(Versions::Any)).await;
+        assert!(matches!(again, Err(StoreError::PreconditionFailed)), "{again:?}");
     }
     assert_eq!(total(store, &acme).await, 0);
+}
+
+/// RFC 9110 §13.1.2 on writes: `If-None-Match` naming the current version, or
+/// `*` on an existing customer, refuses the write; `If-Match` is evaluated first.
+async fn if_none_match_refuses_writes_and_if_match_comes_first(store: &SharedStore) {
+    use Versions::{Any, Listed};
+    let acme = new_account(store, "acme").await;
+    let customer = insert_many(store, &acme, 1).await.remove(0);
+    let id = &customer.id;
+    let none_match = |versions| Precondition { if_match: None, if_none_match: Some(versions) };
+    for refused in [none_match(Any), none_match(Listed(vec![1])), none_match(Listed(vec![3, 1]))] {
+        let replaced = store.replace_customer(&acme.id, id, fields("X", "x@y.co"), refused.clone(), 200).await;
+        assert!(matches!(replaced, Err(StoreError::PreconditionFailed)), "{refused:?}: {replaced:?}");
+        let deleted = store.delete_customer(&acme.id, id, refused.clone()).await;
+        assert!(matches!(deleted, Err(StoreError::PreconditionFailed)), "{refused:?}: {deleted:?}");
+    }
+    let unchanged = store.get_customer(&acme.id, id).await.unwrap().expect("still there");
+    assert_eq!((unchanged.version, unchanged.name.as_str()), (1, customer.name.as_str()), "nothing was written");
+
+    // Another version named: the write proceeds.
+    let replaced = store.replace_customer(&acme.id, id, fields("Y", "y@y.co"), none_match(Listed(vec![7])), 300).await;
+    assert_eq!(replaced.expect("If-None-Match of another version").version, 2);
+    // Both: If-Match holds, If-None-Match names the current version: refused.
+    let both = Precondition { if_match: Some(Listed(vec![2])), if_none_match: Some(Listed(vec![2])) };
+    let refused = store.replace_customer(&acme.id, id, fields("Z", "z@y.co"), both, 400).await;
+    assert!(matches!(refused, Err(StoreError::PreconditionFailed)), "{refused:?}");
+    // If-None-Match: * on a customer that does not exist: the usual not-found (a PUT creates nothing).
+    let missing = storage_missing_id();
+    let replaced = store.replace_customer(&acme.id, &missing, fields("N", "n@y.co"), none_match(Any), 500).await;
+    assert!(matches!(replaced, Err(StoreError::NotFound)), "{replaced:?}");
+    let deleted = store.delete_customer(&acme.id, &missing, none_match(Listed(vec![1]))).await;
+    assert!(matches!(deleted, Err(StoreError::NotFound)), "{deleted:?}");
+    store.delete_customer(&acme.id, id, none_match(Listed(vec![1]))).await.expect("version 2 is not 1");
+    assert_eq!(total(store, &acme).await, 0);
+}
+
+/// A well-formed customer id that no customer has.
+fn storage_missing_id() -> CustomerId {
+    CustomerId::parse("cus_00000000000000000000000000").expect("a well-formed id")
 }
 
 async fn offset_pages_and_total(store: &SharedStore) {
@@ -338,7 +408,7 @@ async fn offset_pages_and_total(store: &SharedStore) {
     let (page, count) = store.list_customers_by_offset(&ids::account_id(), 10, 0).await.unwrap();
     assert_eq!((page.items.len(), page.has_more, count), (0, false, 0));
 
-    store.delete_customer(&acme.id, &customers[0].id, Precondition::None).await.unwrap();
+    store.delete_customer(&acme.id, &customers[0].id, Precondition::NONE).await.unwrap();
     let (page, count) = store.list_customers_by_offset(&acme.id, 10, 0).await.unwrap();
     assert_eq!((ids_of(&page.items), count), (ids_of(&customers[1..]), 4));
     assert_eq!(total(store, &other).await, 2);
@@ -474,7 +544,7 @@ async fn concurrent_conditional_replaces_have_one_winner(store: &SharedStore) {
                         &account_id,
                         &id,
                         fields(&name, "race@example.com"),
-                        Precondition::Versions(vec![1]),
+                        Precondition::if_match(Versions::Listed(vec![1])),
                         2,
                     )
                     .await
@@ -506,7 +576,7 @@ async fn concurrent_conditional_deletes_have_one_winner(store: &SharedStore) {
             let (store, account_id, id, barrier) = (store.clone(), acme.id.clone(), target.clone(), barrier.clone());
             tokio::spawn(async move {
                 barrier.wait().await;
-                store.delete_customer(&account_id, &id, Precondition::Versions(vec![1])).await
+                store.delete_customer(&account_id, &id, Precondition::if_match(Versions::Listed(vec![1]))).await
             })
         })
         .collect();
@@ -694,9 +764,9 @@ mod needs_postgres_only {
         let with_key = Customer::create(ids::customer_id(), fields("B", "b@c.co"), 1);
         let inserted = store.insert_customer(&account.id, with_key, Some(record("k", 1))).await;
         assert!(matches!(inserted, Err(StoreError::Unavailable(_))), "{inserted:?}");
-        let replaced = store.replace_customer(&account.id, &customer.id, fields("X", "x@y.co"), Precondition::None, 2);
+        let replaced = store.replace_customer(&account.id, &customer.id, fields("X", "x@y.co"), Precondition::NONE, 2);
         assert!(matches!(replaced.await, Err(StoreError::Unavailable(_))));
-        let deleted = store.delete_customer(&account.id, &customer.id, Precondition::None).await;
+        let deleted = store.delete_customer(&account.id, &customer.id, Precondition::NONE).await;
         assert!(matches!(deleted, Err(StoreError::Unavailable(_))), "{deleted:?}");
         assert!(matches!(store.revoke_token(&ids::token_id(), 1).await, Err(StoreError::Unavailable(_))));
         assert_eq!(writable.get_customer(&account.id, &customer.id).await.unwrap(), Some(customer), "nothing written");

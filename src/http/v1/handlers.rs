@@ -1,7 +1,7 @@
 //! v1 handlers: convert at the edge, then the shared domain and store.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 
 use super::wire::{CustomerInputV1, CustomerListV1, CustomerV1, OffsetPage};
@@ -9,17 +9,18 @@ use crate::app::AppState;
 use crate::auth::Principal;
 use crate::domain::time::now_unix;
 use crate::http::body::JsonObject;
+use crate::http::conditional::{IfMatch, IfNoneMatch, ReadOutcome, etag, evaluate_read, not_modified, preconditions};
 use crate::http::customers::{self, Created, CustomerPath, customer_error};
 use crate::http::error::ApiError;
 use crate::http::idempotency::IdempotencyKey;
 use crate::http::openapi::responses::{
-    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, UnprocessableEntity, UnsupportedMediaType,
+    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed, UnprocessableEntity,
+    UnsupportedMediaType,
 };
 use crate::http::query::Query;
 use crate::http::response::{json_response, to_json};
 use crate::http::version::ApiVersion;
 use crate::http::wire::from_object;
-use crate::storage::Precondition;
 
 const VERSION: ApiVersion = ApiVersion::V1;
 
@@ -38,6 +39,7 @@ const VERSION: ApiVersion = ApiVersion::V1;
             body = CustomerV1,
             headers(
                 ("Location" = String, description = "The new customer's URL: `/v1/customers/{id}`."),
+                ("ETag" = String, description = "The representation's version, quoted: `\"<version>\"` (absent on the replay of a response made before v1 sent it)."),
                 ("Idempotent-Replayed" = String, description = "`true` when this is a replay of an earlier request with the same `Idempotency-Key`."),
             )),
         BadRequest, Forbidden, Conflict, PayloadTooLarge, UnsupportedMediaType, UnprocessableEntity,
@@ -53,7 +55,7 @@ pub async fn create(
     customers::create(&state, &principal, &headers, VERSION, body, parse, |customer| Created {
         body: to_json(&CustomerV1::from(customer)),
         location: VERSION.customer_url(&customer.id),
-        etag: None,
+        etag: Some(etag(customer.version)),
     })
     .await
 }
@@ -64,70 +66,91 @@ pub async fn create(
     path = "/v1/customers/{id}",
     operation_id = "getCustomer",
     tag = "customers",
-    params(("id" = String, Path, description = "The customer's id (`cus_...`).", example = "cus_01JDQ8ZK3V5W6X7Y8Z9A0B1C2D")),
-    responses((status = 200, description = "The customer.", body = CustomerV1), NotFound),
+    params(("id" = String, Path, description = "The customer's id (`cus_...`).", example = "cus_01JDQ8ZK3V5W6X7Y8Z9A0B1C2D"), IfMatch, IfNoneMatch),
+    responses(
+        (status = 200, description = "The customer.", body = CustomerV1, headers(("ETag" = String, description = "The representation's version, quoted: `\"<version>\"`: the same entity tag v2 gives this customer."))),
+        (status = 304, description = "Not modified: `If-None-Match` names the current version. No body.", headers(("ETag" = String, description = "The representation's version, quoted: `\"<version>\"`: the same entity tag v2 gives this customer."))),
+        BadRequest, NotFound, PreconditionFailed,
+    ),
 )]
 pub async fn get(
     State(state): State<AppState>,
     principal: Principal,
     path: CustomerPath,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let id = path.id()?;
-    let customer = state.store.get_customer(&principal.account_id, &id).await?;
-    let customer = customer.ok_or_else(|| ApiError::customer_not_found(id.as_str()))?;
-    Ok(json_response(StatusCode::OK, to_json(&CustomerV1::from(&customer)), []))
+    let precondition = preconditions(&headers)?;
+    let customer = match path.id() {
+        Ok(id) => state.store.get_customer(&principal.account_id, &id).await?,
+        Err(_) => None,
+    };
+    match evaluate_read(&precondition, customer, path.as_sent())? {
+        ReadOutcome::NotModified(tag) => Ok(not_modified(tag)),
+        ReadOutcome::Found(customer) => Ok(json_response(
+            StatusCode::OK,
+            to_json(&CustomerV1::from(&customer)),
+            [(header::ETAG, etag(customer.version))],
+        )),
+    }
 }
 
 /// Replace a customer
 ///
 /// Replaces `name`, `email` and `phone` (an omitted `phone` becomes null). The v2-only fields
-/// (`address`, `metadata`) are kept untouched.
+/// (`address`, `metadata`) are kept untouched. With `If-Match`, only of the version named; with
+/// `If-None-Match`, only of another version: otherwise `412` and nothing is written.
 #[utoipa::path(
     put,
     path = "/v1/customers/{id}",
     operation_id = "replaceCustomer",
     tag = "customers",
-    params(("id" = String, Path, description = "The customer's id (`cus_...`).", example = "cus_01JDQ8ZK3V5W6X7Y8Z9A0B1C2D")),
+    params(("id" = String, Path, description = "The customer's id (`cus_...`).", example = "cus_01JDQ8ZK3V5W6X7Y8Z9A0B1C2D"), IfMatch, IfNoneMatch),
     request_body(content = CustomerInputV1, content_type = "application/json"),
     responses(
-        (status = 200, description = "The customer as replaced.", body = CustomerV1),
-        BadRequest, Forbidden, NotFound, PayloadTooLarge, UnsupportedMediaType,
+        (status = 200, description = "The customer as replaced.", body = CustomerV1, headers(("ETag" = String, description = "The representation's version, quoted: `\"<version>\"`: the same entity tag v2 gives this customer."))),
+        BadRequest, Forbidden, NotFound, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType,
     ),
 )]
 pub async fn replace(
     State(state): State<AppState>,
     principal: Principal,
     path: CustomerPath,
+    headers: HeaderMap,
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
+    let precondition = preconditions(&headers)?;
     let fields = from_object::<CustomerInputV1>(body)?.into();
-    let id = path.id()?;
+    let id = path.id_under(&precondition)?;
     let customer = state
         .store
-        .replace_customer(&principal.account_id, &id, fields, Precondition::None, now_unix())
+        .replace_customer(&principal.account_id, &id, fields, precondition.clone(), now_unix())
         .await
-        .map_err(customer_error(&id))?;
-    Ok(json_response(StatusCode::OK, to_json(&CustomerV1::from(&customer)), []))
+        .map_err(customer_error(&id, &precondition))?;
+    Ok(json_response(StatusCode::OK, to_json(&CustomerV1::from(&customer)), [(header::ETAG, etag(customer.version))]))
 }
 
 /// Delete a customer
 ///
-/// Later reads answer `404`.
+/// Later reads answer `404`. With `If-Match`, only of the version named; with `If-None-Match`,
+/// only of another version: otherwise `412`.
 #[utoipa::path(
     delete,
     path = "/v1/customers/{id}",
     operation_id = "deleteCustomer",
     tag = "customers",
-    params(("id" = String, Path, description = "The customer's id (`cus_...`).", example = "cus_01JDQ8ZK3V5W6X7Y8Z9A0B1C2D")),
-    responses((status = 204, description = "Deleted."), Forbidden, NotFound),
+    params(("id" = String, Path, description = "The customer's id (`cus_...`).", example = "cus_01JDQ8ZK3V5W6X7Y8Z9A0B1C2D"), IfMatch, IfNoneMatch),
+    responses((status = 204, description = "Deleted."), BadRequest, Forbidden, NotFound, PreconditionFailed),
 )]
 pub async fn delete(
     State(state): State<AppState>,
     principal: Principal,
     path: CustomerPath,
+    headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let id = path.id()?;
-    state.store.delete_customer(&principal.account_id, &id, Precondition::None).await.map_err(customer_error(&id))?;
+    let precondition = preconditions(&headers)?;
+    let id = path.id_under(&precondition)?;
+    let deleted = state.store.delete_customer(&principal.account_id, &id, precondition.clone()).await;
+    deleted.map_err(customer_error(&id, &precondition))?;
     Ok(StatusCode::NO_CONTENT)
 }
 

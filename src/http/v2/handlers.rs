@@ -10,7 +10,7 @@ use crate::auth::Principal;
 use crate::domain::customer::normalize_email;
 use crate::domain::time::now_unix;
 use crate::http::body::JsonObject;
-use crate::http::conditional::{IfMatch, IfNoneMatch, etag};
+use crate::http::conditional::{IfMatch, IfNoneMatch, ReadOutcome, etag, evaluate_read, not_modified, preconditions};
 use crate::http::customers::{self, Created, CustomerPath, customer_error};
 use crate::http::error::ApiError;
 use crate::http::idempotency::IdempotencyKey;
@@ -64,17 +64,17 @@ pub async fn create(
 
 /// Read a customer
 ///
-/// `304 Not Modified` when `If-None-Match` names the current version.
+/// `304 Not Modified` when `If-None-Match` names the current version; `412` when `If-Match` does not.
 #[utoipa::path(
     get,
     path = "/v2/customers/{id}",
     operation_id = "getCustomer",
     tag = "customers",
-    params(("id" = String, Path, description = "The customer's id (`cus_...`).", example = "cus_01JDQ8ZK3V5W6X7Y8Z9A0B1C2D"), IfNoneMatch),
+    params(("id" = String, Path, description = "The customer's id (`cus_...`).", example = "cus_01JDQ8ZK3V5W6X7Y8Z9A0B1C2D"), IfMatch, IfNoneMatch),
     responses(
         (status = 200, description = "The customer.", body = CustomerV2, headers(("ETag" = String, description = "The representation's version, quoted: `\"<version>\"`."))),
         (status = 304, description = "Not modified: `If-None-Match` names the current version. No body.", headers(("ETag" = String, description = "The representation's version, quoted: `\"<version>\"`."))),
-        BadRequest, NotFound,
+        BadRequest, NotFound, PreconditionFailed,
     ),
 )]
 pub async fn get(
@@ -83,29 +83,32 @@ pub async fn get(
     path: CustomerPath,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let id = path.id()?;
-    let customer = state.store.get_customer(&principal.account_id, &id).await?;
-    let customer = customer.ok_or_else(|| ApiError::customer_not_found(id.as_str()))?;
-    let tag = etag(customer.version);
-    if IfNoneMatch::from_headers(&headers)?.matches(customer.version) {
-        let mut response = Response::new(axum::body::Body::empty());
-        *response.status_mut() = StatusCode::NOT_MODIFIED;
-        response.headers_mut().insert(header::ETAG, tag);
-        return Ok(response);
+    let precondition = preconditions(&headers)?;
+    let customer = match path.id() {
+        Ok(id) => state.store.get_customer(&principal.account_id, &id).await?,
+        Err(_) => None,
+    };
+    match evaluate_read(&precondition, customer, path.as_sent())? {
+        ReadOutcome::NotModified(tag) => Ok(not_modified(tag)),
+        ReadOutcome::Found(customer) => Ok(json_response(
+            StatusCode::OK,
+            to_json(&CustomerV2::from(&customer)),
+            [(header::ETAG, etag(customer.version))],
+        )),
     }
-    Ok(json_response(StatusCode::OK, to_json(&CustomerV2::from(&customer)), [(header::ETAG, tag)]))
 }
 
 /// Replace a customer
 ///
 /// A full replacement of every v2 field: omitted optional fields become null (`metadata`: `{}`).
-/// With `If-Match`, only of the version named: otherwise `412` and nothing is written.
+/// With `If-Match`, only of the version named; with `If-None-Match`, only of another version:
+/// otherwise `412` and nothing is written.
 #[utoipa::path(
     put,
     path = "/v2/customers/{id}",
     operation_id = "replaceCustomer",
     tag = "customers",
-    params(("id" = String, Path, description = "The customer's id (`cus_...`).", example = "cus_01JDQ8ZK3V5W6X7Y8Z9A0B1C2D"), IfMatch),
+    params(("id" = String, Path, description = "The customer's id (`cus_...`).", example = "cus_01JDQ8ZK3V5W6X7Y8Z9A0B1C2D"), IfMatch, IfNoneMatch),
     request_body(content = CustomerInputV2, content_type = "application/json"),
     responses(
         (status = 200, description = "The customer as replaced, one version later.", body = CustomerV2, headers(("ETag" = String, description = "The representation's version, quoted: `\"<version>\"`."))),
@@ -119,26 +122,27 @@ pub async fn replace(
     headers: HeaderMap,
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
-    let IfMatch(precondition) = IfMatch::from_headers(&headers)?;
+    let precondition = preconditions(&headers)?;
     let fields = from_object::<CustomerInputV2>(body)?.into();
-    let id = path.id()?;
+    let id = path.id_under(&precondition)?;
     let customer = state
         .store
-        .replace_customer(&principal.account_id, &id, fields, precondition, now_unix())
+        .replace_customer(&principal.account_id, &id, fields, precondition.clone(), now_unix())
         .await
-        .map_err(customer_error(&id))?;
+        .map_err(customer_error(&id, &precondition))?;
     Ok(json_response(StatusCode::OK, to_json(&CustomerV2::from(&customer)), [(header::ETAG, etag(customer.version))]))
 }
 
 /// Delete a customer
 ///
-/// Later reads answer `404`. With `If-Match`, only of the version named: otherwise `412`.
+/// Later reads answer `404`. With `If-Match`, only of the version named; with `If-None-Match`,
+/// only of another version: otherwise `412`.
 #[utoipa::path(
     delete,
     path = "/v2/customers/{id}",
     operation_id = "deleteCustomer",
     tag = "customers",
-    params(("id" = String, Path, description = "The customer's id (`cus_...`).", example = "cus_01JDQ8ZK3V5W6X7Y8Z9A0B1C2D"), IfMatch),
+    params(("id" = String, Path, description = "The customer's id (`cus_...`).", example = "cus_01JDQ8ZK3V5W6X7Y8Z9A0B1C2D"), IfMatch, IfNoneMatch),
     responses((status = 204, description = "Deleted."), BadRequest, Forbidden, NotFound, PreconditionFailed),
 )]
 pub async fn delete(
@@ -147,9 +151,10 @@ pub async fn delete(
     path: CustomerPath,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let IfMatch(precondition) = IfMatch::from_headers(&headers)?;
-    let id = path.id()?;
-    state.store.delete_customer(&principal.account_id, &id, precondition).await.map_err(customer_error(&id))?;
+    let precondition = preconditions(&headers)?;
+    let id = path.id_under(&precondition)?;
+    let deleted = state.store.delete_customer(&principal.account_id, &id, precondition.clone()).await;
+    deleted.map_err(customer_error(&id, &precondition))?;
     Ok(StatusCode::NO_CONTENT)
 }
 

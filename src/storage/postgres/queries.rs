@@ -15,7 +15,7 @@ use crate::storage::row::{
     CustomerColumns, column_reader, customer_columns, customer_from_row, customer_insert_columns, idempotency_columns,
     idempotency_from_row,
 };
-use crate::storage::{CursorQuery, IdempotencyRecord, Page, Precondition, StoreError, overfetch};
+use crate::storage::{CursorQuery, IdempotencyRecord, Page, Precondition, StoreError, Versions, overfetch};
 
 column_reader!(PgRow, sqlx::Error, try_get, |index: usize, source| sqlx::Error::ColumnDecode {
     index: index.to_string(),
@@ -34,12 +34,21 @@ pub(super) fn unstorable(value: &str) -> bool {
     value.contains('\0')
 }
 
-/// The `version = ANY($n)` argument: NULL accepts any version.
-fn accepted_versions(precondition: &Precondition) -> Option<&[i64]> {
-    match precondition {
-        Precondition::None | Precondition::Exists => None,
-        Precondition::Versions(versions) => Some(versions.as_slice()),
-    }
+/// A precondition as three SQL arguments, for `WHERE ... AND ($a IS NULL OR
+/// version = ANY($a)) AND NOT version = ANY($b) AND NOT $c`: the versions
+/// `If-Match` accepts (NULL: any), those `If-None-Match` refuses, and whether
+/// `If-None-Match: *` refuses every existing version.
+fn precondition_arguments(precondition: &Precondition) -> (Option<&[i64]>, &[i64], bool) {
+    let accepted = match &precondition.if_match {
+        None | Some(Versions::Any) => None,
+        Some(Versions::Listed(versions)) => Some(versions.as_slice()),
+    };
+    let (refused, refuse_any): (&[i64], bool) = match &precondition.if_none_match {
+        None => (&[], false),
+        Some(Versions::Any) => (&[], true),
+        Some(Versions::Listed(versions)) => (versions.as_slice(), false),
+    };
+    (accepted, refused, refuse_any)
 }
 
 pub async fn get_customer(
@@ -129,16 +138,23 @@ pub async fn insert_customer(
     Ok(())
 }
 
-/// Tells `NotFound` from `PreconditionFailed` after a conditional write changed nothing.
-async fn missing_or_stale(pool: &PgPool, account_id: &AccountId, customer_id: &CustomerId) -> StoreError {
-    let exists = sqlx::query("SELECT 1 FROM customers WHERE account_id = $1 AND id = $2")
+/// Tells `NotFound` from `PreconditionFailed` after a conditional write changed
+/// nothing, by evaluating the precondition against the version now stored. Should
+/// it now hold (a concurrent write moved the version), the write still did not
+/// happen: `PreconditionFailed`.
+async fn missing_or_stale(
+    pool: &PgPool,
+    account_id: &AccountId,
+    customer_id: &CustomerId,
+    precondition: &Precondition,
+) -> StoreError {
+    let version = sqlx::query_scalar::<_, i64>("SELECT version FROM customers WHERE account_id = $1 AND id = $2")
         .bind(account_id.as_str())
         .bind(customer_id.as_str())
         .fetch_optional(pool)
         .await;
-    match exists {
-        Ok(Some(_)) => StoreError::PreconditionFailed,
-        Ok(None) => StoreError::NotFound,
+    match version {
+        Ok(version) => precondition.check(version).err().unwrap_or(StoreError::PreconditionFailed),
         Err(error) => error.into(),
     }
 }
@@ -157,6 +173,7 @@ const REPLACE_CUSTOMER: &str = concat!(
      metadata = CASE WHEN $7 THEN $15 ELSE metadata END, \
      updated_at = $16, version = version + 1 \
      WHERE account_id = $1 AND id = $2 AND ($17::BIGINT[] IS NULL OR version = ANY($17)) \
+     AND NOT version = ANY($18::BIGINT[]) AND NOT $19 \
      RETURNING ",
     customer_columns!()
 );
@@ -173,6 +190,7 @@ pub async fn replace_customer(
     let extended = fields.extended.unwrap_or_default();
     let columns = CustomerColumns::new(fields.email.as_str(), extended.address.as_ref(), &extended.metadata);
     let address = columns.address;
+    let (accepted, refused, refuse_any) = precondition_arguments(precondition);
     let row = sqlx::query(REPLACE_CUSTOMER)
         .bind(account_id.as_str())
         .bind(customer_id.as_str())
@@ -190,18 +208,21 @@ pub async fn replace_customer(
         .bind(address.country)
         .bind(columns.metadata)
         .bind(now)
-        .bind(accepted_versions(precondition))
+        .bind(accepted)
+        .bind(refused)
+        .bind(refuse_any)
         .fetch_optional(pool)
         .await?;
     match row {
         Some(row) => Ok(customer_from_row(&row)?),
-        None => Err(missing_or_stale(pool, account_id, customer_id).await),
+        None => Err(missing_or_stale(pool, account_id, customer_id, precondition).await),
     }
 }
 
 /// Deletes if the version matches and uncounts the customer, in one statement.
 const DELETE_CUSTOMER: &str = "WITH deleted AS ( \
      DELETE FROM customers WHERE account_id = $1 AND id = $2 AND ($3::BIGINT[] IS NULL OR version = ANY($3)) \
+     AND NOT version = ANY($4::BIGINT[]) AND NOT $5 \
      RETURNING account_id), \
      counted AS ( \
      UPDATE accounts SET customer_count = customer_count - 1 WHERE id IN (SELECT account_id FROM deleted)) \
@@ -213,16 +234,19 @@ pub async fn delete_customer(
     customer_id: &CustomerId,
     precondition: &Precondition,
 ) -> Result<(), StoreError> {
+    let (accepted, refused, refuse_any) = precondition_arguments(precondition);
     let deleted: i64 = sqlx::query_scalar(DELETE_CUSTOMER)
         .bind(account_id.as_str())
         .bind(customer_id.as_str())
-        .bind(accepted_versions(precondition))
+        .bind(accepted)
+        .bind(refused)
+        .bind(refuse_any)
         .fetch_one(pool)
         .await?;
     if deleted == 1 {
         return Ok(());
     }
-    Err(missing_or_stale(pool, account_id, customer_id).await)
+    Err(missing_or_stale(pool, account_id, customer_id, precondition).await)
 }
 
 pub async fn list_by_offset(

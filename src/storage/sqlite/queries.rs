@@ -135,10 +135,9 @@ pub fn replace_customer(
     precondition: &Precondition,
     now: i64,
 ) -> Result<Customer, StoreError> {
-    let current = get_customer(connection, account_id, customer_id)?.ok_or(StoreError::NotFound)?;
-    if !precondition.accepts(current.version) {
-        return Err(StoreError::PreconditionFailed);
-    }
+    let current = get_customer(connection, account_id, customer_id)?;
+    precondition.check(current.as_ref().map(|customer| customer.version))?;
+    let current = current.ok_or(StoreError::NotFound)?;
     let previous_version = current.version;
     let replaced = current.replaced(fields, now);
     let row = CustomerRow::new(account_id, &replaced);
@@ -168,10 +167,7 @@ pub fn delete_customer(
         .prepare_cached("SELECT version FROM customers WHERE account_id = ?1 AND id = ?2")?
         .query_row(params![account_id.as_str(), customer_id.as_str()], |row| row.get(0))
         .optional()?;
-    let version = version.ok_or(StoreError::NotFound)?;
-    if !precondition.accepts(version) {
-        return Err(StoreError::PreconditionFailed);
-    }
+    precondition.check(version)?;
     connection
         .prepare_cached("DELETE FROM customers WHERE account_id = ?1 AND id = ?2")?
         .execute(params![account_id.as_str(), customer_id.as_str()])?;
