@@ -2,8 +2,9 @@
 //! helper module, [`support`], shared by all of them.
 //!
 //! Most areas drive a real server in-process over HTTP on a random port
-//! ([`support::TestApp`]); `cli`, `cluster`, `logging` and `pg_outage` start the
-//! built `clientele` binary ([`support::process`]).
+//! ([`support::TestApp`]); `cli`, `cli_pipes`, `cluster`, `deadline`, `logging`,
+//! `pg_outage`, `readme`, `secrets` and `version` start the built `clientele`
+//! binary ([`support::process`]); `docs` reads the documentation.
 //!
 //! A test that needs a running PostgreSQL or Redis (or `redis-server` on PATH)
 //! has a path segment starting with `needs_postgres` or `needs_redis`: plain
@@ -15,11 +16,14 @@ mod support;
 
 mod auth;
 mod cli;
+mod cli_pipes;
 mod cluster;
 mod conditional;
 mod customer_ids;
 mod customers_v1;
 mod customers_v2;
+mod deadline;
+mod docs;
 mod errors;
 mod http_semantics;
 mod logging;
@@ -27,8 +31,11 @@ mod metrics;
 mod openapi;
 mod pg_outage;
 mod rate_limit;
+mod readme;
 mod request_span;
 mod safe_writes;
+mod secrets;
 mod smoke;
 mod store_conformance;
 mod validation;
+mod version;

@@ -9,6 +9,7 @@ pub mod database;
 pub mod process;
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clientele::admin;
@@ -325,6 +326,13 @@ pub fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(15)).build().expect("HTTP client")
 }
 
+// ---- the source tree ----
+
+/// The repository's root (`CARGO_MANIFEST_DIR`), where `README.md`, `docs/` and `src/` are.
+pub fn source_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
 // ---- time and ports ----
 
 /// Unix time in seconds.
@@ -336,12 +344,18 @@ pub fn now() -> i64 {
 /// `margin` is left in the current window of `window_secs`, waits for the next
 /// one, so that a test's requests fall in one window.
 pub async fn leave_room_in_window(window_secs: u64, margin: Duration) {
-    let window_ms = window_secs * 1000;
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
-    let left = Duration::from_millis(window_ms - now_ms % window_ms);
+    let left = left_in_window(window_secs);
     if left < margin {
         tokio::time::sleep(left + Duration::from_millis(100)).await;
     }
+}
+
+/// How long is left of the current rate-limit window of `window_secs` (fixed
+/// windows, aligned to the epoch).
+pub fn left_in_window(window_secs: u64) -> Duration {
+    let window_ms = window_secs * 1000;
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    Duration::from_millis(window_ms - now_ms % window_ms)
 }
 
 /// A free port below Linux's ephemeral range (32768 and up), so that no

@@ -2,6 +2,7 @@
 //! `logging`, `pg_outage`): the built binary, started with a clean environment,
 //! talked to over HTTP and killed when dropped, pass or fail.
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -17,7 +18,7 @@ use super::database::TestDatabase;
 /// The `clientele` binary cargo built for these tests.
 pub const BIN: &str = env!("CARGO_BIN_EXE_clientele");
 /// The line `serve` prints on stdout once it accepts connections, before the address.
-const LISTENING: &str = "Clientele listening on http://";
+pub const LISTENING: &str = "Clientele listening on http://";
 /// How long a server may take to print its listening line (a loaded CI machine is slow).
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a server may take to exit after SIGTERM.
@@ -26,13 +27,21 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// The binary with no `CLIENTELE_*` variable inherited from the caller's environment,
 /// and `RUST_BACKTRACE=1`, so that a panic would show (the CLI's error tests assert none does).
 pub fn command() -> Command {
-    let mut command = Command::new(BIN);
+    let mut command = clean_command(BIN);
+    command.env("RUST_BACKTRACE", "1");
+    command
+}
+
+/// `program` (the binary, or a shell that runs it) with no `CLIENTELE_*`
+/// variable inherited from the caller's environment, and no stdin.
+pub fn clean_command(program: impl AsRef<OsStr>) -> Command {
+    let mut command = Command::new(program);
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("CLIENTELE_") {
             command.env_remove(&name);
         }
     }
-    command.env("RUST_BACKTRACE", "1").stdin(Stdio::null());
+    command.stdin(Stdio::null());
     command
 }
 

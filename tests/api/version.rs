@@ -1,16 +1,15 @@
 //! `clientele --version` names the version and the commit the binary was built
 //! from (API.md §7), so an operator can tell which build is answering.
 
-use std::path::Path;
 use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_clientele");
+use crate::support::process::command;
+use crate::support::source_root;
 
 /// The commit `git` reports for the checkout this test was built from, or
 /// `unknown` where git cannot tell (a source tarball): what the binary must print.
 fn expected_commit() -> String {
-    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let output = Command::new("git").arg("-C").arg(manifest_dir).args(["rev-parse", "HEAD"]).output();
+    let output = Command::new("git").arg("-C").arg(source_root()).args(["rev-parse", "HEAD"]).output();
     match output {
         Ok(output) if output.status.success() => String::from_utf8(output.stdout).expect("UTF-8").trim().to_owned(),
         _ => "unknown".to_owned(),
@@ -20,7 +19,7 @@ fn expected_commit() -> String {
 #[test]
 fn version_names_the_release_and_the_commit() {
     for flag in ["--version", "-V"] {
-        let output = Command::new(BIN).arg(flag).output().expect("run clientele");
+        let output = command().arg(flag).output().expect("run clientele");
         assert!(output.status.success(), "clientele {flag} failed: {output:?}");
         let stdout = String::from_utf8(output.stdout).expect("UTF-8");
         let line = stdout.strip_suffix('\n').expect("one line ending in a newline");

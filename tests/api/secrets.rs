@@ -3,16 +3,15 @@
 //! the drivers accept, never shows it on stdout or stderr (errors, logs,
 //! help), nor in `/readyz`.
 //!
-//! The PostgreSQL `serve` case runs when `CLIENTELE_TEST_DATABASE_URL` is set;
-//! the others need no service (a refused port or a missing database is the point).
-
-mod common;
-mod process_support;
+//! The PostgreSQL `serve` case is a `needs_postgres` test
+//! (`CLIENTELE_TEST_DATABASE_URL`); the others need no service (a refused port
+//! or a missing database is the point).
 
 use std::process::Output;
 
-use common::TestDatabase;
-use process_support::{Server, blocking, client, command};
+use crate::support::database::TestDatabase;
+use crate::support::process::{Sandbox, Server, blocking, command, serve_command};
+use crate::support::{DATABASE_URL_VAR, client, service_url};
 
 /// The secret, and its forms on the command line: raw and percent-encoded.
 const PASSWORD: &str = "Sw0rdf1sh7c1";
@@ -82,7 +81,7 @@ fn help_never_shows_the_urls_from_the_environment() {
 
 /// `serve` with a Redis that is down: its logs, its banner and `/readyz` (which says Redis is down).
 async fn serve_and_look(database_url: &str, redis_url: &str, what: &str) {
-    let server = Server::start(database_url, &["--redis-url", redis_url]);
+    let server = Server::start(serve_command(database_url, &["--redis-url", redis_url]));
     let response = client().get(server.url("/readyz")).send().await.expect("/readyz");
     assert_eq!(response.status(), 503, "{what}: Redis is down");
     let body = response.text().await.unwrap();
@@ -94,29 +93,34 @@ async fn serve_and_look(database_url: &str, redis_url: &str, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_never_logs_a_redis_password() {
-    let dir = tempfile::tempdir().unwrap();
-    let database_url = format!("sqlite://{}", dir.path().join("served.db").display());
+    let sandbox = Sandbox::sqlite();
     for redis_url in [format!("redis://:{PASSWORD}@127.0.0.1:1/0"), format!("redis://default:{ENCODED}@127.0.0.1:1")] {
-        serve_and_look(&database_url, &redis_url, &redis_url).await;
+        serve_and_look(&sandbox.url, &redis_url, &redis_url).await;
     }
     // A Redis URL that does not parse is refused in one line, masked.
     let output =
-        run(&["--database-url", &database_url, "serve", "--redis-url", &format!("redis://:{PASSWORD}@[bad")], None);
+        run(&["--database-url", &sandbox.url, "serve", "--redis-url", &format!("redis://:{PASSWORD}@[bad")], None);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("invalid Redis URL"), "{stderr}");
     assert_hidden("an invalid Redis URL", &[&stderr, &String::from_utf8_lossy(&output.stdout)]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serve_never_logs_a_postgres_password() {
-    let Some(database) = TestDatabase::postgres().await else { return };
-    // The test server trusts local connections, so a password is accepted and ignored.
-    let (base, query) = database.url.split_once('?').map_or((database.url.as_str(), ""), |(b, q)| (b, q));
-    let with_query = format!("{base}?{query}{}password={PASSWORD}", if query.is_empty() { "" } else { "&" });
-    let with_userinfo = database.url.replacen("://postgres@", &format!("://postgres:{ENCODED}@"), 1);
-    assert_ne!(with_userinfo, database.url, "the test URL names the user postgres");
-    for url in [with_query, with_userinfo] {
-        serve_and_look(&url, &format!("redis://:{PASSWORD}@127.0.0.1:1"), &url).await;
+/// Needs PostgreSQL: skipped by the default nextest profile.
+mod needs_postgres {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn serve_never_logs_a_postgres_password() {
+        service_url(DATABASE_URL_VAR);
+        let database = TestDatabase::postgres().await;
+        // The test server trusts local connections, so a password is accepted and ignored.
+        let (base, query) = database.url.split_once('?').map_or((database.url.as_str(), ""), |(b, q)| (b, q));
+        let with_query = format!("{base}?{query}{}password={PASSWORD}", if query.is_empty() { "" } else { "&" });
+        let with_userinfo = database.url.replacen("://postgres@", &format!("://postgres:{ENCODED}@"), 1);
+        assert_ne!(with_userinfo, database.url, "the test URL names the user postgres");
+        for url in [with_query, with_userinfo] {
+            serve_and_look(&url, &format!("redis://:{PASSWORD}@127.0.0.1:1"), &url).await;
+        }
     }
 }

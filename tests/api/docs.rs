@@ -3,9 +3,6 @@
 //! `#fragment` names one of its headings; every `API.md §N` cited in `src/`,
 //! `tests/` or the committed OpenAPI documents names a section that
 //! `docs/API.md` has.
-//!
-//! Self-contained (paths from `CARGO_MANIFEST_DIR`), so it can move into any
-//! test binary as it is.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -14,16 +11,14 @@ use std::path::{Path, PathBuf};
 use pulldown_cmark::{Event, HeadingLevel, Parser, Tag, TagEnd};
 use regex::Regex;
 
+use crate::support::source_root;
+
 /// The API reference the code cites as `API.md §N`.
 const API_REFERENCE: &str = "docs/API.md";
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// The Markdown files whose links are checked: the top level's and `docs/`'s.
 fn markdown_files() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = [root().to_path_buf(), root().join("docs")]
+    let mut files: Vec<PathBuf> = [source_root().to_path_buf(), source_root().join("docs")]
         .iter()
         .flat_map(|dir| fs::read_dir(dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display())))
         .map(|entry| entry.expect("directory entry").path())
@@ -155,7 +150,7 @@ fn citing_files() -> Vec<PathBuf> {
     }
     let mut files = Vec::new();
     for dir in ["src", "tests", "openapi"] {
-        walk(&root().join(dir), &mut files);
+        walk(&source_root().join(dir), &mut files);
     }
     files.sort();
     files
@@ -175,7 +170,7 @@ fn relative_links_in_the_docs_resolve() {
 
 #[test]
 fn the_readme_points_to_the_api_reference() {
-    let readme = fs::read_to_string(root().join("README.md")).expect("README.md");
+    let readme = fs::read_to_string(source_root().join("README.md")).expect("README.md");
     let targets = link_targets(&readme);
     assert!(
         targets.iter().any(|target| target == API_REFERENCE || target.starts_with(&format!("{API_REFERENCE}#"))),
@@ -185,7 +180,7 @@ fn the_readme_points_to_the_api_reference() {
 
 #[test]
 fn every_cited_api_section_exists() {
-    let reference = fs::read_to_string(root().join(API_REFERENCE)).expect("the API reference");
+    let reference = fs::read_to_string(source_root().join(API_REFERENCE)).expect("the API reference");
     let sections = api_sections(&reference);
     assert_eq!(sections, (1..=8).collect(), "{API_REFERENCE} keeps sections 1-8, as the code cites them");
 

@@ -15,16 +15,14 @@
 //!   version is unchanged, checked in the database itself), and the next
 //!   write succeeds.
 //!
-//! The PostgreSQL test runs when `CLIENTELE_TEST_DATABASE_URL` is set.
-
-mod common;
-mod process_support;
+//! The PostgreSQL test is a `needs_postgres` one (`CLIENTELE_TEST_DATABASE_URL`).
 
 use std::time::{Duration, Instant};
 
-use common::TestDatabase;
+use crate::support::database::TestDatabase;
+use crate::support::process::{Server, command, serve_command};
+use crate::support::{DATABASE_URL_VAR, client, expect_error, expect_json, header, service_url};
 use futures_util::future::join_all;
-use process_support::{Server, client, command, expect_error, expect_json, header};
 use reqwest::Client;
 use serde_json::{Value, json};
 use sqlx::{Connection, Executor, PgConnection};
@@ -127,56 +125,62 @@ async fn put_the_held_row(api: &Api, held_id: &str, other_id: &str, other_writes
 
 fn serve(database_url: &str) -> Server {
     let timeout = format!("{}s", REQUEST_TIMEOUT.as_secs());
-    Server::start(database_url, &["--request-timeout", &timeout, "--default-rate-limit", "100000/60s"])
+    Server::start(serve_command(database_url, &["--request-timeout", &timeout, "--default-rate-limit", "100000/60s"]))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_row_held_on_postgres_delays_only_its_own_writes_and_none_is_applied_after_its_503() {
-    let Some(database) = TestDatabase::postgres().await else { return };
-    let server = serve(&database.url);
-    let api = Api::new(&server);
-    let held = api.create("held").await;
-    let other = api.create("other").await;
-    let held_id = held["id"].as_str().unwrap();
+/// Needs PostgreSQL: skipped by the default nextest profile.
+mod needs_postgres {
+    use super::*;
 
-    let mut session = PgConnection::connect_with(&database.pg_options()).await.expect("a session of our own");
-    session.execute("BEGIN").await.unwrap();
-    sqlx::query("SELECT id FROM customers WHERE id = $1 FOR UPDATE")
-        .bind(held_id)
-        .fetch_one(&mut session)
-        .await
-        .expect("hold the row");
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_row_held_on_postgres_delays_only_its_own_writes_and_none_is_applied_after_its_503() {
+        service_url(DATABASE_URL_VAR);
+        let database = TestDatabase::postgres().await;
+        let server = serve(&database.url);
+        let api = Api::new(&server);
+        let held = api.create("held").await;
+        let other = api.create("other").await;
+        let held_id = held["id"].as_str().unwrap();
 
-    put_the_held_row(&api, held_id, other["id"].as_str().unwrap(), true).await;
+        let mut session = PgConnection::connect_with(&database.pg_options()).await.expect("a session of our own");
+        session.execute("BEGIN").await.unwrap();
+        sqlx::query("SELECT id FROM customers WHERE id = $1 FOR UPDATE")
+            .bind(held_id)
+            .fetch_one(&mut session)
+            .await
+            .expect("hold the row");
 
-    // Nothing of the 503'd writes waits in the database any more ...
-    let mut observer = PgConnection::connect_with(&database.pg_options()).await.unwrap();
-    let waiting: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-    )
-    .fetch_one(&mut observer)
-    .await
-    .unwrap();
-    assert_eq!(waiting, 0, "no statement of the server still waits for the row");
-    // ... so releasing the row applies none of them.
-    session.execute("ROLLBACK").await.unwrap();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let (version, name): (i64, String) = sqlx::query_as("SELECT version, name FROM customers WHERE id = $1")
-        .bind(held_id)
+        put_the_held_row(&api, held_id, other["id"].as_str().unwrap(), true).await;
+
+        // Nothing of the 503'd writes waits in the database any more ...
+        let mut observer = PgConnection::connect_with(&database.pg_options()).await.unwrap();
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
         .fetch_one(&mut observer)
         .await
         .unwrap();
-    assert_eq!((version, name.as_str()), (1, "held"), "no write answered 503 was applied");
+        assert_eq!(waiting, 0, "no statement of the server still waits for the row");
+        // ... so releasing the row applies none of them.
+        session.execute("ROLLBACK").await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (version, name): (i64, String) = sqlx::query_as("SELECT version, name FROM customers WHERE id = $1")
+            .bind(held_id)
+            .fetch_one(&mut observer)
+            .await
+            .unwrap();
+        assert_eq!((version, name.as_str()), (1, "held"), "no write answered 503 was applied");
 
-    let (_, after) = expect_json(api.put(held_id, "after").await, 200, "a PUT once the row is free").await;
-    assert_eq!(after["version"], 2);
+        let (_, after) = expect_json(api.put(held_id, "after").await, 200, "a PUT once the row is free").await;
+        assert_eq!(after["version"], 2);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sqlite_file_locked_by_another_process_delays_only_writes_and_none_is_applied_after_its_503() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("locked.db");
-    let server = serve(&format!("sqlite://{}", path.display()));
+    let server = serve(&TestDatabase::sqlite(dir.path(), "locked.db").url);
     let api = Api::new(&server);
     let held = api.create("held").await;
     let other = api.create("other").await;

@@ -23,23 +23,21 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use regex::Regex;
 
-const BIN: &str = env!("CARGO_BIN_EXE_clientele");
+use crate::support::process::{BIN, LISTENING, Server, clean_command, command};
+use crate::support::{left_in_window, now, source_root};
+
 const UPDATE_VARIABLE: &str = "CLIENTELE_UPDATE_README";
 /// The address the README's examples use; each run's server listens elsewhere.
 const README_ADDRESSES: [&str; 2] = ["localhost:8080", "127.0.0.1:8080"];
-const LISTENING: &str = "Clientele listening on http://";
 
 fn readme_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")
+    source_root().join("README.md")
 }
 
 /// One `$ command` of the README and the output shown under it.
@@ -249,64 +247,17 @@ fn compare(expected: &str, actual: &str, correspondence: &mut Correspondence, pa
     first_difference.map_or(Ok(()), Err)
 }
 
-/// `clientele serve` in its own directory; killed when dropped.
-struct Server {
-    child: Child,
-    address: String,
-    /// Its stdout up to and including the listening line.
-    banner: String,
-}
-
-impl Server {
-    fn start(directory: &Path) -> Self {
-        let mut command = clean_command(BIN);
-        command.arg("serve").current_dir(directory).env("CLIENTELE_LISTEN", "127.0.0.1:0");
-        command.stdout(Stdio::piped()).stderr(fs::File::create(directory.join("serve.log")).expect("log file"));
-        let child = command.spawn().expect("start clientele serve");
-        // Built at once, so that a panic below still kills the process (in `drop`).
-        let mut server = Self { child, address: String::new(), banner: String::new() };
-        let stdout = server.child.stdout.take().expect("piped stdout");
-        let (lines_tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = lines_tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut banner = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = lines.recv_timeout(left).unwrap_or_else(|error| {
-                let log = fs::read_to_string(directory.join("serve.log")).unwrap_or_default();
-                panic!("clientele serve printed no listening line ({error}); stdout: {banner:?}; log: {log}")
-            });
-            banner.push(line.clone());
-            if let Some(address) = line.strip_prefix(LISTENING) {
-                server.address = address.trim().to_owned();
-                server.banner = banner.join("\n");
-                return server;
-            }
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A command with no `CLIENTELE_*` variable of the caller's environment.
-fn clean_command(program: &str) -> Command {
-    let mut command = Command::new(program);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("CLIENTELE_") {
-            command.env_remove(&name);
-        }
-    }
-    command.stdin(Stdio::null());
-    command
+/// `clientele serve` as the Quick start runs it: in `directory`, with the
+/// default database (`./clientele.db`), on a random port instead of 8080.
+/// Returns the server (killed when dropped) and what it printed on stdout, up
+/// to and including the listening line.
+fn serve_in(directory: &Path) -> (Server, String) {
+    let mut serve = command();
+    serve.arg("serve").current_dir(directory).env("CLIENTELE_LISTEN", "127.0.0.1:0");
+    let server = Server::start(serve);
+    let mut banner = server.banner.clone();
+    banner.push(format!("{LISTENING}{}", server.address));
+    (server, banner.join("\n"))
 }
 
 /// The shell variables a command assigns (`ID=...`, `export TOKEN=...`, `ACME=$(...)`).
@@ -341,14 +292,14 @@ impl Session {
         }
     }
 
-    fn address(&self) -> &str {
-        self.server.as_ref().map_or("127.0.0.1:8080", |server| server.address.as_str())
+    /// The server's address (`127.0.0.1:<port>`), or the README's before it runs.
+    fn address(&self) -> String {
+        self.server.as_ref().map_or_else(|| "127.0.0.1:8080".to_owned(), |server| server.address.to_string())
     }
 
     fn run(&mut self, step: &Step, update: bool) -> Result<(), String> {
         let output = if step.command.trim() == "clientele serve" {
-            let server = Server::start(self.directory.path());
-            let banner = server.banner.clone();
+            let (server, banner) = serve_in(self.directory.path());
             self.server = Some(server);
             banner
         } else {
@@ -361,7 +312,7 @@ impl Session {
 
     fn shell(&mut self, readme_command: &str) -> Result<String, String> {
         wait_unless_a_window_has_time_left();
-        let command = self.correspondence.to_run(readme_command, self.address());
+        let command = self.correspondence.to_run(readme_command, &self.address());
         let state = self.directory.path().join(".readme-state");
         let names = assigned_variables(&command);
         let mut script = String::from("exec 2>&1\n");
@@ -406,7 +357,7 @@ impl Session {
     /// The README with this run's outputs, and this run's ids in its commands.
     fn updated_readme(&self, readme: &str, steps: &[Step]) -> String {
         let mut lines: Vec<String> = readme.lines().map(str::to_owned).collect();
-        let address = self.address().to_owned();
+        let address = self.address();
         for (step, output) in steps.iter().zip(&self.outputs).rev() {
             let output = output.replace(&address, "127.0.0.1:8080");
             let new_output: Vec<String> = output
@@ -430,16 +381,15 @@ impl Session {
 /// A command whose requests straddle the end of a 10 s window (the README's
 /// `3/10s` token) sees its count restart; such a window's last 1.5 s are waited out.
 fn wait_unless_a_window_has_time_left() {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970");
-    let into_window = Duration::from_millis(u64::try_from(now.as_millis() % 10_000).expect("small"));
-    let window = Duration::from_secs(10);
-    if window - into_window < Duration::from_millis(1500) {
-        thread::sleep(window - into_window);
+    let left = left_in_window(10);
+    if left < Duration::from_millis(1500) {
+        thread::sleep(left);
     }
 }
 
-fn unix_minute() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_secs() / 60
+/// The current minute-long rate-limit window (aligned to the epoch).
+fn unix_minute() -> i64 {
+    now() / 60
 }
 
 /// Runs every step; on a mismatch, says which README line and what differs.

@@ -5,30 +5,28 @@
 //! line on stderr and exit 1. `serve` keeps serving when nobody reads its
 //! stdout. All with the real binary.
 
-mod process_support;
-
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
-use std::net::TcpListener;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use clientele::admin;
 use clientele::domain::Scope;
-use process_support::{blocking, command};
-use tempfile::TempDir;
+
+use crate::support::free_port;
+use crate::support::process::{Sandbox, blocking};
 
 /// Enough tokens that `tokens list` prints far more than a pipe buffers (64 KiB).
 const TOKENS: usize = 3_000;
 
 /// A SQLite database with a few accounts and [`TOKENS`] tokens.
-fn database_with_many_tokens() -> (TempDir, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("pipes.db").display());
+fn database_with_many_tokens() -> Sandbox {
+    let sandbox = Sandbox::sqlite();
+    let url = &sandbox.url;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async {
-        let store = clientele::storage::open(&url).await.unwrap();
+        let store = clientele::storage::open(url).await.unwrap();
         for name in ["acme", "globex", "initech"] {
             admin::create_account(&store, name).await.unwrap();
         }
@@ -41,14 +39,16 @@ fn database_with_many_tokens() -> (TempDir, String) {
             result.unwrap().unwrap();
         }
     });
-    (dir, url)
+    sandbox
 }
 
-fn spawn(url: &str, args: &[&str], stdout: Stdio) -> Child {
-    command()
-        .env("RUST_BACKTRACE", "1")
+/// `clientele --database-url <the sandbox's> ARGS...` with `stdout`, stderr piped,
+/// and `RUST_BACKTRACE=1` (from [`Sandbox::command`]), so that a panic would show.
+fn spawn(sandbox: &Sandbox, args: &[&str], stdout: Stdio) -> Child {
+    sandbox
+        .command()
         .arg("--database-url")
-        .arg(url)
+        .arg(&sandbox.url)
         .args(args)
         .stdout(stdout)
         .stderr(Stdio::piped())
@@ -71,10 +71,10 @@ fn assert_quiet_end(what: &str, status: ExitStatus, stderr: &str) {
 
 #[test]
 fn listings_stop_quietly_when_the_reader_goes_away() {
-    let (_dir, url) = database_with_many_tokens();
+    let sandbox = database_with_many_tokens();
     blocking(|| {
         // `tokens list | head -1`: one line read, then the pipe closes.
-        let mut child = spawn(&url, &["tokens", "list"], Stdio::piped());
+        let mut child = spawn(&sandbox, &["tokens", "list"], Stdio::piped());
         let mut first = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
         assert!(first.starts_with("ID "), "the header comes first: {first}");
@@ -82,7 +82,7 @@ fn listings_stop_quietly_when_the_reader_goes_away() {
         assert_quiet_end("tokens list | head -1", status, &stderr);
 
         // `tokens list --json | head -c 100`.
-        let mut child = spawn(&url, &["tokens", "list", "--json"], Stdio::piped());
+        let mut child = spawn(&sandbox, &["tokens", "list", "--json"], Stdio::piped());
         let mut start = [0u8; 100];
         child.stdout.take().unwrap().read_exact(&mut start).unwrap();
         assert!(start.starts_with(b"["), "a JSON array");
@@ -93,7 +93,7 @@ fn listings_stop_quietly_when_the_reader_goes_away() {
         for args in
             [&["accounts", "list"][..], &["accounts", "list", "--json"], &["tokens", "list", "--account", "acme"]]
         {
-            let mut child = spawn(&url, args, Stdio::piped());
+            let mut child = spawn(&sandbox, args, Stdio::piped());
             drop(child.stdout.take());
             let (status, stderr) = finish(child);
             assert_quiet_end(&format!("{args:?} with the reader closed at once"), status, &stderr);
@@ -103,12 +103,12 @@ fn listings_stop_quietly_when_the_reader_goes_away() {
 
 #[test]
 fn another_write_error_is_one_error_line_and_exit_1() {
-    let (_dir, url) = database_with_many_tokens();
+    let sandbox = database_with_many_tokens();
     for args in
         [&["tokens", "list"][..], &["tokens", "list", "--json"], &["accounts", "list"], &["accounts", "create", "x"]]
     {
         let full = File::options().write(true).open("/dev/full").expect("/dev/full");
-        let (status, stderr) = blocking(|| finish(spawn(&url, args, Stdio::from(full))));
+        let (status, stderr) = blocking(|| finish(spawn(&sandbox, args, Stdio::from(full))));
         assert_eq!(status.code(), Some(1), "{args:?} > /dev/full: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{args:?} > /dev/full: one line: {stderr}");
         assert!(stderr.starts_with("error: cannot write to stdout: "), "{args:?}: {stderr}");
@@ -118,12 +118,11 @@ fn another_write_error_is_one_error_line_and_exit_1() {
 
 #[test]
 fn serve_keeps_serving_when_nobody_reads_its_stdout() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("served.db").display());
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let sandbox = Sandbox::sqlite();
+    let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     // Its bootstrap token and listening line go nowhere.
-    let mut child = spawn(&url, &["serve", "--listen", &listen], Stdio::piped());
+    let mut child = spawn(&sandbox, &["serve", "--listen", &listen], Stdio::piped());
     drop(child.stdout.take());
     let deadline = Instant::now() + Duration::from_secs(30);
     let healthy = loop {
