@@ -28,6 +28,7 @@ mod errors;
 mod http_semantics;
 mod logging;
 mod metrics;
+mod migrations;
 mod openapi;
 mod pg_outage;
 mod rate_limit;

@@ -6,6 +6,7 @@
 
 mod admin;
 mod breaker;
+mod data_migrations;
 mod error;
 mod gates;
 mod queries;
@@ -91,6 +92,9 @@ impl PostgresStore {
             .run_direct(&mut connection)
             .await
             .map_err(|error| fail(format!("cannot migrate the schema: {error}")))?;
+        data_migrations::run(&mut connection)
+            .await
+            .map_err(|error| fail(format!("cannot migrate the data: {error}")))?;
         connection.close().await.ok();
         let options = with_time_limits(options, budget);
         let breaker = Breaker::new(options.clone(), budget.operation_time());
@@ -124,7 +128,9 @@ impl PostgresStore {
         MIGRATOR.run(&self.pool).await.map_err(|error| match error {
             sqlx::migrate::MigrateError::Execute(error) => from_sqlx(error),
             other => StoreError::Internal(other.to_string()),
-        })
+        })?;
+        let mut connection = self.pool.acquire().await.map_err(from_sqlx)?;
+        data_migrations::run(&mut connection).await.map_err(from_sqlx)
     }
 }
 

@@ -1,18 +1,55 @@
 //! Schema migrations for SQLite, tracked in `PRAGMA user_version`.
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, TransactionBehavior, params};
+
+use crate::domain::customer::normalize_email;
+
+/// One step of the schema: SQL, or work SQL cannot do, in Rust.
+enum Migration {
+    Sql(&'static str),
+    Rust(fn(&Connection) -> rusqlite::Result<()>),
+}
 
 /// Each entry moves the schema from version `index` to `index + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/sqlite/0001_init.sql")];
+const MIGRATIONS: &[Migration] = &[
+    Migration::Sql(include_str!("../../../migrations/sqlite/0001_init.sql")),
+    // Emails are matched by Unicode full case folding (API.md §3), not lower case.
+    Migration::Rust(recompute_email_keys),
+];
 
 /// Applies the missing migrations in one exclusive transaction, so two
 /// processes starting at once cannot both apply one.
 pub fn run(connection: &mut Connection) -> rusqlite::Result<()> {
     let transaction = connection.transaction_with_behavior(TransactionBehavior::Exclusive)?;
     let current: usize = transaction.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
-        transaction.execute_batch(sql)?;
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(current) {
+        match migration {
+            Migration::Sql(sql) => transaction.execute_batch(sql)?,
+            Migration::Rust(step) => step(&transaction)?,
+        }
         transaction.pragma_update(None, "user_version", index + 1)?;
     }
     transaction.commit()
+}
+
+/// Rewrites each customer's email match key with [`normalize_email`]: the
+/// changed keys are gathered first, then written.
+fn recompute_email_keys(connection: &Connection) -> rusqlite::Result<()> {
+    let mut changed = Vec::new();
+    let mut select = connection.prepare("SELECT account_id, id, email, email_normalized FROM customers")?;
+    let mut rows = select.query([])?;
+    while let Some(row) = rows.next()? {
+        let (account_id, id, email, stored): (String, String, String, String) =
+            (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
+        let key = normalize_email(&email);
+        if key != stored {
+            changed.push((account_id, id, key));
+        }
+    }
+    let mut update =
+        connection.prepare("UPDATE customers SET email_normalized = ?3 WHERE account_id = ?1 AND id = ?2")?;
+    for (account_id, id, key) in changed {
+        update.execute(params![account_id, id, key])?;
+    }
+    Ok(())
 }
