@@ -26,9 +26,13 @@ const TOUCH_INTERVAL_SECS: i64 = 60;
 pub struct Principal {
     pub token_id: Arc<str>,
     pub account_id: Arc<str>,
+    /// The account's name, as `tokens list` shows it (for `GET /v2/token`).
+    pub account_name: Arc<str>,
     pub scope: Scope,
     /// `None`: the server's default applies.
     pub rate_limit: Option<RateLimit>,
+    /// When the token was issued, in Unix seconds.
+    pub created_at: i64,
 }
 
 impl From<&TokenRecord> for Principal {
@@ -36,8 +40,10 @@ impl From<&TokenRecord> for Principal {
         Self {
             token_id: record.id.as_str().into(),
             account_id: record.account_id.as_str().into(),
+            account_name: record.account_name.as_str().into(),
             scope: record.scope,
             rate_limit: record.rate_limit,
+            created_at: record.created_at,
         }
     }
 }

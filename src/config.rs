@@ -2,6 +2,7 @@
 
 use ipnet::IpNet;
 
+use crate::lifecycle::Deprecation;
 use crate::ratelimit::RateLimit;
 
 #[derive(Debug, Clone)]
@@ -12,6 +13,10 @@ pub struct ServerConfig {
     pub auth_failure_limit: RateLimit,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// `--public-url`: the one server a token's tailored OpenAPI document names (API.md §6).
+    pub public_url: Option<String>,
+    /// `--deprecate` / `--sunset`: versions marked deprecated (API.md §6).
+    pub deprecations: Vec<Deprecation>,
 }
 
 impl Default for ServerConfig {
@@ -20,6 +25,8 @@ impl Default for ServerConfig {
             default_rate_limit: RateLimit { limit: 100, window_secs: 60 },
             auth_failure_limit: RateLimit { limit: 20, window_secs: 60 },
             trusted_proxies: Vec::new(),
+            public_url: None,
+            deprecations: Vec::new(),
         }
     }
 }

@@ -27,6 +27,8 @@
 //!   one writer thread that commits concurrent requests together;
 //!   [`storage::postgres`] serves the same trait from PostgreSQL (sqlx), for
 //!   many instances sharing one database.
+//! * [`lifecycle`] holds when a version is deprecated and ends (`--deprecate`,
+//!   `--sunset`); [`http::deprecation`] puts it on that version's responses.
 //! * [`cli`] is the operator's interface: `serve`, `accounts`, `tokens`;
 //!   [`admin`] holds the operator actions it shares with the tests.
 
@@ -38,6 +40,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod idempotency;
+pub mod lifecycle;
 pub mod metrics;
 pub mod ratelimit;
 pub mod server;
