@@ -79,7 +79,8 @@ pub struct Tailoring {
 }
 
 impl Tailoring {
-    fn is_default(&self) -> bool {
+    /// Whether this is the full document, as served without a token.
+    pub fn is_default(&self) -> bool {
         self.scope.is_none()
             && self.token_id.is_none()
             && self.rate_limit.is_none()

@@ -64,7 +64,7 @@ pub async fn create(
     path = "/v1/customers/{id}",
     operation_id = "getCustomer",
     tag = "customers",
-    params(("id" = String, Path, description = "The customer's id (`cus_...`).", example = "cus_01JDQ8ZK3V5W6X7Y8Z9A0B1C2D")),
+    params(("id" = String, Path, description = "The customer's id (`cus_` and 26 letters and digits), as `POST` answered it or a list shows it.")),
     responses((status = 200, description = "The customer.", body = CustomerV1), NotFound),
 )]
 pub async fn get(
@@ -86,7 +86,7 @@ pub async fn get(
     path = "/v1/customers/{id}",
     operation_id = "replaceCustomer",
     tag = "customers",
-    params(("id" = String, Path, description = "The customer's id (`cus_...`).", example = "cus_01JDQ8ZK3V5W6X7Y8Z9A0B1C2D")),
+    params(("id" = String, Path, description = "The customer's id (`cus_` and 26 letters and digits), as `POST` answered it or a list shows it.")),
     request_body(content = CustomerInputV1, content_type = "application/json"),
     responses(
         (status = 200, description = "The customer as replaced.", body = CustomerV1),
@@ -116,7 +116,7 @@ pub async fn replace(
     path = "/v1/customers/{id}",
     operation_id = "deleteCustomer",
     tag = "customers",
-    params(("id" = String, Path, description = "The customer's id (`cus_...`).", example = "cus_01JDQ8ZK3V5W6X7Y8Z9A0B1C2D")),
+    params(("id" = String, Path, description = "The customer's id (`cus_` and 26 letters and digits), as `POST` answered it or a list shows it.")),
     responses((status = 204, description = "Deleted."), Forbidden, NotFound),
 )]
 pub async fn delete(
