@@ -7,6 +7,9 @@ Usage: python later_release_proxy.py UPSTREAM_URL PORT MODE
   MODE codes:  as "fields", and every error's "code" and "type" are replaced by values no release
                has yet ("code_added_later", "type_added_later"); as a later release may add codes
                (API.md §4).
+  MODE drop:FIELD / rename:FIELD:NEW: a *breaking* release, for the evolution test's self-check:
+               every customer (a body or list item whose id starts with `cus_`) loses FIELD, or has it
+               renamed to NEW. The evolution test must fail through these.
 Everything else (status, headers, other fields) is passed through unchanged. Prints "ready" once
 it listens on 127.0.0.1:PORT.
 """
@@ -20,13 +23,29 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 UPSTREAM = urllib.parse.urlsplit(sys.argv[1])
 PORT = int(sys.argv[2])
 MODE = sys.argv[3]
-assert MODE in ("fields", "codes"), MODE
+assert MODE in ("fields", "codes") or MODE.startswith(("drop:", "rename:")), MODE
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "host"}
 ADDED = {"since": "a later release", "note": "a field this client's document does not have"}
 
 
+def breaking(customer):
+    if not (isinstance(customer, dict) and str(customer.get("id", "")).startswith("cus_")):
+        return customer
+    customer = dict(customer)
+    _, field, *new = MODE.split(":")
+    value = customer.pop(field, None)
+    if new:
+        customer[new[0]] = value
+    return customer
+
+
 def evolve(body):
     if not isinstance(body, dict):
+        return body
+    if MODE.startswith(("drop:", "rename:")):
+        body = breaking(body)
+        if isinstance(body.get("data"), list):
+            body["data"] = [breaking(item) for item in body["data"]]
         return body
     body = dict(body, added_later=ADDED)
     if isinstance(body.get("data"), list):
