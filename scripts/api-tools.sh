@@ -205,12 +205,17 @@ url_for() { if [ "$1" = current ]; then echo "$BASE"; else echo "${PROXY[$1]}"; 
 # Each run meets a 429 with a token of its own (2 requests per hour).
 limited_token() { "$BIN" tokens create --account default --scope write --rate-limit 2/3600s --database-url "$DB"; }
 python_evolution() { # KIND VERSION MODE
-  PYTHONPATH="$WORK/py-$1-$2" "$VENV/bin/python" tools/evolution_check.py "$2" "$(url_for "$3")" "$TOKEN" "$(limited_token)" "$3"
+  local limited
+  limited=$(limited_token)
+  PYTHONPATH="$WORK/py-$1-$2" "$VENV/bin/python" tools/evolution_check.py "$2" "$(url_for "$3")" "$TOKEN" "$limited" "$3" |
+    sed "s/^/$1 client, /"
 }
 ts_evolution() { # KIND VERSION MODE
-  local doc="$WORK/$2.json"
+  local doc="$WORK/$2.json" limited
   [ "$1" = baseline ] && doc="$WORK/base-$2.json"
-  (cd tools && node_modules/.bin/tsx evolution_check.ts "$2" "$(url_for "$3")" "$TOKEN" "$(limited_token)" "$3" "$doc")
+  limited=$(limited_token)
+  (cd tools && node_modules/.bin/tsx evolution_check.ts "$2" "$(url_for "$3")" "$TOKEN" "$limited" "$3" "$doc") |
+    sed "s/^/$1 client, /"
 }
 for version in v1 v2; do
   echo "$version: baseline from ${BASELINE_OF[$version]}"
