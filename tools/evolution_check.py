@@ -7,7 +7,8 @@ Usage: python evolution_check.py VERSION BASE_URL TOKEN LIMITED_TOKEN MODE
   or from the baseline document (the one optic compares against) for the evolution test.
   LIMITED_TOKEN: a write token with a tiny rate limit (2 per hour), to meet a 429.
   MODE current: BASE_URL is the server. fields: BASE_URL is the proxy adding fields. codes: the
-  proxy also replaces every error code and type with ones no release has yet.
+  proxy also replaces every error code and type with ones no release has yet. drop:FIELD,
+  rename:FIELD:NEW: the proxy breaks customers, and this check must fail.
 Any failure raises (exit status 1) with the scenario in the message.
 
 The functions `read_headers`, `error_of` and `call_with_retry` are the README's examples.
@@ -63,7 +64,9 @@ KNOWN_CODES = set()
 
 def main() -> None:
     version, base_url, token, limited_token, mode = sys.argv[1:6]
-    assert mode in ("current", "fields", "codes"), mode
+    # drop:FIELD and rename:FIELD:NEW: a breaking release (the proxy's), on which this check must fail.
+    assert mode in ("current", "fields", "codes") or mode.startswith(("drop:", "rename:")), mode
+    adds = mode in ("fields", "codes")  # whether the proxy adds fields
     pkg = f"clientele_{version}"
     client_mod = importlib.import_module(pkg)
     models = importlib.import_module(f"{pkg}.models")
@@ -87,7 +90,7 @@ def main() -> None:
         else:
             assert got_code == code and meaning == code, f"{where} {scenario}: {got_code} / {meaning}"
         assert response.parsed.error.request_id == response.headers["x-request-id"]
-        if mode != "current":
+        if adds:
             extra = response.parsed.error.additional_properties.get("added_later")
             assert extra, f"{where} {scenario}: the added error field was not kept"
         return response.parsed.error
@@ -104,7 +107,7 @@ def main() -> None:
     assert seen["limit"] >= 1 and 0 <= seen["remaining"] < seen["limit"] and seen["reset_seconds"] >= 1, seen
     assert seen["ratelimit"] == f'"default";r={seen["remaining"]};t={seen["reset_seconds"]}', seen
     assert seen["ratelimit_policy"].startswith(f'"default";q={seen["limit"]};w='), seen
-    if mode != "current":
+    if adds:
         assert customer.additional_properties.get("added_later"), f"{where}: the added field was not kept"
         listed = api("list_customers").sync_detailed(client=client, limit=1)
         assert listed.status_code == 200 and listed.parsed.additional_properties.get("added_later"), listed
@@ -140,7 +143,7 @@ def main() -> None:
 
     api("delete_customer").sync_detailed(customer.id, client=client)
     print(f"{where}: {'ETag and ' if version == 'v2' else ''}rate-limit headers, 404/400{'/412' if version == 'v2' else ''}/429 by code, "
-          f"Retry-After{', added fields kept' if mode != 'current' else ''}"
+          f"Retry-After{', added fields kept' if adds else ''}"
           f"{', unknown codes handled by status' if mode == 'codes' else ''}: ok")
 
 
