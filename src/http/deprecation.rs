@@ -20,6 +20,7 @@ pub const DEPRECATION_LINK: &str = "</docs>; rel=\"deprecation\"";
 pub struct DeprecationHeaders(Arc<Vec<(HeaderName, HeaderValue)>>);
 
 impl DeprecationHeaders {
+    /// `Deprecation`, `Sunset` (when announced) and the `Link` to the docs, for one version.
     pub fn new(deprecation: &Deprecation) -> Self {
         let mut headers = vec![(HeaderName::from_static("deprecation"), value(&deprecation.deprecation_header()))];
         if let Some(sunset) = deprecation.sunset_header() {
