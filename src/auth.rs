@@ -2,6 +2,7 @@
 //! [`CACHE_TTL`]), and the failed-authentication limit per client address
 //! (API.md §2, §5). No HTTP here: [`crate::http::auth`] is the layer that uses it.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
@@ -25,9 +26,13 @@ const TOUCH_INTERVAL_SECS: i64 = 60;
 pub struct Principal {
     pub token_id: TokenId,
     pub account_id: AccountId,
+    /// The account's name, as `tokens list` shows it (for `GET /v2/token`).
+    pub account_name: Arc<str>,
     pub scope: Scope,
     /// `None`: the server's default applies.
     pub rate_limit: Option<RateLimit>,
+    /// When the token was issued, in Unix seconds.
+    pub created_at: i64,
 }
 
 impl From<&TokenRecord> for Principal {
@@ -35,8 +40,10 @@ impl From<&TokenRecord> for Principal {
         Self {
             token_id: record.id.clone(),
             account_id: record.account_id.clone(),
+            account_name: record.account_name.as_str().into(),
             scope: record.scope,
             rate_limit: record.rate_limit,
+            created_at: record.created_at,
         }
     }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use crate::deadline::{Budget, DEFAULT_REQUEST_TIMEOUT};
+use crate::lifecycle::Deprecation;
 use crate::ratelimit::RateLimit;
 
 #[derive(Debug, Clone)]
@@ -17,6 +18,10 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<IpNet>,
     /// A request still running after this long is answered 503 (`--request-timeout`).
     pub request_timeout: Duration,
+    /// `--public-url`: the one server a token's tailored OpenAPI document names (API.md §6).
+    pub public_url: Option<String>,
+    /// `--deprecate` / `--sunset`: versions marked deprecated (API.md §6).
+    pub deprecations: Vec<Deprecation>,
 }
 
 impl ServerConfig {
@@ -33,6 +38,8 @@ impl Default for ServerConfig {
             auth_failure_limit: RateLimit { limit: 20, window_secs: 60 },
             trusted_proxies: Vec::new(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            public_url: None,
+            deprecations: Vec::new(),
         }
     }
 }

@@ -31,6 +31,8 @@
 //!   many instances sharing one database. What the two share (row mapping,
 //!   metadata encoding, the values a customer is written with) is written once,
 //!   in `storage/row.rs`; lists answer a [`storage::Page`].
+//! * [`lifecycle`] holds when a version is deprecated and ends (`--deprecate`,
+//!   `--sunset`); [`http::deprecation`] puts it on that version's responses.
 //! * [`cli`] is the operator's interface: `serve`, `accounts`, `tokens`;
 //!   [`admin`] holds the operator actions it shares with the tests.
 //! * [`deadline`] bounds every request (`--request-timeout`): the HTTP layer
@@ -51,6 +53,7 @@ pub mod deadline;
 pub mod domain;
 pub mod http;
 pub mod idempotency;
+pub mod lifecycle;
 pub mod metrics;
 pub mod ratelimit;
 pub mod secrets;

@@ -1,7 +1,9 @@
 // A person's path through /docs (API.md §6), in headless Chromium driven by playwright-core:
-// load the page, pick a version in the v1/v2 picker, "Authorize" with a bearer token,
-// "Try it out" → "Execute" GET /vN/customers/{id} on a customer created beforehand, and
-// require the live response the page shows to be 200 with that customer. Every request the
+// load the page (titled "Clientele API"), pick a version in the v1/v2 picker, "Authorize" with a
+// bearer token, "Try it out" → "Execute" GET /vN/customers/{id} on a customer created beforehand, and
+// require the live response the page shows to be 200 with that customer. Then "Try it out" on
+// GET /vN/customers must start with every optional parameter empty (nothing prefilled from an
+// example), and "Execute" as it stands must answer 200 with a list of real customers. Every request the
 // page makes must go to the server under test on 127.0.0.1: the assets are the server's own.
 // Any failed step exits non-zero with a message naming it.
 //
@@ -97,7 +99,11 @@ async function tryGetCustomer(page, version, id) {
   const tryOut = block.locator('button.try-out__btn', { hasText: 'Try it out' });
   if (await tryOut.count()) await tryOut.click({ timeout: STEP_MS });
   step = `${version}: filling the id parameter`;
-  await block.locator('tr[data-param-name="id"] input').fill(id, { timeout: STEP_MS });
+  const idInput = block.locator('tr[data-param-name="id"] input');
+  await idInput.waitFor({ state: 'visible', timeout: STEP_MS });
+  const shown = await idInput.inputValue();
+  if (shown !== '') fail(`the id parameter starts prefilled with ${JSON.stringify(shown)}, an id that does not exist`);
+  await idInput.fill(id, { timeout: STEP_MS });
   step = `${version}: "Execute"`;
   await block.locator('button.execute').click({ timeout: STEP_MS });
   step = `${version}: waiting for the live response`;
@@ -110,6 +116,39 @@ async function tryGetCustomer(page, version, id) {
   if (requestUrl !== `${origin}/${version}/customers/${id}`) fail(`the request went to ${requestUrl}`);
   if (status !== '200') fail(`the live response was ${status}, not 200: ${body.slice(0, 300)}`);
   if (!body.includes(id)) fail(`the live response body does not show customer ${id}: ${body.slice(0, 300)}`);
+}
+
+// "Try it out" on the list: every input starts empty, and "Execute" untouched lists real customers.
+async function tryListAsIs(page, version) {
+  const block = page.locator('#operations-customers-listCustomers');
+  step = `${version}: expanding GET /${version}/customers`;
+  if (!(await block.locator('.opblock-body').count())) await block.locator('.opblock-summary-control').click({ timeout: STEP_MS });
+  await block.locator('.opblock-body').waitFor({ state: 'visible', timeout: STEP_MS });
+  const tryOut = block.locator('button.try-out__btn', { hasText: 'Try it out' });
+  if (await tryOut.count()) await tryOut.click({ timeout: STEP_MS });
+  step = `${version}: reading the list's parameter inputs`;
+  await block.locator('tr[data-param-name="limit"] input').waitFor({ state: 'visible', timeout: STEP_MS });
+  const inputs = block.locator('table.parameters tr[data-param-name] input');
+  const prefilled = [];
+  for (let i = 0; i < (await inputs.count()); i++) {
+    const input = inputs.nth(i);
+    const value = await input.inputValue();
+    const row = await input.locator('xpath=ancestor::tr[@data-param-name]').getAttribute('data-param-name');
+    if (value !== '') prefilled.push(`${row}=${JSON.stringify(value)}`);
+  }
+  if (prefilled.length) fail(`"Try it out" prefilled optional parameters: ${prefilled.join(', ')}`);
+  log(`${version}: "Try it out" on the list starts with all ${await inputs.count()} inputs empty`);
+  step = `${version}: "Execute" on the list as it stands`;
+  await block.locator('button.execute').click({ timeout: STEP_MS });
+  const live = block.locator('.live-responses-table tbody tr.response');
+  await live.first().waitFor({ state: 'visible', timeout: STEP_MS });
+  const status = (await live.first().locator('.response-col_status').innerText()).trim();
+  const body = (await live.first().locator('.response-col_description').innerText()).trim();
+  if (status !== '200') fail(`the list answered ${status}, not 200: ${body.slice(0, 300)}`);
+  // The server may hold many customers (earlier checks made them): the first page lists real ones.
+  const listed = body.match(/"id": "cus_[0-9A-Z]{26}"/g) ?? [];
+  if (!listed.length) fail(`the first list call shows no customer: ${body.slice(0, 300)}`);
+  log(`${version}: Execute on the untouched list → 200 with ${listed.length} customer(s)`);
 }
 
 const userDataDir = mkdtempSync(join(tmpdir(), 'clientele-docs-chromium-'));
@@ -152,12 +191,17 @@ try {
   if (!response || response.status() !== 200) fail(`/docs answered ${response?.status()}`);
   await page.locator('.information-container .title', { hasText: 'Clientele API v2' }).waitFor({ state: 'visible', timeout: STEP_MS });
   log('/docs rendered the v2 document (the default)');
+  step = 'checking the page title';
+  const title = await page.title();
+  if (title !== 'Clientele API') fail(`the page is titled ${JSON.stringify(title)}, not "Clientele API"`);
+  log(`the page is titled ${JSON.stringify(title)}`);
 
   // v1 first, then back to v2: both directions of the picker.
   for (const version of ['v1', 'v2']) {
     await pickVersion(page, version);
     await authorize(page, version);
     await tryGetCustomer(page, version, id);
+    await tryListAsIs(page, version);
   }
 
   step = 'checking where the page sent requests';

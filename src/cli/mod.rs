@@ -1,6 +1,7 @@
 //! The operator's interface: one clap command tree, one file per command.
 
 mod accounts;
+mod openapi;
 mod output;
 mod serve;
 mod tokens;
@@ -40,6 +41,8 @@ enum Command {
     /// Issue, list and revoke API tokens.
     #[command(subcommand)]
     Tokens(tokens::TokensCommand),
+    /// Print a version's OpenAPI document, optionally tailored to a token, on stdout.
+    Openapi(openapi::OpenapiArgs),
 }
 
 /// Parses the command line and runs it; a failure is one line on stderr and exit code 1.
@@ -55,6 +58,10 @@ pub fn main() -> ExitCode {
             Command::Serve(args) => serve::run(cli.database_url.expose(), args).await,
             Command::Accounts(command) => accounts::run(&open_store(&cli.database_url).await?, command).await,
             Command::Tokens(command) => tokens::run(&open_store(&cli.database_url).await?, command).await,
+            Command::Openapi(args) => {
+                let store = if args.needs_store() { Some(open_store(&cli.database_url).await?) } else { None };
+                openapi::run(store.as_ref(), args).await
+            }
         }
     });
     match result {

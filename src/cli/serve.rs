@@ -15,6 +15,7 @@ use crate::app::AppState;
 use crate::config::ServerConfig;
 use crate::deadline::{Budget, parse_request_timeout};
 use crate::domain::Scope;
+use crate::lifecycle::{Deprecation, VersionDate};
 use crate::ratelimit::{RateLimit, RateLimiter, RedisLimiter};
 use crate::secrets::{SecretUrl, redact, redact_quoting};
 use crate::server;
@@ -54,6 +55,29 @@ pub struct ServeArgs {
     /// Log lines for people or for machines.
     #[arg(long, env = "CLIENTELE_LOG_FORMAT", value_enum, default_value = "pretty")]
     log_format: LogFormat,
+
+    /// The URL integrators reach this server at: the one server of token-tailored OpenAPI documents.
+    #[arg(long, env = "CLIENTELE_PUBLIC_URL", value_parser = parse_public_url)]
+    public_url: Option<String>,
+
+    /// Mark an API version deprecated from a date, VERSION=YYYY-MM-DD (v1=2027-06-30); repeatable.
+    #[arg(long, env = "CLIENTELE_DEPRECATE", value_delimiter = ',')]
+    deprecate: Vec<VersionDate>,
+
+    /// Announce the end of a deprecated version, VERSION=YYYY-MM-DD (v1=2027-12-31); repeatable.
+    #[arg(long, env = "CLIENTELE_SUNSET", value_delimiter = ',')]
+    sunset: Vec<VersionDate>,
+}
+
+/// An absolute `http` or `https` URL, without a trailing slash.
+pub(crate) fn parse_public_url(text: &str) -> Result<String, String> {
+    let rest = text.strip_prefix("https://").or_else(|| text.strip_prefix("http://"));
+    match rest {
+        Some(host) if !host.is_empty() && !text.contains(char::is_whitespace) => {
+            Ok(text.trim_end_matches('/').to_owned())
+        }
+        _ => Err(format!("'{text}' is not an absolute http(s) URL")),
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -64,6 +88,7 @@ enum LogFormat {
 
 pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
     init_logging(args.log_format);
+    let deprecations = Deprecation::combine(&args.deprecate, &args.sunset).map_err(anyhow::Error::msg)?;
     let store = storage::open_with(database_url, Budget::new(args.request_timeout)).await?;
     // Bind before bootstrapping, so a start that cannot listen prints no token and creates nothing.
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -81,6 +106,8 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
         auth_failure_limit: args.auth_failure_limit,
         trusted_proxies: args.trusted_proxies,
         request_timeout: args.request_timeout,
+        public_url: args.public_url,
+        deprecations,
     };
     limiter.check_health().await;
     let address = listener.local_addr()?;

@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
@@ -18,7 +18,7 @@ use crate::app::AppState;
 use crate::auth::{Cached, Principal};
 use crate::domain::Scope;
 use crate::domain::token::{TokenHash, looks_like_token};
-use crate::ratelimit::Decision;
+use crate::ratelimit::{Decision, RateLimit};
 
 impl<S: Send + Sync> FromRequestParts<S> for Principal {
     type Rejection = ApiError;
@@ -54,6 +54,52 @@ fn presented_token(headers: &HeaderMap) -> Presented<'_> {
 }
 
 pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let principal = match identify(&state, &mut request).await {
+        Ok(principal) => principal,
+        Err(refused) => return refused,
+    };
+    tracing::Span::current().record("account_id", principal.account_id.as_str());
+
+    let limit = principal.rate_limit.unwrap_or(state.config.default_rate_limit);
+    let uncounted = is_uncounted(&request);
+    let decision = if uncounted {
+        state.limiter.peek(principal.token_id.as_str(), limit).await
+    } else {
+        let (decision, counted_by) = state.limiter.check_counted(principal.token_id.as_str(), limit).await;
+        state.metrics.record_rate_limit(counted_by, decision.allowed);
+        decision
+    };
+    let caller = Caller { account_id: principal.account_id.clone().into() };
+    let mut response = if !decision.allowed {
+        ApiError::over_rate_limit(decision.reset_secs).into_response()
+    } else if principal.scope == Scope::Read && !matches!(*request.method(), Method::GET | Method::HEAD) {
+        ApiError::from(ErrorCode::ScopeInsufficient).into_response()
+    } else {
+        request.extensions_mut().insert(principal);
+        if uncounted {
+            // What `GET /v2/token` reports as the token's standing.
+            request.extensions_mut().insert(decision);
+        }
+        run_catching_panics(request, next).await
+    };
+    add_rate_limit_headers(response.headers_mut(), decision, limit);
+    response.extensions_mut().insert(caller);
+    response
+}
+
+/// Routes that need a valid token but count toward no rate limit (API.md §2: `GET /v2/token`).
+const UNCOUNTED_ROUTES: [&str; 1] = ["/v2/token"];
+
+fn is_uncounted(request: &Request) -> bool {
+    request.extensions().get::<MatchedPath>().is_some_and(|matched| UNCOUNTED_ROUTES.contains(&matched.as_str()))
+}
+
+/// The token's principal, or the response that refuses the request: `401` for a
+/// missing, malformed, unknown or revoked token (counted toward the failed-auth
+/// limit of the client's address), `429` for an address over that limit, `503`
+/// when the store cannot be asked. Counts nothing toward the token's own limit.
+pub async fn identify(state: &AppState, request: &mut Request) -> Result<Principal, Response> {
+    // `&mut`: a `Request` is `Send` but not `Sync`, and this future must be `Send`.
     let presented = presented_token(request.headers());
     let hash = match presented {
         Presented::Token(token) => Some(TokenHash::of(token)),
@@ -63,43 +109,31 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
     // An address that has failed too often is refused before any lookup, unless
     // it presents a token that is known to exist: that is not guessing.
     if matches!(cached, Cached::Unknown)
-        && let Some(retry_after) = state.failed_auth.blocked_for(&address_of(&request, &state))
+        && let Some(retry_after) = state.failed_auth.blocked_for(&address_of(request, state))
     {
-        return ApiError::over_rate_limit(retry_after).into_response();
+        return Err(ApiError::over_rate_limit(retry_after).into_response());
     }
     let principal = match (cached, hash) {
         (Cached::Fresh(principal), _) => principal,
         (_, Some(hash)) => match state.authenticator.refresh(hash).await {
             Ok(principal) => principal,
-            Err(error) => return ApiError::from(error).into_response(),
+            Err(error) => return Err(ApiError::from(error).into_response()),
         },
         (_, None) => None,
     };
-    let Some(principal) = principal else {
-        state.failed_auth.record_failure(&address_of(&request, &state));
+    principal.ok_or_else(|| {
+        state.failed_auth.record_failure(&address_of(request, state));
         let code = match presented {
             Presented::Missing => ErrorCode::TokenMissing,
             _ => ErrorCode::TokenInvalid,
         };
-        return ApiError::from(code).into_response();
-    };
-    tracing::Span::current().record("account_id", principal.account_id.as_str());
+        ApiError::from(code).into_response()
+    })
+}
 
-    let limit = principal.rate_limit.unwrap_or(state.config.default_rate_limit);
-    let (decision, counted_by) = state.limiter.check_counted(principal.token_id.as_str(), limit).await;
-    state.metrics.record_rate_limit(counted_by, decision.allowed);
-    let caller = Caller { account_id: principal.account_id.clone().into() };
-    let mut response = if !decision.allowed {
-        ApiError::over_rate_limit(decision.reset_secs).into_response()
-    } else if principal.scope == Scope::Read && !matches!(*request.method(), Method::GET | Method::HEAD) {
-        ApiError::from(ErrorCode::ScopeInsufficient).into_response()
-    } else {
-        request.extensions_mut().insert(principal);
-        run_catching_panics(request, next).await
-    };
-    add_rate_limit_headers(response.headers_mut(), decision);
-    response.extensions_mut().insert(caller);
-    response
+/// Whether the request presents a token at all (an `Authorization` header, whatever its value).
+pub fn presents_token(request: &Request) -> bool {
+    request.headers().contains_key(header::AUTHORIZATION)
 }
 
 /// The key failed authentications are counted under; only computed when needed.
@@ -107,8 +141,18 @@ fn address_of(request: &Request, state: &AppState) -> String {
     client_ip(request, &state.config.trusted_proxies).map_or_else(|| "unknown".to_owned(), |ip: IpAddr| ip.to_string())
 }
 
-fn add_rate_limit_headers(headers: &mut HeaderMap, decision: Decision) {
+/// The `X-RateLimit-*` headers and their IETF counterparts (draft-ietf-httpapi-ratelimit-headers,
+/// structured fields): `RateLimit-Policy: "default";q=N;w=W` and `RateLimit: "default";r=R;t=T`,
+/// with the same numbers (API.md §5).
+pub fn add_rate_limit_headers(headers: &mut HeaderMap, decision: Decision, limit: RateLimit) {
     headers.insert("x-ratelimit-limit", HeaderValue::from(decision.limit));
     headers.insert("x-ratelimit-remaining", HeaderValue::from(decision.remaining));
     headers.insert("x-ratelimit-reset", HeaderValue::from(decision.reset_secs));
+    let policy = format!("\"default\";q={};w={}", decision.limit, limit.window_secs);
+    let state = format!("\"default\";r={};t={}", decision.remaining, decision.reset_secs);
+    for (name, value) in [("ratelimit-policy", policy), ("ratelimit", state)] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
 }

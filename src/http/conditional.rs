@@ -6,7 +6,6 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use serde_json::json;
 use utoipa::IntoParams;
 use utoipa::openapi::Required;
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
@@ -214,9 +213,9 @@ fn conditional_parameter(name: &str, description: String) -> Vec<Parameter> {
             .name(name)
             .parameter_in(ParameterIn::Header)
             .required(Required::False)
-            .description(Some(description))
+            // No `example`: Swagger UI would prefill it in "Try it out" (API.md §6); the description shows one.
+            .description(Some(format!("{description} For example `\"3\"`.")))
             .schema(Some(ObjectBuilder::new().schema_type(Type::String).pattern(Some(ENTITY_TAGS_PATTERN))))
-            .example(Some(json!("\"3\"")))
             .build(),
     ]
 }

@@ -6,6 +6,11 @@
 //! rate-limit headers, and the 401/429/500/503 errors) is added here, in
 //! `finish`, so the annotations list only what is particular to them.
 //!
+//! With a valid bearer token the documents are tailored to it ([`Tailoring`]):
+//! only the operations its scope allows, its rate limit in the description,
+//! `--public-url` as the one server. A deprecated version's operations are all
+//! `deprecated: true`. `clientele openapi` prints the same documents.
+//!
 //! The committed copies `openapi/v1.json` and `openapi/v2.json` are checked
 //! against these by `tests/api/openapi.rs`; regenerate them with
 //! `CLIENTELE_UPDATE_OPENAPI=1 cargo nextest run --test api openapi::`.
@@ -13,20 +18,28 @@
 use std::sync::OnceLock;
 
 use axum::body::Body;
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use utoipa::OpenApi;
 use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::server::Server;
 use utoipa::openapi::tag::TagBuilder;
-use utoipa::openapi::{InfoBuilder, LicenseBuilder, Ref, RefOr, Required};
+use utoipa::openapi::{Deprecated, InfoBuilder, LicenseBuilder, Ref, RefOr, Required};
 
+use super::auth::{add_rate_limit_headers, identify, presents_token};
 use super::error::{ErrorCode, ErrorType};
 use super::openapi::responses::{self, rate_limit_headers, request_id_header};
 use super::openapi::schemas;
 use super::version::ApiVersion;
 use super::{v1, v2};
+use crate::app::AppState;
+use crate::domain::Scope;
+use crate::domain::time::rfc3339;
+use crate::lifecycle::{Deprecation, http_date};
+use crate::ratelimit::RateLimit;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -37,46 +50,117 @@ struct V1Doc;
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(v2::handlers::list, v2::handlers::create, v2::handlers::get, v2::handlers::replace, v2::handlers::delete,),
+    paths(
+        v2::handlers::list,
+        v2::handlers::create,
+        v2::handlers::get,
+        v2::handlers::replace,
+        v2::handlers::delete,
+        v2::token::show,
+    ),
     components(schemas(schemas::ErrorEnvelope, schemas::ErrorDetail, ErrorType, ErrorCode, v2::wire::AddressInput))
 )]
 struct V2Doc;
 
-/// The document of one version, as a structure.
+/// How a document is made for one reader (API.md §6). The default is the full
+/// document, as served without a token and committed in `openapi/`.
+#[derive(Debug, Clone, Default)]
+pub struct Tailoring {
+    /// Only the operations this scope allows (`read`: no POST, PUT or DELETE).
+    pub scope: Option<Scope>,
+    /// The token the document is made for (`tok_...`), named in the description.
+    pub token_id: Option<String>,
+    /// The token's rate limit, stated in the description.
+    pub rate_limit: Option<RateLimit>,
+    /// The one server the document names (`--public-url`).
+    pub public_url: Option<String>,
+    /// When this version is deprecated: every operation is then `deprecated: true`.
+    pub deprecation: Option<Deprecation>,
+}
+
+impl Tailoring {
+    /// Whether this is the full document, as served without a token.
+    pub fn is_default(&self) -> bool {
+        self.scope.is_none()
+            && self.token_id.is_none()
+            && self.rate_limit.is_none()
+            && self.public_url.is_none()
+            && self.deprecation.is_none()
+    }
+}
+
+/// The full document of one version, as a structure.
 pub fn openapi(version: ApiVersion) -> utoipa::openapi::OpenApi {
+    tailored(version, &Tailoring::default())
+}
+
+/// The document of one version made for one reader.
+pub fn tailored(version: ApiVersion, tailoring: &Tailoring) -> utoipa::openapi::OpenApi {
     let mut doc = match version {
         ApiVersion::V1 => V1Doc::openapi(),
         ApiVersion::V2 => V2Doc::openapi(),
     };
-    finish(&mut doc, version);
+    finish(&mut doc, version, tailoring);
     doc
 }
 
-/// The document of one version, as served and committed: pretty JSON with a final newline.
+/// The full document of one version, as served and committed: pretty JSON with a final newline.
 pub fn document(version: ApiVersion) -> &'static str {
     static DOCUMENTS: [OnceLock<String>; 2] = [OnceLock::new(), OnceLock::new()];
-    DOCUMENTS[version as usize].get_or_init(|| {
-        let mut json = openapi(version).to_pretty_json().expect("an OpenAPI document always serialises");
-        json.push('\n');
-        json
-    })
+    DOCUMENTS[version as usize].get_or_init(|| render(&openapi(version)))
 }
 
-fn serve(version: ApiVersion) -> Response {
-    let mut response = Response::new(Body::from(document(version)));
+/// A document as pretty JSON with a final newline.
+pub fn render(doc: &utoipa::openapi::OpenApi) -> String {
+    let mut json = doc.to_pretty_json().expect("an OpenAPI document always serialises");
+    json.push('\n');
+    json
+}
+
+fn json(body: impl Into<Body>) -> Response {
+    let mut response = Response::new(body.into());
     *response.status_mut() = StatusCode::OK;
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 
+/// Without a token, the full document (marked deprecated if the version is);
+/// with one, the document tailored to it; with an invalid one, the `401` of
+/// any other route. Asking for a document counts toward no rate limit.
+async fn serve(state: &AppState, mut request: Request, version: ApiVersion) -> Response {
+    let deprecation = state.config.deprecations.iter().find(|known| known.version == version).copied();
+    if !presents_token(&request) {
+        return match deprecation {
+            None => json(document(version)),
+            Some(_) => json(render(&tailored(version, &Tailoring { deprecation, ..Tailoring::default() }))),
+        };
+    }
+    let principal = match identify(state, &mut request).await {
+        Ok(principal) => principal,
+        Err(refused) => return refused,
+    };
+    let limit = principal.rate_limit.unwrap_or(state.config.default_rate_limit);
+    let tailoring = Tailoring {
+        scope: Some(principal.scope),
+        token_id: Some(principal.token_id.to_string()),
+        rate_limit: Some(limit),
+        public_url: state.config.public_url.clone(),
+        deprecation,
+    };
+    let mut response = json(render(&tailored(version, &tailoring)));
+    let standing = state.limiter.peek(principal.token_id.as_str(), limit).await;
+    add_rate_limit_headers(response.headers_mut(), standing, limit);
+    response
+}
+
 /// `GET /v1/openapi.json`
-pub async fn v1_document() -> Response {
-    serve(ApiVersion::V1)
+pub async fn v1_document(State(state): State<AppState>, request: Request) -> Response {
+    serve(&state, request, ApiVersion::V1).await
 }
 
 /// `GET /v2/openapi.json`
-pub async fn v2_document() -> Response {
-    serve(ApiVersion::V2)
+pub async fn v2_document(State(state): State<AppState>, request: Request) -> Response {
+    serve(&state, request, ApiVersion::V2).await
 }
 
 const BEARER: &str = "bearerAuth";
@@ -89,19 +173,38 @@ const EVERY_OPERATION: [(&str, &str); 4] = [
     ("503", "ServiceUnavailable"),
 ];
 
-fn finish(doc: &mut utoipa::openapi::OpenApi, version: ApiVersion) {
+fn finish(doc: &mut utoipa::openapi::OpenApi, version: ApiVersion, tailoring: &Tailoring) {
+    let mut text = description(version);
+    if !tailoring.is_default() {
+        text.push_str(&tailored_prose(version, tailoring));
+    }
     doc.info = InfoBuilder::new()
         .title(format!("Clientele API {}", version.as_str()))
         .version(version.number())
-        .description(Some(description(version)))
+        .description(Some(text))
         .license(Some(LicenseBuilder::new().name("MIT").identifier(Some("MIT")).build()))
         .build();
-    doc.tags = Some(vec![TagBuilder::new().name("customers").description(Some("Customer records.")).build()]);
+    let mut tags = vec![TagBuilder::new().name("customers").description(Some("Customer records.")).build()];
+    if version == ApiVersion::V2 {
+        tags.push(TagBuilder::new().name("tokens").description(Some("The calling token.")).build());
+    }
+    doc.tags = Some(tags);
+    if let Some(url) = &tailoring.public_url {
+        doc.servers = Some(vec![Server::new(url)]);
+    }
+    if tailoring.scope == Some(Scope::Read) {
+        for item in doc.paths.paths.values_mut() {
+            (item.post, item.put, item.delete, item.patch) = (None, None, None, None);
+        }
+        doc.paths.paths.retain(|_, item| operations(item).next().is_some());
+    }
 
     let components = doc.components.get_or_insert_with(Default::default);
     if version == ApiVersion::V2 {
         components.schemas.insert("CountryCode".into(), RefOr::T(schemas::country_code_component()));
     }
+    components.schemas.insert("KnownErrorCode".into(), RefOr::T(schemas::known_error_codes()));
+    components.schemas.insert("KnownErrorType".into(), RefOr::T(schemas::known_error_types()));
     components.add_security_scheme(
         BEARER,
         SecurityScheme::Http(
@@ -127,6 +230,9 @@ fn finish(doc: &mut utoipa::openapi::OpenApi, version: ApiVersion) {
     for item in doc.paths.paths.values_mut() {
         for operation in operations(item) {
             finish_operation(operation);
+            if tailoring.deprecation.is_some() {
+                operation.deprecated = Some(Deprecated::True);
+            }
             used.extend(operation.responses.responses.values().filter_map(|response| match response {
                 RefOr::Ref(reference) => reference.ref_location.strip_prefix("#/components/responses/"),
                 RefOr::T(_) => None,
@@ -200,6 +306,13 @@ fn prose(version: ApiVersion) -> String {
              same customers."
         }
     };
+    let token_route = match version {
+        ApiVersion::V1 => "",
+        ApiVersion::V2 => {
+            " `GET /v2/token` tells a token its scope, its limit and what is left of the window, and counts toward \
+             no limit."
+        }
+    };
     format!(
         "Customer records for integrators. {specific}
 
@@ -212,8 +325,10 @@ id answers `404`, exactly like an id that never existed.
 ## Rate limits
 Each token may make N requests per fixed window of W seconds (default 100 per 60 s). Every response to an \
 authenticated request carries `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` (seconds until \
-the window ends). Over the limit: ⟨RateLimited⟩ with `Retry-After`. Failed authentication is limited per client \
-address (default 20 per 60 s): over it, `429` before any token is looked up.
+the window ends), and the same numbers as the IETF structured fields `RateLimit-Policy: \"default\";q=N;w=W` and \
+`RateLimit: \"default\";r=R;t=T` (draft-ietf-httpapi-ratelimit-headers). Over the limit: ⟨RateLimited⟩ with \
+`Retry-After`. Failed authentication is limited per client address (default 20 per 60 s): over it, `429` before \
+any token is looked up.{token_route}
 
 ## Requests
 - Bodies must be `Content-Type: application/json` (`charset=utf-8` allowed; otherwise `415`), at most 64 KiB \
@@ -234,6 +349,56 @@ Every response carries `X-Request-Id` (yours, if valid, or one the server makes)
 `{{\"error\": {{\"type\", \"code\", \"message\", \"param\"?, \"request_id\"}}}}`; match on `code`. Besides the \
 errors listed per operation, an unknown route answers ⟨RouteNotFound⟩ and an unsupported method \
 ⟨MethodNotAllowed⟩ with an `Allow` header.
+
+## Compatibility
+Within this version, later releases only add: new operations, new optional request fields, new response fields \
+and headers, and new values of `type` and `code`. So ignore response fields you do not know, and treat an error \
+`code` you do not know as the generic error of its HTTP status (`code` is documented as any string, with the known \
+values in `KnownErrorCode`). `GET /vN/openapi.json` with your token answers this document tailored to it: only \
+the operations its scope allows, and its own rate limit.
 "
     )
+}
+
+/// What a tailored document adds to its description: whom it is for, what its
+/// token may do, and when the version is deprecated.
+fn tailored_prose(version: ApiVersion, tailoring: &Tailoring) -> String {
+    let mut text = String::new();
+    if tailoring.token_id.is_some() || tailoring.scope.is_some() || tailoring.rate_limit.is_some() {
+        text.push_str("\n## Your token\n");
+        if let Some(token_id) = &tailoring.token_id {
+            text.push_str(&format!("This document is tailored to the token `{token_id}`. "));
+        }
+        match tailoring.scope {
+            Some(Scope::Read) => text.push_str(
+                "Its scope is `read`: it may only GET, so this document lists only the operations that read. ",
+            ),
+            Some(Scope::Write) => text.push_str("Its scope is `write`: it may call every operation. "),
+            None => {}
+        }
+        if let Some(limit) = tailoring.rate_limit {
+            text.push_str(&format!(
+                "Its rate limit is {} requests per window of {} seconds.",
+                limit.limit, limit.window_secs
+            ));
+        }
+        text.push('\n');
+    }
+    if let Some(deprecation) = tailoring.deprecation {
+        text.push_str(&format!(
+            "\n## Deprecated\n{version} is deprecated from {} (every response carries `Deprecation: {}` and \
+             `Link: </docs>; rel=\"deprecation\"`).",
+            rfc3339(deprecation.deprecated_at),
+            deprecation.deprecation_header(),
+        ));
+        if let Some(sunset_at) = deprecation.sunset_at {
+            text.push_str(&format!(
+                " It stops being served at {} (`Sunset: {}`).",
+                rfc3339(sunset_at),
+                http_date(sunset_at)
+            ));
+        }
+        text.push_str(" Move to the newest version.\n");
+    }
+    text
 }

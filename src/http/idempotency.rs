@@ -7,7 +7,6 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use serde_json::json;
 use utoipa::IntoParams;
 use utoipa::openapi::Required;
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
@@ -57,7 +56,7 @@ impl IntoParams for IdempotencyKey {
             "1–{MAX_LENGTH} printable ASCII characters, scoped to the token's account and kept for at least 24 \
              hours. The same key with the same body replays the first response (with `Idempotent-Replayed: true`) \
              and creates nothing; with a different body it is {}; while the first request still runs, {}. \
-             Invalid: {}.",
+             Invalid: {}. For example a UUID: `7f1c2d9e-5b1a-4c3e-9f0a-2d4b6c8e0a13`.",
             ErrorCode::IdempotencyKeyReused.cited(),
             ErrorCode::IdempotencyRequestInProgress.cited(),
             ErrorCode::ParameterInvalid.cited(),
@@ -75,7 +74,6 @@ impl IntoParams for IdempotencyKey {
                         .max_length(Some(MAX_LENGTH))
                         .pattern(Some(IDEMPOTENCY_KEY_PATTERN)),
                 ))
-                .example(Some(json!("7f1c2d9e-5b1a-4c3e-9f0a-2d4b6c8e0a13")))
                 .build(),
         ]
     }

@@ -9,6 +9,7 @@ pub mod client_ip;
 pub mod conditional;
 pub mod customers;
 pub mod deadline;
+pub mod deprecation;
 pub mod docs;
 pub mod documents;
 pub mod edge;
@@ -29,6 +30,7 @@ use axum::middleware::from_fn_with_state;
 use axum::routing::get;
 
 use self::error::{ApiError, ErrorCode};
+use self::version::ApiVersion;
 use crate::app::AppState;
 
 /// Every route, behind the edge layer; `/v1` and `/v2` also behind authentication.
@@ -40,20 +42,31 @@ pub fn router(state: AppState) -> Router {
             .layer(axum::middleware::from_fn(deadline::answer_in_time))
             .layer(from_fn_with_state(state.clone(), auth::authenticate))
     };
+    let (v1_routes, v2_routes) = (
+        Router::new().route("/v1/openapi.json", get(documents::v1_document)).nest("/v1", versioned(v1::routes())),
+        Router::new().route("/v2/openapi.json", get(documents::v2_document)).nest("/v2", versioned(v2::routes())),
+    );
     Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
-        // The documents and the docs page need no token: routed here, outside the auth layer.
-        .route("/v1/openapi.json", get(documents::v1_document))
-        .route("/v2/openapi.json", get(documents::v2_document))
+        // The documents and the docs page need no token: routed outside the auth layer.
         .merge(docs::routes())
-        .nest("/v1", versioned(v1::routes()))
-        .nest("/v2", versioned(v2::routes()))
+        .merge(deprecated(&state, ApiVersion::V1, v1_routes))
+        .merge(deprecated(&state, ApiVersion::V2, v2_routes))
         .fallback(no_route)
         .layer(from_fn_with_state(state.clone(), deadline::limit))
         .layer(from_fn_with_state(state.clone(), edge::edge_with_metrics))
         .with_state(state)
+}
+
+/// A version's routes (its document included), behind the deprecation headers if the operator deprecated it.
+fn deprecated(state: &AppState, version: ApiVersion, routes: Router<AppState>) -> Router<AppState> {
+    match state.config.deprecations.iter().find(|known| known.version == version) {
+        Some(deprecation) => routes
+            .layer(from_fn_with_state(deprecation::DeprecationHeaders::new(deprecation), deprecation::add_headers)),
+        None => routes,
+    }
 }
 
 async fn no_route() -> ApiError {

@@ -153,6 +153,23 @@ impl RateLimiter {
         (self.memory.check(key, limit, now_ms()), LimiterState::Memory)
     }
 
+    /// Where `key` stands in its current window, without counting a request
+    /// (for `GET /v2/token`, API.md §2, which does not count toward the limit).
+    pub async fn peek(&self, key: &str, limit: RateLimit) -> Decision {
+        let position = limit.position(now_ms());
+        if !self.counting {
+            return limit.decide(0, position);
+        }
+        let used = match &self.redis {
+            Some(redis) => match redis.used(key, limit).await {
+                Some(used) => used,
+                None => self.memory.used(key, limit, now_ms()),
+            },
+            None => self.memory.used(key, limit, now_ms()),
+        };
+        limit.decide(used, position)
+    }
+
     /// Asks Redis, if configured, whether it answers, so [`Self::state`] is current.
     pub async fn check_health(&self) {
         if let Some(redis) = &self.redis {

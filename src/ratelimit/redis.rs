@@ -73,6 +73,31 @@ impl RedisLimiter {
         }
     }
 
+    /// How many requests `key` has used in its current window, without counting one;
+    /// `None` when Redis is degraded or just failed (the caller then asks its memory).
+    pub async fn used(&self, key: &str, limit: RateLimit) -> Option<u64> {
+        if self.is_degraded() {
+            return None;
+        }
+        let position = limit.position(now_ms());
+        let redis_key = format!("clientele:rl:{key}:{}:{}", limit.window_secs, position.index);
+        let mut connection = self.inner.connection.clone();
+        let mut command = redis::cmd("GET");
+        command.arg(redis_key);
+        let call = command.query_async::<Option<u64>>(&mut connection);
+        match tokio::time::timeout(TIMEOUT, call).await {
+            Ok(Ok(count)) => Some(count.unwrap_or(0)),
+            Ok(Err(error)) => {
+                self.degrade(&error.to_string());
+                None
+            }
+            Err(_) => {
+                self.degrade("no answer within 50 ms");
+                None
+            }
+        }
+    }
+
     pub fn is_degraded(&self) -> bool {
         self.inner.degraded.load(Ordering::Relaxed)
     }

@@ -212,7 +212,11 @@ async fn not_found_shape(response: Response, id: &str) -> (Vec<(String, String)>
         .headers()
         .iter()
         .filter(|(name, _)| {
-            !matches!(name.as_str(), "x-request-id" | "date" | "x-ratelimit-remaining" | "x-ratelimit-reset")
+            // `ratelimit` carries the same moving numbers as the two X- headers.
+            !matches!(
+                name.as_str(),
+                "x-request-id" | "date" | "x-ratelimit-remaining" | "x-ratelimit-reset" | "ratelimit"
+            )
         })
         .map(|(name, value)| (name.as_str().to_owned(), value.to_str().unwrap().to_owned()))
         .collect();

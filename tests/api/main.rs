@@ -18,6 +18,7 @@ mod auth;
 mod cli;
 mod cli_pipes;
 mod cluster;
+mod compat;
 mod conditional;
 mod customer_ids;
 mod customers_v1;

@@ -151,12 +151,31 @@ pub fn request_id_header() -> utoipa::openapi::header::Header {
         .build()
 }
 
-/// `X-RateLimit-*`: on every response to an authenticated request, errors and 429 included.
-pub fn rate_limit_headers() -> [(&'static str, utoipa::openapi::header::Header); 3] {
+/// `X-RateLimit-*` and the IETF `RateLimit-Policy` / `RateLimit` (draft-ietf-httpapi-ratelimit-headers):
+/// on every response to an authenticated request, errors and 429 included (API.md §5).
+pub fn rate_limit_headers() -> [(&'static str, utoipa::openapi::header::Header); 5] {
     [
         ("X-RateLimit-Limit", integer_header("Requests allowed per window for this token.", 100)),
         ("X-RateLimit-Remaining", integer_header("Requests left in the current window (never negative).", 99)),
         ("X-RateLimit-Reset", integer_header("Whole seconds until the current window ends (at least 1).", 60)),
+        (
+            "RateLimit-Policy",
+            string_header(
+                "The token's quota policy as an IETF structured field (draft-ietf-httpapi-ratelimit-headers): \
+                 `\"default\";q=N;w=W`, N requests per window of W seconds.",
+                "\"default\";q=100;w=60",
+            ),
+        ),
+        (
+            "RateLimit",
+            string_header(
+                "Where the token stands in the current window, as an IETF structured field \
+                 (draft-ietf-httpapi-ratelimit-headers): `\"default\";r=R;t=T`, R requests remaining and T \
+                 seconds until the window resets; the same numbers as `X-RateLimit-Remaining` and \
+                 `X-RateLimit-Reset`.",
+                "\"default\";r=99;t=60",
+            ),
+        ),
     ]
 }
 

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
 use utoipa::openapi::schema::{
-    AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, SchemaType, Type,
+    AdditionalProperties, AnyOfBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, SchemaType, Type,
 };
 use utoipa::openapi::{KnownFormat, RefOr};
 
@@ -252,13 +252,16 @@ pub struct ErrorDetail {
     pub request_id: String,
 }
 
-/// `type` values, from [`ErrorType`]: open, like `code`.
+/// `type`: an open set (API.md §4). The known values are the `KnownErrorType`
+/// component; a later release may add one, so the schema also admits any string.
 impl utoipa::PartialSchema for ErrorType {
     fn schema() -> RefOr<Schema> {
-        string_enum(
-            ErrorType::ALL.iter().map(|error_type| error_type.as_str()),
+        open_set(
+            "KnownErrorType",
             &format!(
-                "The error's category, by status: 401 `{}`, 403 `{}`,\n429 `{}`, 5xx `{}`, any other 4xx `{}`.",
+                "The error's category, by status: 401 `{}`, 403 `{}`,\n429 `{}`, 5xx `{}`, any other 4xx `{}`. \
+                 An open set: a later release may add a type, so accept any string and treat an unknown one \
+                 by its HTTP status.",
                 ErrorType::AuthenticationError.as_str(),
                 ErrorType::PermissionError.as_str(),
                 ErrorType::RateLimitError.as_str(),
@@ -271,15 +274,47 @@ impl utoipa::PartialSchema for ErrorType {
 
 impl ToSchema for ErrorType {}
 
-/// `code` values, from [`ErrorCode`].
+/// `code`: an open set (API.md §4). The known values are the `KnownErrorCode`
+/// component; a later release may add a code within a version, so the schema
+/// also admits any string, and a client generated today parses tomorrow's code.
 impl utoipa::PartialSchema for ErrorCode {
     fn schema() -> RefOr<Schema> {
-        string_enum(ErrorCode::ALL.iter().map(|code| code.as_str()), "Every error code (API.md §4).")
+        open_set(
+            "KnownErrorCode",
+            "What went wrong, for programs: match on it. An open set: the codes known to this release are \
+             `KnownErrorCode` (API.md §4); a later release may add a code within this version, so accept any \
+             string and treat an unknown code as the generic error of its HTTP status.",
+        )
     }
 }
 
 impl ToSchema for ErrorCode {}
 
-fn string_enum<'a>(values: impl IntoIterator<Item = &'a str>, description: &str) -> RefOr<Schema> {
+/// Either one of the known values (the component `known`) or any other string.
+fn open_set(known: &str, description: &str) -> RefOr<Schema> {
+    AnyOfBuilder::new()
+        .item(utoipa::openapi::Ref::from_schema_name(known))
+        .item(string().description(Some("A value added by a later release.")))
+        .description(Some(description))
+        .into()
+}
+
+/// The `KnownErrorCode` component: every code this release answers with.
+pub fn known_error_codes() -> Schema {
+    string_enum(
+        ErrorCode::ALL.iter().map(|code| code.as_str()),
+        "The error codes this release answers with (API.md §4). Later releases may add codes.",
+    )
+}
+
+/// The `KnownErrorType` component: every error `type` this release answers with.
+pub fn known_error_types() -> Schema {
+    string_enum(
+        ErrorType::ALL.iter().map(|error_type| error_type.as_str()),
+        "The error types this release answers with (API.md §4). Later releases may add types.",
+    )
+}
+
+fn string_enum<'a>(values: impl IntoIterator<Item = &'a str>, description: &str) -> Schema {
     string().description(Some(description)).enum_values(Some(values)).into()
 }

@@ -66,7 +66,7 @@ pub async fn create(
     path = "/v1/customers/{id}",
     operation_id = "getCustomer",
     tag = "customers",
-    params(("id" = String, Path, description = "The customer's id (`cus_...`).", example = "cus_01JDQ8ZK3V5W6X7Y8Z9A0B1C2D"), IfMatch, IfNoneMatch),
+    params(("id" = String, Path, description = "The customer's id (`cus_` and 26 letters and digits), as `POST` answered it or a list shows it."), IfMatch, IfNoneMatch),
     responses(
         (status = 200, description = "The customer.", body = CustomerV1, headers(("ETag" = String, description = "The representation's version, quoted: `\"<version>\"`: the same entity tag v2 gives this customer."))),
         (status = 304, description = "Not modified: `If-None-Match` names the current version. No body.", headers(("ETag" = String, description = "The representation's version, quoted: `\"<version>\"`: the same entity tag v2 gives this customer."))),
@@ -104,7 +104,7 @@ pub async fn get(
     path = "/v1/customers/{id}",
     operation_id = "replaceCustomer",
     tag = "customers",
-    params(("id" = String, Path, description = "The customer's id (`cus_...`).", example = "cus_01JDQ8ZK3V5W6X7Y8Z9A0B1C2D"), IfMatch, IfNoneMatch),
+    params(("id" = String, Path, description = "The customer's id (`cus_` and 26 letters and digits), as `POST` answered it or a list shows it."), IfMatch, IfNoneMatch),
     request_body(content = CustomerInputV1, content_type = "application/json"),
     responses(
         (status = 200, description = "The customer as replaced.", body = CustomerV1, headers(("ETag" = String, description = "The representation's version, quoted: `\"<version>\"`: the same entity tag v2 gives this customer."))),
@@ -138,7 +138,7 @@ pub async fn replace(
     path = "/v1/customers/{id}",
     operation_id = "deleteCustomer",
     tag = "customers",
-    params(("id" = String, Path, description = "The customer's id (`cus_...`).", example = "cus_01JDQ8ZK3V5W6X7Y8Z9A0B1C2D"), IfMatch, IfNoneMatch),
+    params(("id" = String, Path, description = "The customer's id (`cus_` and 26 letters and digits), as `POST` answered it or a list shows it."), IfMatch, IfNoneMatch),
     responses((status = 204, description = "Deleted."), BadRequest, Forbidden, NotFound, PreconditionFailed),
 )]
 pub async fn delete(

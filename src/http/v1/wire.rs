@@ -89,12 +89,13 @@ impl From<CustomerInputV1> for CustomerFields {
 #[deserr(error = WireError, deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct OffsetPage {
-    /// How many customers per page, 1–100.
-    #[param(required = false, value_type = i64, minimum = 1, maximum = 100, default = 20, example = 20)]
+    /// How many customers per page, 1–100; 20 when absent. (No `default` keyword: Swagger UI would
+    /// prefill it, and "Try it out" starts with optional parameters empty, API.md §6.)
+    #[param(required = false, value_type = i64, minimum = 1, maximum = 100)]
     #[deserr(default = DEFAULT_PAGE_LIMIT)]
     pub limit: PageLimit,
-    /// How many customers to skip, oldest first.
-    #[param(required = false, value_type = i64, minimum = 0, maximum = 9223372036854775807i64, default = 0, example = 0)]
+    /// How many customers to skip, oldest first; 0 when absent.
+    #[param(required = false, value_type = i64, minimum = 0, maximum = 9223372036854775807i64)]
     #[deserr(default = Bounded(0))]
     pub offset: PageOffset,
 }

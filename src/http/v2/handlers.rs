@@ -70,7 +70,7 @@ pub async fn create(
     path = "/v2/customers/{id}",
     operation_id = "getCustomer",
     tag = "customers",
-    params(("id" = String, Path, description = "The customer's id (`cus_...`).", example = "cus_01JDQ8ZK3V5W6X7Y8Z9A0B1C2D"), IfMatch, IfNoneMatch),
+    params(("id" = String, Path, description = "The customer's id (`cus_` and 26 letters and digits), as `POST` answered it or a list shows it."), IfMatch, IfNoneMatch),
     responses(
         (status = 200, description = "The customer.", body = CustomerV2, headers(("ETag" = String, description = "The representation's version, quoted: `\"<version>\"`."))),
         (status = 304, description = "Not modified: `If-None-Match` names the current version. No body.", headers(("ETag" = String, description = "The representation's version, quoted: `\"<version>\"`."))),
@@ -108,7 +108,7 @@ pub async fn get(
     path = "/v2/customers/{id}",
     operation_id = "replaceCustomer",
     tag = "customers",
-    params(("id" = String, Path, description = "The customer's id (`cus_...`).", example = "cus_01JDQ8ZK3V5W6X7Y8Z9A0B1C2D"), IfMatch, IfNoneMatch),
+    params(("id" = String, Path, description = "The customer's id (`cus_` and 26 letters and digits), as `POST` answered it or a list shows it."), IfMatch, IfNoneMatch),
     request_body(content = CustomerInputV2, content_type = "application/json"),
     responses(
         (status = 200, description = "The customer as replaced, one version later.", body = CustomerV2, headers(("ETag" = String, description = "The representation's version, quoted: `\"<version>\"`."))),
@@ -142,7 +142,7 @@ pub async fn replace(
     path = "/v2/customers/{id}",
     operation_id = "deleteCustomer",
     tag = "customers",
-    params(("id" = String, Path, description = "The customer's id (`cus_...`).", example = "cus_01JDQ8ZK3V5W6X7Y8Z9A0B1C2D"), IfMatch, IfNoneMatch),
+    params(("id" = String, Path, description = "The customer's id (`cus_` and 26 letters and digits), as `POST` answered it or a list shows it."), IfMatch, IfNoneMatch),
     responses((status = 204, description = "Deleted."), BadRequest, Forbidden, NotFound, PreconditionFailed),
 )]
 pub async fn delete(

@@ -186,17 +186,18 @@ pub struct AddressInput {
 #[deserr(error = WireError, deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct CursorPage {
-    /// How many customers per page, 1–100.
-    #[param(required = false, value_type = i64, minimum = 1, maximum = 100, default = 20, example = 20)]
+    /// How many customers per page, 1–100; 20 when absent. (No `default` keyword: Swagger UI would
+    /// prefill it, and "Try it out" starts with optional parameters empty, API.md §6.)
+    #[param(required = false, value_type = i64, minimum = 1, maximum = 100)]
     #[deserr(default = DEFAULT_PAGE_LIMIT)]
     pub limit: PageLimit,
     /// The id of the last customer of the previous page (as in the `Link` header); the page starts
     /// after it. An unknown id is fine: the page starts after where it would sort.
-    #[param(required = false, value_type = String, example = "cus_01JDQ8ZK3V5W6X7Y8Z9A0B1C2D")]
+    #[param(required = false, value_type = String)]
     #[deserr(default)]
     pub starting_after: Option<String>,
     /// Only customers with this email, compared case-insensitively.
-    #[param(required = false, value_type = String, example = "ada@example.com")]
+    #[param(required = false, value_type = String)]
     #[deserr(default)]
     pub email: Option<String>,
 }
