@@ -1,12 +1,12 @@
 //! Builds the application state and serves it on a listener until shutdown.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tower::Layer;
 
 use crate::config::ServerConfig;
 use crate::domain::time::now_unix;
@@ -15,6 +15,7 @@ use crate::http::auth::{Authenticator, FailedAuthLimiter};
 use crate::http::idempotency::{InFlight, RETENTION_SECS};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
+use crate::server::{self, ConnectionSettings};
 use crate::storage::SharedStore;
 
 /// Everything a request may need; cheap to clone.
@@ -64,15 +65,29 @@ const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 /// requests/s five seconds of them take about 4 MB.
 const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Serves until `shutdown` resolves, then finishes the requests in flight.
+/// Serves until `shutdown` resolves, then finishes the requests in flight,
+/// with the default connection settings.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, state, ConnectionSettings::default(), shutdown).await
+}
+
+/// [`serve`] with these timeouts, connection cap and shutdown deadline
+/// ([`server`]). Responses are compressed here, around the whole router
+/// ([`http::encoding::compression`]), so that hyper sends the compressed body
+/// as it is, without another box around it.
+pub async fn serve_with(
+    listener: TcpListener,
+    state: AppState,
+    settings: ConnectionSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let maintenance = tokio::spawn(maintain(state.clone()));
-    let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let app = http::encoding::compression().layer(http::router(state));
+    let served = server::serve(listener, app, settings, shutdown).await;
     maintenance.abort();
     served
 }

@@ -2,6 +2,7 @@
 
 use ipnet::IpNet;
 
+use crate::http::cors::CorsOrigin;
 use crate::ratelimit::RateLimit;
 
 #[derive(Debug, Clone)]
@@ -12,6 +13,8 @@ pub struct ServerConfig {
     pub auth_failure_limit: RateLimit,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// Origins whose browsers get CORS headers (`--cors-origin`); none: no CORS at all.
+    pub cors_origins: Vec<CorsOrigin>,
 }
 
 impl Default for ServerConfig {
@@ -20,6 +23,7 @@ impl Default for ServerConfig {
             default_rate_limit: RateLimit { limit: 100, window_secs: 60 },
             auth_failure_limit: RateLimit { limit: 20, window_secs: 60 },
             trusted_proxies: Vec::new(),
+            cors_origins: Vec::new(),
         }
     }
 }

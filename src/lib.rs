@@ -20,6 +20,8 @@
 //!   one writer thread that commits concurrent requests together.
 //! * [`storage::postgres`] serves the same trait from PostgreSQL (sqlx), for
 //!   many instances sharing one database.
+//! * [`server`] accepts connections and runs hyper on them, with the head,
+//!   body and idle timeouts, the connection cap and the shutdown deadline.
 //! * [`cli`] is the operator's interface: `serve`, `accounts`, `tokens`.
 
 pub mod admin;
@@ -30,4 +32,5 @@ pub mod domain;
 pub mod http;
 pub mod metrics;
 pub mod ratelimit;
+pub mod server;
 pub mod storage;

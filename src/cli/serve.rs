@@ -2,17 +2,22 @@
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use ipnet::IpNet;
 use tokio::net::TcpListener;
 
+use super::duration::parse_duration;
 use crate::admin;
 use crate::app::{self, AppState};
 use crate::config::ServerConfig;
 use crate::domain::Scope;
+use crate::http::cors::CorsOrigin;
 use crate::ratelimit::{RateLimit, RateLimiter, RedisLimiter};
+use crate::server::{self, ConnectionSettings};
 use crate::storage::{self, SharedStore};
 
 #[derive(Debug, Args)]
@@ -44,6 +49,38 @@ pub struct ServeArgs {
     /// Log lines for people or for machines.
     #[arg(long, env = "CLIENTELE_LOG_FORMAT", value_enum, default_value = "pretty")]
     log_format: LogFormat,
+
+    /// Send CORS headers to browsers from this origin (https://app.example.com); repeatable, or * for any.
+    #[arg(long = "cors-origin", env = "CLIENTELE_CORS_ORIGIN", value_delimiter = ',')]
+    cors_origins: Vec<CorsOrigin>,
+
+    /// A client must send its whole request head within this (10s, 2m, ...), or the connection is closed.
+    #[arg(long, env = "CLIENTELE_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration)]
+    header_timeout: Duration,
+
+    /// A client must send its whole request body within this, or gets 408 request_timeout.
+    #[arg(long, env = "CLIENTELE_BODY_TIMEOUT", default_value = "30s", value_parser = parse_positive_duration)]
+    body_timeout: Duration,
+
+    /// A keep-alive connection idle this long is closed.
+    #[arg(long, env = "CLIENTELE_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_positive_duration)]
+    idle_timeout: Duration,
+
+    /// On SIGTERM/SIGINT, requests in flight get this long to finish; then the rest are cut.
+    #[arg(long, env = "CLIENTELE_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    shutdown_timeout: Duration,
+
+    /// Connections served at once; further ones wait to be accepted.
+    #[arg(long, env = "CLIENTELE_MAX_CONNECTIONS", default_value = "10000")]
+    max_connections: NonZeroUsize,
+}
+
+/// A duration of at least one second.
+fn parse_positive_duration(raw: &str) -> Result<Duration, String> {
+    match parse_duration(raw)? {
+        Duration::ZERO => Err(format!("invalid duration '{raw}': it must be at least 1s")),
+        duration => Ok(duration),
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -70,7 +107,16 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
         default_rate_limit: args.default_rate_limit,
         auth_failure_limit: args.auth_failure_limit,
         trusted_proxies: args.trusted_proxies,
+        cors_origins: args.cors_origins,
     };
+    let connections = ConnectionSettings {
+        header_timeout: args.header_timeout,
+        body_timeout: args.body_timeout,
+        idle_timeout: args.idle_timeout,
+        shutdown_timeout: args.shutdown_timeout,
+        max_connections: args.max_connections.get(),
+    };
+    server::warn_if_above_open_file_limit(connections.max_connections);
     limiter.check_health().await;
     let address = listener.local_addr()?;
     let shutdown = shutdown_signal()?;
@@ -78,7 +124,7 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
     std::io::stdout().flush()?;
     tracing::info!(%address, database = %storage::redact_url(database_url), rate_limiter = limiter.state().as_str(), "serving");
     let state = AppState::new(config, store, limiter);
-    app::serve(listener, state, shutdown).await.context("the server stopped")?;
+    app::serve_with(listener, state, connections, shutdown).await.context("the server stopped")?;
     tracing::info!("stopped after finishing the requests in flight");
     Ok(())
 }

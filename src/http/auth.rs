@@ -183,6 +183,10 @@ fn presented_token(headers: &HeaderMap) -> Presented<'_> {
 }
 
 pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    // API.md §1: OPTIONS needs no token and counts toward no limit (see super::options).
+    if request.method() == Method::OPTIONS {
+        return next.run(request).await;
+    }
     let presented = presented_token(request.headers());
     let hash = match presented {
         Presented::Token(token) => Some(TokenHash::of(token)),

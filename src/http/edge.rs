@@ -19,6 +19,7 @@ use rand::distr::{Alphanumeric, SampleString};
 
 use super::auth::Caller;
 use super::error::ApiError;
+use super::{limits, options};
 use crate::app::AppState;
 use crate::metrics::{Metrics, UNMATCHED};
 
@@ -44,7 +45,8 @@ fn is_valid_request_id(value: &HeaderValue) -> bool {
         && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-fn new_request_id() -> HeaderValue {
+/// A new request id: `req_` and 20 random letters and digits.
+pub(crate) fn new_request_id() -> HeaderValue {
     let id = format!("req_{}", Alphanumeric.sample_string(&mut rand::rng(), 20));
     HeaderValue::from_str(&id).expect("alphanumerics are a valid header value")
 }
@@ -68,7 +70,13 @@ async fn run_edge(mut request: Request, next: Next, metrics: Option<&Metrics>) -
     request.extensions_mut().insert(RequestId(request_id.clone()));
     let route = request.extensions().get::<MatchedPath>().cloned();
     let method = request.method().clone();
-    let mut response = run_catching_panics(request, next).await;
+    let mut response = match limits::check(&request) {
+        Some(error) => error.into_response(),
+        None => run_catching_panics(request, next).await,
+    };
+    if method == Method::OPTIONS {
+        response = options::answer(response);
+    }
     render_error(&mut response, request_id.to_str().unwrap_or(""));
     let elapsed = started.elapsed();
     let route = route_label(route.as_ref());

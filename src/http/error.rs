@@ -106,6 +106,28 @@ impl ApiError {
         .with_header(header::RETRY_AFTER, HeaderValue::from(UNAVAILABLE_RETRY_AFTER_SECS))
     }
 
+    /// `408`: the body did not arrive within `--body-timeout` (API.md §1). The
+    /// connection is closed after this answer (`Connection: close`): the rest
+    /// of the body may still be on its way.
+    pub fn request_timeout() -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", "the request body did not arrive in time")
+            .with_header(header::CONNECTION, HeaderValue::from_static("close"))
+    }
+
+    /// `414`: a request target longer than 8 KiB (API.md §1).
+    pub fn uri_too_long() -> Self {
+        Self::new(StatusCode::URI_TOO_LONG, "uri_too_long", "the request target is longer than 8 KiB")
+    }
+
+    /// `431`: a request head larger than 32 KiB, or more than 100 header lines (API.md §1).
+    pub fn headers_too_large() -> Self {
+        Self::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            "the request head is larger than 32 KiB or has more than 100 header lines",
+        )
+    }
+
     /// The error a framework-made response of this status stands for (405, 413, ...).
     pub fn from_status(status: StatusCode) -> Self {
         match status {
@@ -116,6 +138,9 @@ impl ApiError {
             StatusCode::PAYLOAD_TOO_LARGE => body_too_large(),
             StatusCode::UNSUPPORTED_MEDIA_TYPE => unsupported_media_type(),
             StatusCode::BAD_REQUEST => Self::new(status, "parameter_invalid", "the request is malformed"),
+            StatusCode::REQUEST_TIMEOUT => Self::request_timeout(),
+            StatusCode::URI_TOO_LONG => Self::uri_too_long(),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => Self::headers_too_large(),
             StatusCode::SERVICE_UNAVAILABLE => Self::unavailable(),
             _ => Self::internal(),
         }
