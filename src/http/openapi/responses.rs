@@ -62,6 +62,13 @@ pub const ERROR_RESPONSES: &[ErrorResponse] = &[
         codes: &[("resource_not_found", "no such customer: cus_01JDQ8ZK3V5W6X7Y8Z9A0B1C2D", Some("id"))],
     },
     ErrorResponse {
+        name: "RequestTimeout",
+        status: 408,
+        description: "The request body did not arrive within the server's body timeout (30 s by default); \
+                      the connection is closed after this answer. Nothing was written.",
+        codes: &[("request_timeout", "the request body did not arrive in time", None)],
+    },
+    ErrorResponse {
         name: "Conflict",
         status: 409,
         description: "A request with this `Idempotency-Key` is still running; retry shortly.",
@@ -84,9 +91,16 @@ pub const ERROR_RESPONSES: &[ErrorResponse] = &[
         codes: &[("body_too_large", "the request body is larger than 64 KiB", None)],
     },
     ErrorResponse {
+        name: "UriTooLong",
+        status: 414,
+        description: "The request target (path and query) is longer than 8 KiB.",
+        codes: &[("uri_too_long", "the request target is longer than 8 KiB", None)],
+    },
+    ErrorResponse {
         name: "UnsupportedMediaType",
         status: 415,
-        description: "The body is not sent as `Content-Type: application/json` (`charset=utf-8` is allowed).",
+        description: "The body is not sent as `Content-Type: application/json` (`charset=utf-8` is allowed), or \
+                      is sent with a `Content-Encoding` other than `gzip` or `br`.",
         codes: &[("unsupported_media_type", "send the body as Content-Type: application/json", None)],
     },
     ErrorResponse {
@@ -105,6 +119,17 @@ pub const ERROR_RESPONSES: &[ErrorResponse] = &[
         description: "Over the token's rate limit, or too many failed authentications from this address. \
                       Retry after `Retry-After` seconds. The resource was not touched.",
         codes: &[("rate_limited", "too many requests; retry after the window resets", None)],
+    },
+    ErrorResponse {
+        name: "RequestHeaderFieldsTooLarge",
+        status: 431,
+        description: "The request head (request line and headers) is larger than 32 KiB, or has more than 100 \
+                      header lines.",
+        codes: &[(
+            "headers_too_large",
+            "the request head is larger than 32 KiB or has more than 100 header lines",
+            None,
+        )],
     },
     ErrorResponse {
         name: "InternalServerError",
@@ -191,7 +216,8 @@ fn build(spec: &ErrorResponse) -> Response {
         .description(description)
         .content("application/json", content.build())
         .header("X-Request-Id", request_id_header());
-    if spec.status != 401 {
+    // 401 comes before the rate limit; 414 and 431 before authentication.
+    if !matches!(spec.status, 401 | 414 | 431) {
         for (name, header) in rate_limit_headers() {
             response = response.header(name, header);
         }
@@ -233,12 +259,15 @@ error_responses! {
     Unauthorized => "401",
     Forbidden => "403",
     NotFound => "404",
+    RequestTimeout => "408",
     Conflict => "409",
     PreconditionFailed => "412",
     PayloadTooLarge => "413",
+    UriTooLong => "414",
     UnsupportedMediaType => "415",
     UnprocessableEntity => "422",
     TooManyRequests => "429",
+    RequestHeaderFieldsTooLarge => "431",
     InternalServerError => "500",
     ServiceUnavailable => "503",
 }

@@ -277,10 +277,13 @@ pub enum ErrorCode {
     RateLimited,
     InternalError,
     ServiceUnavailable,
+    RequestTimeout,
+    UriTooLong,
+    HeadersTooLarge,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 21] = [
         Self::BodyInvalidJson,
         Self::ParameterMissing,
         Self::ParameterInvalid,
@@ -299,5 +302,8 @@ impl ErrorCode {
         Self::RateLimited,
         Self::InternalError,
         Self::ServiceUnavailable,
+        Self::RequestTimeout,
+        Self::UriTooLong,
+        Self::HeadersTooLarge,
     ];
 }

@@ -14,7 +14,8 @@ use crate::http::error::ApiError;
 use crate::http::fields::{V1_FIELDS, customer_fields};
 use crate::http::openapi::params::{IdempotencyKey, OffsetPage};
 use crate::http::openapi::responses::{
-    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, UnprocessableEntity, UnsupportedMediaType,
+    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, RequestTimeout, UnprocessableEntity,
+    UnsupportedMediaType,
 };
 use crate::http::query::QueryParams;
 use crate::storage::Precondition;
@@ -38,7 +39,7 @@ const MAX_OFFSET: u64 = i64::MAX as u64;
                 ("Location" = String, description = "The new customer's URL: `/v1/customers/{id}`."),
                 ("Idempotent-Replayed" = String, description = "`true` when this is a replay of an earlier request with the same `Idempotency-Key`."),
             )),
-        BadRequest, Forbidden, Conflict, PayloadTooLarge, UnsupportedMediaType, UnprocessableEntity,
+        BadRequest, Forbidden, Conflict, PayloadTooLarge, RequestTimeout, UnsupportedMediaType, UnprocessableEntity,
     ),
 )]
 pub async fn create(
@@ -88,7 +89,7 @@ pub async fn get(
     request_body(content = CustomerInputV1, content_type = "application/json"),
     responses(
         (status = 200, description = "The customer as replaced.", body = CustomerV1),
-        BadRequest, Forbidden, NotFound, PayloadTooLarge, UnsupportedMediaType,
+        BadRequest, Forbidden, NotFound, PayloadTooLarge, RequestTimeout, UnsupportedMediaType,
     ),
 )]
 pub async fn replace(

@@ -16,8 +16,8 @@ use crate::http::error::ApiError;
 use crate::http::fields::{V2_FIELDS, customer_fields};
 use crate::http::openapi::params::{CursorPage, IdempotencyKey, IfMatch, IfNoneMatch};
 use crate::http::openapi::responses::{
-    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed, UnprocessableEntity,
-    UnsupportedMediaType,
+    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed, RequestTimeout,
+    UnprocessableEntity, UnsupportedMediaType,
 };
 use crate::http::query::QueryParams;
 use crate::storage::CursorQuery;
@@ -40,7 +40,7 @@ use crate::storage::CursorQuery;
                 ("ETag" = String, description = "The representation's version, quoted: `\"<version>\"`."),
                 ("Idempotent-Replayed" = String, description = "`true` when this is a replay of an earlier request with the same `Idempotency-Key`."),
             )),
-        BadRequest, Forbidden, Conflict, PayloadTooLarge, UnsupportedMediaType, UnprocessableEntity,
+        BadRequest, Forbidden, Conflict, PayloadTooLarge, RequestTimeout, UnsupportedMediaType, UnprocessableEntity,
     ),
 )]
 pub async fn create(
@@ -104,7 +104,7 @@ pub async fn get(
     request_body(content = CustomerInputV2, content_type = "application/json"),
     responses(
         (status = 200, description = "The customer as replaced, one version later.", body = CustomerV2, headers(("ETag" = String, description = "The representation's version, quoted: `\"<version>\"`."))),
-        BadRequest, Forbidden, NotFound, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType,
+        BadRequest, Forbidden, NotFound, PreconditionFailed, PayloadTooLarge, RequestTimeout, UnsupportedMediaType,
     ),
 )]
 pub async fn replace(
