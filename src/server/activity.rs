@@ -94,22 +94,23 @@ pub struct Registry {
 }
 
 /// Removes its connection from the registry when dropped.
-pub struct Registration<'a> {
-    registry: &'a Registry,
+pub struct Registration {
+    registry: Arc<Registry>,
     id: u64,
 }
 
-impl Drop for Registration<'_> {
+impl Drop for Registration {
     fn drop(&mut self) {
         self.registry.connections.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.id);
     }
 }
 
 impl Registry {
-    pub fn register(&self, activity: Arc<Activity>) -> Registration<'_> {
+    /// Adds a connection, as soon as it is accepted: from then on it can be evicted.
+    pub fn register(self: &Arc<Self>, activity: Arc<Activity>) -> Registration {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.connections.lock().unwrap_or_else(PoisonError::into_inner).insert(id, activity);
-        Registration { registry: self, id }
+        Registration { registry: self.clone(), id }
     }
 
     /// Asks one connection to close so that a waiting one can be served: the
@@ -148,7 +149,7 @@ mod tests {
 
     #[test]
     fn eviction_prefers_idle_then_heads_and_spares_requests() {
-        let registry = Registry::default();
+        let registry = Arc::new(Registry::default());
         let epoch = Instant::now();
         let serving = Arc::new(Activity::new(epoch));
         serving.enter(Phase::Request);

@@ -45,6 +45,9 @@ pub use self::body::{BodyTimedOut, is_body_timeout};
 pub use self::connection::AppRequest;
 use self::connection::Connection;
 
+/// How often the accept loop, at the cap with every connection busy, looks again for one to evict.
+const EVICTION_RETRY: Duration = Duration::from_millis(50);
+
 /// The connection limits of `clientele serve` (API.md §1 and §7).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionSettings {
@@ -113,17 +116,23 @@ where
                 }
             },
         };
-        let permit = match permits.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => {
-                registry.evict_one();
-                tokio::select! {
-                    permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
-                    () = &mut shutdown => break,
-                }
+        // At the cap: make room by evicting an idle or slow connection. When
+        // every connection is serving a request, look again a little later:
+        // one of them may have gone idle meanwhile (still holding its place).
+        let permit = loop {
+            if let Ok(permit) = permits.clone().try_acquire_owned() {
+                break Some(permit);
+            }
+            registry.evict_one();
+            tokio::select! {
+                permit = permits.clone().acquire_owned() => break Some(permit.expect("the semaphore is never closed")),
+                () = tokio::time::sleep(EVICTION_RETRY) => {}
+                () = &mut shutdown => break None,
             }
         };
+        let Some(permit) = permit else { break };
         let activity = Arc::new(Activity::new(epoch));
+        let registration = registry.register(activity.clone());
         let connection = Connection {
             peer,
             service: service.clone(),
@@ -133,11 +142,9 @@ where
             watcher: graceful.watcher(),
             stop: stopped.clone(),
         };
-        let registry = registry.clone();
         tasks.spawn(async move {
-            let _registration = registry.register(activity);
             connection.run(stream).await;
-            drop(permit);
+            drop((registration, permit));
         });
     }
 

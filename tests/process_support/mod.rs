@@ -169,6 +169,28 @@ impl Server {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Sends SIGTERM (the platform's "please stop").
+    pub fn sigterm(&self) {
+        let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().expect("run kill");
+        assert!(status.success(), "kill -TERM");
+    }
+
+    /// Waits up to `timeout` for the process to exit; `None` if it is still running then.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        blocking(|| {
+            loop {
+                if let Some(status) = self.child.try_wait().expect("wait for the server") {
+                    return Some(status);
+                }
+                if Instant::now() >= deadline {
+                    return None;
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+        })
+    }
+
     /// The token a first start printed in its bootstrap block, if it printed one.
     pub fn bootstrap_token(&self) -> Option<String> {
         let mut tokens = self.banner.iter().flat_map(|line| line.split_whitespace()).filter(|w| w.starts_with("clt_"));
