@@ -73,15 +73,21 @@ impl Activity {
     }
 
     /// Whether it may be closed to make room: only between requests or while
-    /// its head trickles in, never while a request is served.
-    fn evictable(&self) -> Option<(u8, Instant)> {
+    /// its head trickles in, never while a request is served, and only once it
+    /// has been so for `min_age` (a connection just accepted has not had its
+    /// chance to send its request yet).
+    fn evictable(&self, min_age: Duration) -> Option<(u8, Instant)> {
         if self.evicted.load(Ordering::Relaxed) {
             return None;
         }
-        match self.load() {
-            (Phase::Idle, since) => Some((0, since)),
-            (Phase::Fresh | Phase::Head, since) => Some((1, since)),
-            (Phase::Request, _) => None,
+        let (phase, since) = self.load();
+        if since.elapsed() < min_age {
+            return None;
+        }
+        match phase {
+            Phase::Idle => Some((0, since)),
+            Phase::Fresh | Phase::Head => Some((1, since)),
+            Phase::Request => None,
         }
     }
 }
@@ -114,13 +120,14 @@ impl Registry {
     }
 
     /// Asks one connection to close so that a waiting one can be served: the
-    /// longest idle keep-alive connection, else the oldest unfinished head.
-    /// A connection serving a request is never chosen. Returns whether one was.
-    pub fn evict_one(&self) -> bool {
+    /// longest idle keep-alive connection, else the oldest unfinished head,
+    /// among those in that state for at least `min_age`. A connection serving
+    /// a request is never chosen. Returns whether one was.
+    pub fn evict_one(&self, min_age: Duration) -> bool {
         let connections = self.connections.lock().unwrap_or_else(PoisonError::into_inner);
         let victim = connections
             .values()
-            .filter_map(|activity| activity.evictable().map(|rank| (rank, activity)))
+            .filter_map(|activity| activity.evictable(min_age).map(|rank| (rank, activity)))
             .min_by_key(|(rank, _)| *rank)
             .map(|(_, activity)| activity.clone());
         drop(connections);
@@ -159,11 +166,12 @@ mod tests {
         idle.enter(Phase::Idle);
         let _registrations =
             [registry.register(serving.clone()), registry.register(head.clone()), registry.register(idle.clone())];
-        assert!(registry.evict_one());
+        assert!(!registry.evict_one(Duration::from_secs(60)), "none has been idle or slow for a minute");
+        assert!(registry.evict_one(Duration::ZERO));
         assert!(idle.evicted.load(Ordering::Relaxed) && !head.evicted.load(Ordering::Relaxed));
-        assert!(registry.evict_one());
+        assert!(registry.evict_one(Duration::ZERO));
         assert!(head.evicted.load(Ordering::Relaxed));
-        assert!(!registry.evict_one(), "a connection serving a request is never evicted");
+        assert!(!registry.evict_one(Duration::ZERO), "a connection serving a request is never evicted");
         assert!(!serving.evicted.load(Ordering::Relaxed));
     }
 }

@@ -5,9 +5,10 @@
 //! * At most [`ConnectionSettings::max_connections`] connections are served.
 //!   At the cap, the loop takes one more connection off the listen queue and
 //!   makes room for it by closing the longest-idle keep-alive connection, else
-//!   the oldest one still sending its head ([`activity::Registry`]); when every
-//!   connection is serving a request, the new one waits, and further ones wait
-//!   in the kernel's listen queue. So slow clients cannot starve ready ones.
+//!   the oldest one still sending its head, idle or slow for at least half a
+//!   second ([`activity::Registry`]); when there is none, the new one waits,
+//!   and further ones wait in the kernel's listen queue. So slow clients
+//!   cannot starve ready ones, which send their request within that time.
 //! * Each connection has a watchdog ([`connection`]): the head must arrive
 //!   within the head timeout (from the accept, or from its first byte after a
 //!   keep-alive pause), an idle keep-alive connection is closed after the idle
@@ -47,6 +48,10 @@ use self::connection::Connection;
 
 /// How often the accept loop, at the cap with every connection busy, looks again for one to evict.
 const EVICTION_RETRY: Duration = Duration::from_millis(50);
+/// A connection is evicted only after this long idle or sending its head: a
+/// ready client sends its whole request well within it, so it is never the
+/// one closed, however fast new connections arrive.
+const EVICTION_GRACE: Duration = Duration::from_millis(500);
 
 /// The connection limits of `clientele serve` (API.md §1 and §7).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,7 +128,7 @@ where
             if let Ok(permit) = permits.clone().try_acquire_owned() {
                 break Some(permit);
             }
-            registry.evict_one();
+            registry.evict_one(EVICTION_GRACE);
             tokio::select! {
                 permit = permits.clone().acquire_owned() => break Some(permit.expect("the semaphore is never closed")),
                 () = tokio::time::sleep(EVICTION_RETRY) => {}
@@ -172,7 +177,7 @@ async fn accept_failed(error: std::io::Error, registry: &Registry) {
         return;
     }
     tracing::warn!(%error, "cannot accept a connection");
-    registry.evict_one();
+    registry.evict_one(EVICTION_GRACE);
     tokio::time::sleep(Duration::from_millis(50)).await;
 }
 
