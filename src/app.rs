@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tower::Layer;
 
 use crate::config::ServerConfig;
 use crate::domain::time::now_unix;
@@ -77,8 +76,7 @@ pub async fn serve(
 
 /// [`serve`] with these timeouts, connection cap and shutdown deadline
 /// ([`server`]). Responses are compressed here, around the whole router
-/// ([`http::encoding::compression`]), so that hyper sends the compressed body
-/// as it is, without another box around it.
+/// ([`http::compress::Compress`]).
 pub async fn serve_with(
     listener: TcpListener,
     state: AppState,
@@ -86,7 +84,7 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let maintenance = tokio::spawn(maintain(state.clone()));
-    let app = http::encoding::compression().layer(http::router(state));
+    let app = http::compress::Compress::new(http::router(state));
     let served = server::serve(listener, app, settings, shutdown).await;
     maintenance.abort();
     served

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod body;
 pub mod client_ip;
+pub mod compress;
 pub mod conditional;
 pub mod cors;
 pub mod customers;
@@ -31,7 +32,7 @@ use crate::app::AppState;
 /// Every route, behind the edge layer (then CORS, with `--cors-origin`); `/v1`
 /// and `/v2` also behind authentication. The operator's routes (`/healthz`,
 /// `/readyz`, `/metrics`) need no token. Response compression wraps this
-/// router in [`crate::app::serve`] ([`encoding::compression`]).
+/// router in [`crate::app::serve`] ([`compress::Compress`]).
 pub fn router(state: AppState) -> Router {
     let versioned = |routes: Router<AppState>| {
         routes.fallback(route_not_found).layer(from_fn_with_state(state.clone(), auth::authenticate))

@@ -52,9 +52,12 @@ impl Activity {
         activity
     }
 
-    pub fn enter(&self, phase: Phase) {
-        let since = self.epoch.elapsed().as_millis() as u64;
+    /// Records that `phase` begins now; returns now.
+    pub fn enter(&self, phase: Phase) -> Instant {
+        let now = Instant::now();
+        let since = now.duration_since(self.epoch).as_millis() as u64;
         self.state.store(since << 2 | phase as u64, Ordering::Release);
+        now
     }
 
     pub fn phase(&self) -> Phase {

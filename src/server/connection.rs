@@ -117,8 +117,8 @@ where
     type Future = TrackedResponse<Oneshot<S, AppRequest>>;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
-        self.activity.enter(Phase::Request);
-        let deadline = tokio::time::Instant::now() + self.body_timeout;
+        let started = self.activity.enter(Phase::Request);
+        let deadline = tokio::time::Instant::from_std(started + self.body_timeout);
         let mut request = request.map(|body| TimedBody::new(body, deadline));
         request.extensions_mut().insert(ConnectInfo(self.peer));
         TrackedResponse { inner: self.service.clone().oneshot(request), activity: Some(self.activity.clone()) }
