@@ -3,11 +3,10 @@
 //! `Content-Encoding: gzip` or `br` decoded before they are read, the 64 KiB
 //! limit applying to the decoded bytes; any other coding `415`.
 //!
-//! Both are tower-http's. Compression wraps the whole application (see
-//! [`crate::app`]); it only parses `Accept-Encoding` and looks at the body's
-//! size, so a small response pays next to nothing. Decoding runs in the body
-//! extractor, only for a request that declares a coding: every other request,
-//! and every request without a body, skips it entirely.
+//! Both are tower-http's. Compression wraps the whole application, and only
+//! responses worth compressing reach it ([`super::compress`]). Decoding runs
+//! in the body extractor, only for a request that declares a coding: every
+//! other request, and every request without a body, skips it entirely.
 
 use std::convert::Infallible;
 
