@@ -255,6 +255,11 @@ fn sigterm_with_stalled_clients_exits_zero_within_the_shutdown_timeout() {
     assert!(took >= Duration::from_millis(1500) && took < Duration::from_secs(5), "exited after {took:?}");
     let (received, _) = read_until_closed(&mut stalled_body);
     assert!(received.is_empty(), "the stalled request is cut: {:?}", String::from_utf8_lossy(&received));
+    // The logs are read from a pipe by a thread: give it a moment to catch up with the exit.
+    let logged = Instant::now();
+    while !sandbox.server.logs().contains("shutdown timeout passed") && logged.elapsed() < Duration::from_secs(3) {
+        thread::sleep(Duration::from_millis(20));
+    }
     assert!(sandbox.server.logs().contains("shutdown timeout passed"), "{}", sandbox.server.logs());
 }
 
