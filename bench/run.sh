@@ -3,7 +3,10 @@
 #
 #   bench/run.sh [--duration SECS] [--runs N] [--connections C] [--customers N]
 #                [--only REGEX] [--request-log PATH] [--postgres URL | --no-postgres] [--no-fastify]
+#                [--compare BIN]
 #
+# --compare BIN also serves the same read from another build of `clientele`
+# (an earlier commit, say), in the same rounds, to measure a change.
 # --only keeps the targets whose label matches REGEX (and the baseline).
 # The telemetry targets read by id with metrics on or off, and with the JSON
 # request log written to --request-log (default /dev/null; a real file grows
@@ -26,7 +29,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 duration=10 runs=3 connections=32 customers=10000 only='' request_log=/dev/null
-postgres=${CLIENTELE_BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres} fastify=yes
+postgres=${CLIENTELE_BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres} fastify=yes compare=
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
@@ -38,8 +41,9 @@ while [ $# -gt 0 ]; do
     --postgres) postgres=$2; shift 2 ;;
     --no-postgres) postgres=''; shift ;;
     --no-fastify) fastify=''; shift ;;
+    --compare) compare=$2; shift 2 ;;
     *) echo "usage: bench/run.sh [--duration SECS] [--runs N] [--connections C] [--customers N]" \
-            "[--only REGEX] [--request-log PATH] [--postgres URL | --no-postgres] [--no-fastify]" >&2; exit 2 ;;
+            "[--only REGEX] [--request-log PATH] [--postgres URL | --no-postgres] [--no-fastify] [--compare BIN]" >&2; exit 2 ;;
   esac
 done
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
@@ -103,6 +107,9 @@ if [ -n "$fastify" ] && command -v node >/dev/null && command -v npm >/dev/null;
   start fastify 18189 node bench/fastify/server.mjs "$work/bench.db" 18189
   have_node=true
 fi
+if [ -n "$compare" ]; then
+  start compare 18190 "$compare" serve --database-url "$db" --listen 127.0.0.1:18190 --no-bootstrap
+fi
 if $have_postgres; then
   start postgres 18188 "$bin/clientele" serve --database-url "$pg_url" --listen 127.0.0.1:18188 --no-bootstrap
 fi
@@ -128,6 +135,11 @@ auth="Authorization: Bearer $TOKEN"
 get_path="/v2/customers/$CUSTOMER_ID"
 target "hello world (baseline)" "http://127.0.0.1:18181/"
 target "GET /v2/customers/{id} (clientele serve, memory limiter)" "http://127.0.0.1:18182$get_path" auth
+target "GET /v2/customers/{id} (clientele serve, Accept-Encoding: gzip, br)" "http://127.0.0.1:18182$get_path" auth-accept
+if [ -n "$compare" ]; then
+  target "GET /v2/customers/{id} ($compare)" "http://127.0.0.1:18190$get_path" auth
+  target "GET /v2/customers/{id} ($compare, Accept-Encoding: gzip, br)" "http://127.0.0.1:18190$get_path" auth-accept
+fi
 if $have_node; then
   target "GET /v2/customers/{id} (Node.js Fastify + better-sqlite3)" "http://127.0.0.1:18189$get_path" auth
 fi
@@ -150,6 +162,7 @@ for run in $(seq "$runs"); do
     args=()
     case "${extra[$i]}" in
       auth) args=(-H "$auth") ;;
+      auth-accept) args=(-H "$auth" -H "Accept-Encoding: gzip, br") ;;
       post) args=(-s bench/post.lua) ;;
       pg-auth) args=(-H "Authorization: Bearer $PG_TOKEN") ;;
       pg-post) args=(-s bench/post.lua) ;;

@@ -2,6 +2,10 @@
 
 use std::time::Duration;
 
+use std::fmt;
+use std::str::FromStr;
+
+use axum::http::{HeaderValue, Uri};
 use ipnet::IpNet;
 
 use crate::deadline::{Budget, DEFAULT_REQUEST_TIMEOUT};
@@ -22,6 +26,8 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     /// `--deprecate` / `--sunset`: versions marked deprecated (API.md §6).
     pub deprecations: Vec<Deprecation>,
+    /// Origins whose browsers get CORS headers (`--cors-origin`); none: no CORS at all.
+    pub cors_origins: Vec<CorsOrigin>,
 }
 
 impl ServerConfig {
@@ -40,6 +46,45 @@ impl Default for ServerConfig {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             public_url: None,
             deprecations: Vec::new(),
+            cors_origins: Vec::new(),
+        }
+    }
+}
+
+/// One `--cors-origin`: `*` (any origin) or an origin such as `https://app.example.com`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsOrigin {
+    Any,
+    Origin(HeaderValue),
+}
+
+impl FromStr for CorsOrigin {
+    type Err = String;
+
+    /// `*`, or `scheme://host[:port]` with nothing after it (as browsers send `Origin`), case-insensitive.
+    fn from_str(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        if raw == "*" {
+            return Ok(Self::Any);
+        }
+        let invalid = || {
+            format!("invalid CORS origin '{raw}': expected * or scheme://host[:port], such as https://app.example.com")
+        };
+        let uri: Uri = raw.parse().map_err(|_| invalid())?;
+        let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else { return Err(invalid()) };
+        if raw.len() != scheme.len() + 3 + authority.as_str().len() || authority.as_str().contains('@') {
+            return Err(invalid());
+        }
+        let origin = format!("{scheme}://{authority}").to_ascii_lowercase();
+        HeaderValue::from_str(&origin).map(Self::Origin).map_err(|_| invalid())
+    }
+}
+
+impl fmt::Display for CorsOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Any => f.write_str("*"),
+            Self::Origin(origin) => f.write_str(origin.to_str().unwrap_or_default()),
         }
     }
 }

@@ -42,6 +42,8 @@
 //!
 //! `API.md §N` in comments and docs means section N of `docs/API.md`, the API
 //! reference for integrators (a test fails when a cited section does not exist).
+//! * [`server`] accepts connections and runs hyper on them, with the head,
+//!   body and idle timeouts, the connection cap and the shutdown deadline.
 
 pub mod admin;
 pub mod app;

@@ -1,6 +1,7 @@
 //! The operator's interface: one clap command tree, one file per command.
 
 mod accounts;
+mod duration;
 mod openapi;
 mod output;
 mod serve;

@@ -2,6 +2,7 @@
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -9,16 +10,18 @@ use clap::{Args, ValueEnum};
 use ipnet::IpNet;
 use tokio::net::TcpListener;
 
+use super::duration::parse_duration;
 use super::output;
 use crate::admin;
 use crate::app::AppState;
+use crate::config::CorsOrigin;
 use crate::config::ServerConfig;
 use crate::deadline::{Budget, parse_request_timeout};
 use crate::domain::Scope;
 use crate::lifecycle::{Deprecation, VersionDate};
 use crate::ratelimit::{RateLimit, RateLimiter, RedisLimiter};
 use crate::secrets::{SecretUrl, redact, redact_quoting};
-use crate::server;
+use crate::server::{self, ConnectionSettings};
 use crate::storage::{self, SharedStore};
 
 #[derive(Debug, Args)]
@@ -67,6 +70,30 @@ pub struct ServeArgs {
     /// Announce the end of a deprecated version, VERSION=YYYY-MM-DD (v1=2027-12-31); repeatable.
     #[arg(long, env = "CLIENTELE_SUNSET", value_delimiter = ',')]
     sunset: Vec<VersionDate>,
+
+    /// Send CORS headers to browsers from this origin (https://app.example.com); repeatable, or * for any.
+    #[arg(long = "cors-origin", env = "CLIENTELE_CORS_ORIGIN", value_delimiter = ',')]
+    cors_origins: Vec<CorsOrigin>,
+
+    /// A client must send its whole request head within this (10s, 2m, ...), or the connection is closed.
+    #[arg(long, env = "CLIENTELE_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration)]
+    header_timeout: Duration,
+
+    /// A client must send its whole request body within this, or gets 408 request_timeout.
+    #[arg(long, env = "CLIENTELE_BODY_TIMEOUT", default_value = "30s", value_parser = parse_positive_duration)]
+    body_timeout: Duration,
+
+    /// A keep-alive connection idle this long is closed.
+    #[arg(long, env = "CLIENTELE_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_positive_duration)]
+    idle_timeout: Duration,
+
+    /// On SIGTERM/SIGINT, requests in flight get this long to finish; then the rest are cut.
+    #[arg(long, env = "CLIENTELE_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    shutdown_timeout: Duration,
+
+    /// Connections served at once; further ones wait to be accepted.
+    #[arg(long, env = "CLIENTELE_MAX_CONNECTIONS", default_value = "10000")]
+    max_connections: NonZeroUsize,
 }
 
 /// An absolute `http` or `https` URL, without a trailing slash.
@@ -77,6 +104,14 @@ pub(crate) fn parse_public_url(text: &str) -> Result<String, String> {
             Ok(text.trim_end_matches('/').to_owned())
         }
         _ => Err(format!("'{text}' is not an absolute http(s) URL")),
+    }
+}
+
+/// A duration of at least one second.
+fn parse_positive_duration(raw: &str) -> Result<Duration, String> {
+    match parse_duration(raw)? {
+        Duration::ZERO => Err(format!("invalid duration '{raw}': it must be at least 1s")),
+        duration => Ok(duration),
     }
 }
 
@@ -108,14 +143,23 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
         request_timeout: args.request_timeout,
         public_url: args.public_url,
         deprecations,
+        cors_origins: args.cors_origins,
     };
+    let connections = ConnectionSettings {
+        header_timeout: args.header_timeout,
+        body_timeout: args.body_timeout,
+        idle_timeout: args.idle_timeout,
+        shutdown_timeout: args.shutdown_timeout,
+        max_connections: args.max_connections.get(),
+    };
+    server::warn_if_above_open_file_limit(connections.max_connections);
     limiter.check_health().await;
     let address = listener.local_addr()?;
     let shutdown = shutdown_signal()?;
     announce(&[format!("Clientele listening on http://{address}")]);
     tracing::info!(%address, database = %redact(database_url), rate_limiter = limiter.state().as_str(), "serving");
     let state = AppState::new(config, store, limiter);
-    server::serve(listener, state, shutdown).await.context("the server stopped")?;
+    server::serve_with(listener, state, connections, shutdown).await.context("the server stopped")?;
     tracing::info!("stopped after finishing the requests in flight");
     Ok(())
 }

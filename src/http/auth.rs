@@ -54,6 +54,10 @@ fn presented_token(headers: &HeaderMap) -> Presented<'_> {
 }
 
 pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    // API.md §1: OPTIONS needs no token and counts toward no limit (see super::options).
+    if request.method() == Method::OPTIONS {
+        return next.run(request).await;
+    }
     let principal = match identify(&state, &mut request).await {
         Ok(principal) => principal,
         Err(refused) => return refused,

@@ -1,11 +1,12 @@
-//! The JSON body extractor: media type, size limit and syntax, each refused
-//! with the contract's error, before any handler runs.
+//! The JSON body extractor: media type, content coding, size limit, arrival
+//! in time and syntax, each refused with the contract's error, before any
+//! handler runs.
 
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, header};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::{Map, Value};
 
+use super::encoding::read_body;
 use super::error::{ApiError, ErrorCode};
 use super::headers::single;
 
@@ -29,13 +30,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
         if declared.is_some_and(|length| length > BODY_LIMIT as u64) {
             return Err(ErrorCode::BodyTooLarge.into());
         }
-        let bytes = match Limited::new(request.into_body(), BODY_LIMIT).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
-                return Err(ErrorCode::BodyTooLarge.into());
-            }
-            Err(_) => return Err(invalid_json("the request body could not be read")),
-        };
+        let bytes = read_body(request, BODY_LIMIT).await?;
         match serde_json::from_slice::<Value>(&bytes) {
             Ok(Value::Object(object)) => Ok(Self(object)),
             Ok(_) => Err(invalid_json("the request body must be a JSON object")),

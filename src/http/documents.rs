@@ -166,9 +166,11 @@ pub async fn v2_document(State(state): State<AppState>, request: Request) -> Res
 const BEARER: &str = "bearerAuth";
 
 /// Statuses every operation can answer, whatever it does.
-const EVERY_OPERATION: [(&str, &str); 4] = [
+const EVERY_OPERATION: [(&str, &str); 6] = [
     ("401", "Unauthorized"),
+    ("414", "UriTooLong"),
     ("429", "TooManyRequests"),
+    ("431", "RequestHeaderFieldsTooLarge"),
     ("500", "InternalServerError"),
     ("503", "ServiceUnavailable"),
 ];
@@ -341,6 +343,9 @@ any token is looked up.{token_route}
 - `email`: at most 254 characters, exactly one `@`, a non-empty local part and a domain with a dot between non-empty \
 labels, no whitespace or control characters. It is stored as given and matched case-insensitively.
 - Text fields must not contain NUL characters.
+- A body may be sent with `Content-Encoding: gzip` or `br`; the 64 KiB limit applies to the decoded body. Any \
+other coding is `415`. A body that does not arrive within the server's body timeout is ⟨RequestTimeout⟩.
+- A request target over 8 KiB is ⟨UriTooLong⟩; a request head over 32 KiB is ⟨HeadersTooLarge⟩.
 - `POST` accepts an `Idempotency-Key` (1–255 printable ASCII characters): a retry with the same key and body replays \
 the first response with `Idempotent-Replayed: true` and creates nothing.
 
@@ -348,7 +353,8 @@ the first response with `Idempotent-Replayed: true` and creates nothing.
 Every response carries `X-Request-Id` (yours, if valid, or one the server makes). Every error has the body \
 `{{\"error\": {{\"type\", \"code\", \"message\", \"param\"?, \"request_id\"}}}}`; match on `code`. Besides the \
 errors listed per operation, an unknown route answers ⟨RouteNotFound⟩ and an unsupported method \
-⟨MethodNotAllowed⟩ with an `Allow` header.
+⟨MethodNotAllowed⟩ with an `Allow` header. `OPTIONS` on any route answers `204` with `Allow`, needs no token \
+and counts toward no limit. Bodies over 1 KiB are compressed (gzip, br or zstd) when `Accept-Encoding` allows it.
 
 ## Compatibility
 Within this version, later releases only add: new operations, new optional request fields, new response fields \

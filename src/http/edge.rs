@@ -23,6 +23,7 @@ use tracing::Instrument;
 
 use super::error::{ApiError, ErrorCode};
 use super::headers::single;
+use super::{limits, options};
 use crate::app::AppState;
 use crate::metrics::{Metrics, UNMATCHED};
 
@@ -54,7 +55,8 @@ fn is_valid_request_id(value: &HeaderValue) -> bool {
         && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-fn new_request_id() -> HeaderValue {
+/// A new request id: `req_` and 20 random letters and digits.
+pub(crate) fn new_request_id() -> HeaderValue {
     let id = format!("req_{}", Alphanumeric.sample_string(&mut rand::rng(), 20));
     HeaderValue::from_str(&id).expect("alphanumerics are a valid header value")
 }
@@ -88,10 +90,13 @@ async fn run_edge(mut request: Request, next: Next, metrics: Option<&Metrics>) -
         method = method.as_str(),
         account_id = tracing::field::Empty,
     );
-    let mut response = match refused {
+    let mut response = match refused.or_else(|| limits::check(&request)) {
         Some(error) => error.into_response(),
         None => run_catching_panics(request, next).instrument(span.clone()).await,
     };
+    if method == Method::OPTIONS {
+        response = options::answer(response);
+    }
     span.in_scope(|| render_error(&mut response, request_id.to_str().unwrap_or("")));
     let elapsed = started.elapsed();
     if let Some(metrics) = metrics {

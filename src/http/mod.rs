@@ -6,18 +6,23 @@
 pub mod auth;
 pub mod body;
 pub mod client_ip;
+pub mod compress;
 pub mod conditional;
+pub mod cors;
 pub mod customers;
 pub mod deadline;
 pub mod deprecation;
 pub mod docs;
 pub mod documents;
 pub mod edge;
+pub mod encoding;
 pub mod error;
 pub mod headers;
 pub mod idempotency;
+pub mod limits;
 pub mod openapi;
 pub mod ops;
+pub mod options;
 pub mod query;
 pub mod response;
 pub mod v1;
@@ -27,14 +32,17 @@ pub mod wire;
 
 use axum::Router;
 use axum::middleware::from_fn_with_state;
+use axum::response::Redirect;
 use axum::routing::get;
 
 use self::error::{ApiError, ErrorCode};
 use self::version::ApiVersion;
 use crate::app::AppState;
 
-/// Every route, behind the edge layer; `/v1` and `/v2` also behind authentication.
-/// The operator's routes (`/healthz`, `/readyz`, `/metrics`) need no token.
+/// Every route, behind the edge layer (then CORS, with `--cors-origin`); `/v1`
+/// and `/v2` also behind authentication. The operator's routes (`/healthz`,
+/// `/readyz`, `/metrics`) need no token. Response compression wraps this
+/// router in [`crate::app::serve`] ([`compress::Compress`]).
 pub fn router(state: AppState) -> Router {
     let versioned = |routes: Router<AppState>| {
         routes
@@ -46,7 +54,8 @@ pub fn router(state: AppState) -> Router {
         Router::new().route("/v1/openapi.json", get(documents::v1_document)).nest("/v1", versioned(v1::routes())),
         Router::new().route("/v2/openapi.json", get(documents::v2_document)).nest("/v2", versioned(v2::routes())),
     );
-    Router::new()
+    let router = Router::new()
+        .route("/", get(|| async { Redirect::temporary("/docs") }))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
@@ -55,9 +64,12 @@ pub fn router(state: AppState) -> Router {
         .merge(deprecated(&state, ApiVersion::V1, v1_routes))
         .merge(deprecated(&state, ApiVersion::V2, v2_routes))
         .fallback(no_route)
-        .layer(from_fn_with_state(state.clone(), deadline::limit))
-        .layer(from_fn_with_state(state.clone(), edge::edge_with_metrics))
-        .with_state(state)
+        .layer(from_fn_with_state(state.clone(), deadline::limit));
+    let router = match cors::layer(&state.config.cors_origins) {
+        Some(cors) => router.layer(from_fn_with_state(cors, cors::apply)),
+        None => router,
+    };
+    router.layer(from_fn_with_state(state.clone(), edge::edge_with_metrics)).with_state(state)
 }
 
 /// A version's routes (its document included), behind the deprecation headers if the operator deprecated it.

@@ -292,7 +292,7 @@ async fn unknown_routes_and_versions_are_route_not_found() {
         "/v1",
         "/v2",
         "/v3/customers",
-        "/",
+        "/nope",
         "/customers",
         "/v1customers",
     ] {
@@ -302,7 +302,7 @@ async fn unknown_routes_and_versions_are_route_not_found() {
     // Also without a token, outside the versions.
     let response = app.client.get(app.url("/v3/customers")).send().await.unwrap();
     assert_envelope(response, 404, "route_not_found", None).await;
-    let response = app.client.post(app.url("/")).send().await.unwrap();
+    let response = app.client.post(app.url("/nope")).send().await.unwrap();
     assert_envelope(response, 404, "route_not_found", None).await;
 }
 
@@ -460,7 +460,7 @@ async fn every_response_carries_a_request_id() {
     let responses = vec![
         app.client.get(app.url("/healthz")).send().await.unwrap(),
         app.client.get(app.url("/readyz")).send().await.unwrap(),
-        app.client.get(app.url("/")).send().await.unwrap(),
+        app.client.get(app.url("/nope")).send().await.unwrap(),
         app.client.get(app.url("/v1/customers")).send().await.unwrap(),
         app.get("/v3/customers").await,
         app.get("/v1/customers").await,

@@ -25,6 +25,7 @@ mod customers_v1;
 mod customers_v2;
 mod deadline;
 mod docs;
+mod edge;
 mod errors;
 mod http_semantics;
 mod logging;

@@ -21,12 +21,15 @@ pub enum ErrorCode {
     ResourceNotFound,
     RouteNotFound,
     MethodNotAllowed,
+    RequestTimeout,
     IdempotencyRequestInProgress,
     PreconditionFailed,
     BodyTooLarge,
     UnsupportedMediaType,
     IdempotencyKeyReused,
     RateLimited,
+    HeadersTooLarge,
+    UriTooLong,
     InternalError,
     ServiceUnavailable,
 }
@@ -43,7 +46,7 @@ pub enum ErrorType {
 
 impl ErrorCode {
     /// Every code, in the order of API.md §4's table.
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 21] = [
         Self::BodyInvalidJson,
         Self::ParameterMissing,
         Self::ParameterInvalid,
@@ -54,12 +57,15 @@ impl ErrorCode {
         Self::ResourceNotFound,
         Self::RouteNotFound,
         Self::MethodNotAllowed,
+        Self::RequestTimeout,
         Self::IdempotencyRequestInProgress,
         Self::PreconditionFailed,
         Self::BodyTooLarge,
+        Self::UriTooLong,
         Self::UnsupportedMediaType,
         Self::IdempotencyKeyReused,
         Self::RateLimited,
+        Self::HeadersTooLarge,
         Self::InternalError,
         Self::ServiceUnavailable,
     ];
@@ -77,6 +83,9 @@ impl ErrorCode {
             Self::ResourceNotFound => "resource_not_found",
             Self::RouteNotFound => "route_not_found",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::RequestTimeout => "request_timeout",
+            Self::UriTooLong => "uri_too_long",
+            Self::HeadersTooLarge => "headers_too_large",
             Self::IdempotencyRequestInProgress => "idempotency_request_in_progress",
             Self::PreconditionFailed => "precondition_failed",
             Self::BodyTooLarge => "body_too_large",
@@ -98,6 +107,9 @@ impl ErrorCode {
             Self::ScopeInsufficient => StatusCode::FORBIDDEN,
             Self::ResourceNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::UriTooLong => StatusCode::URI_TOO_LONG,
+            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::IdempotencyRequestInProgress => StatusCode::CONFLICT,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -133,6 +145,9 @@ impl ErrorCode {
             Self::ResourceNotFound => "no such resource",
             Self::RouteNotFound => "no such route; customers live at /v1/customers and /v2/customers",
             Self::MethodNotAllowed => "this route does not support this method; see the Allow header",
+            Self::RequestTimeout => "the request body did not arrive in time",
+            Self::UriTooLong => "the request target is longer than 8 KiB",
+            Self::HeadersTooLarge => "the request head is larger than 32 KiB or has more than 100 header lines",
             Self::IdempotencyRequestInProgress => {
                 "a request with this Idempotency-Key is still in progress; retry shortly"
             }

@@ -46,6 +46,8 @@ impl From<ErrorCode> for ApiError {
             ErrorCode::ServiceUnavailable => {
                 error.with_header(header::RETRY_AFTER, HeaderValue::from(UNAVAILABLE_RETRY_AFTER_SECS))
             }
+            // The rest of a body too slow may still be on its way: the connection is closed (API.md §1).
+            ErrorCode::RequestTimeout => error.with_header(header::CONNECTION, HeaderValue::from_static("close")),
             _ => error,
         }
     }
@@ -123,6 +125,9 @@ impl ApiError {
             StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::BodyTooLarge,
             StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
             StatusCode::BAD_REQUEST => ErrorCode::ParameterInvalid,
+            StatusCode::REQUEST_TIMEOUT => ErrorCode::RequestTimeout,
+            StatusCode::URI_TOO_LONG => ErrorCode::UriTooLong,
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => ErrorCode::HeadersTooLarge,
             StatusCode::SERVICE_UNAVAILABLE => ErrorCode::ServiceUnavailable,
             _ => return Self::internal(format_args!("a bare {status} response")),
         };

@@ -63,6 +63,13 @@ pub const ERROR_RESPONSES: &[ErrorResponse] = &[
         codes: &[(ErrorCode::ResourceNotFound, "no such customer: cus_01JDQ8ZK3V5W6X7Y8Z9A0B1C2D", Some("id"))],
     },
     ErrorResponse {
+        name: "RequestTimeout",
+        status: 408,
+        description: "The request body did not arrive within the server's body timeout (30 s by default); \
+                      the connection is closed after this answer. Nothing was written.",
+        codes: &[(ErrorCode::RequestTimeout, "the request body did not arrive in time", None)],
+    },
+    ErrorResponse {
         name: "Conflict",
         status: 409,
         description: "A request with this `Idempotency-Key` is still running; retry shortly.",
@@ -85,9 +92,16 @@ pub const ERROR_RESPONSES: &[ErrorResponse] = &[
         codes: &[(ErrorCode::BodyTooLarge, "the request body is larger than 64 KiB", None)],
     },
     ErrorResponse {
+        name: "UriTooLong",
+        status: 414,
+        description: "The request target (path and query) is longer than 8 KiB.",
+        codes: &[(ErrorCode::UriTooLong, "the request target is longer than 8 KiB", None)],
+    },
+    ErrorResponse {
         name: "UnsupportedMediaType",
         status: 415,
-        description: "The body is not sent as `Content-Type: application/json` (`charset=utf-8` is allowed).",
+        description: "The body is not sent as `Content-Type: application/json` (`charset=utf-8` is allowed), or \
+                      is sent with a `Content-Encoding` other than `gzip` or `br`.",
         codes: &[(ErrorCode::UnsupportedMediaType, "send the body as Content-Type: application/json", None)],
     },
     ErrorResponse {
@@ -106,6 +120,17 @@ pub const ERROR_RESPONSES: &[ErrorResponse] = &[
         description: "Over the token's rate limit, or too many failed authentications from this address. \
                       Retry after `Retry-After` seconds. The resource was not touched.",
         codes: &[(ErrorCode::RateLimited, "too many requests; retry after the window resets", None)],
+    },
+    ErrorResponse {
+        name: "RequestHeaderFieldsTooLarge",
+        status: 431,
+        description: "The request head (request line and headers) is larger than 32 KiB, or has more than 100 \
+                      header lines.",
+        codes: &[(
+            ErrorCode::HeadersTooLarge,
+            "the request head is larger than 32 KiB or has more than 100 header lines",
+            None,
+        )],
     },
     ErrorResponse {
         name: "InternalServerError",
@@ -202,7 +227,8 @@ fn build(spec: &ErrorResponse) -> Response {
         .description(description)
         .content("application/json", content.build())
         .header("X-Request-Id", request_id_header());
-    if spec.status != 401 {
+    // 401 comes before the rate limit; 414 and 431 before authentication.
+    if !matches!(spec.status, 401 | 414 | 431) {
         for (name, header) in rate_limit_headers() {
             response = response.header(name, header);
         }
@@ -244,12 +270,15 @@ error_responses! {
     Unauthorized => "401",
     Forbidden => "403",
     NotFound => "404",
+    RequestTimeout => "408",
     Conflict => "409",
     PreconditionFailed => "412",
     PayloadTooLarge => "413",
+    UriTooLong => "414",
     UnsupportedMediaType => "415",
     UnprocessableEntity => "422",
     TooManyRequests => "429",
+    RequestHeaderFieldsTooLarge => "431",
     InternalServerError => "500",
     ServiceUnavailable => "503",
 }

@@ -14,8 +14,8 @@ use crate::http::customers::{self, Created, CustomerPath, customer_error};
 use crate::http::error::ApiError;
 use crate::http::idempotency::IdempotencyKey;
 use crate::http::openapi::responses::{
-    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed, UnprocessableEntity,
-    UnsupportedMediaType,
+    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed, RequestTimeout,
+    UnprocessableEntity, UnsupportedMediaType,
 };
 use crate::http::query::Query;
 use crate::http::response::{json_response, to_json};
@@ -42,7 +42,7 @@ const VERSION: ApiVersion = ApiVersion::V1;
                 ("ETag" = String, description = "The representation's version, quoted: `\"<version>\"` (absent on the replay of a response made before v1 sent it)."),
                 ("Idempotent-Replayed" = String, description = "`true` when this is a replay of an earlier request with the same `Idempotency-Key`."),
             )),
-        BadRequest, Forbidden, Conflict, PayloadTooLarge, UnsupportedMediaType, UnprocessableEntity,
+        BadRequest, Forbidden, Conflict, PayloadTooLarge, RequestTimeout, UnsupportedMediaType, UnprocessableEntity,
     ),
 )]
 pub async fn create(
@@ -108,7 +108,7 @@ pub async fn get(
     request_body(content = CustomerInputV1, content_type = "application/json"),
     responses(
         (status = 200, description = "The customer as replaced.", body = CustomerV1, headers(("ETag" = String, description = "The representation's version, quoted: `\"<version>\"`: the same entity tag v2 gives this customer."))),
-        BadRequest, Forbidden, NotFound, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType,
+        BadRequest, Forbidden, NotFound, PreconditionFailed, PayloadTooLarge, RequestTimeout, UnsupportedMediaType,
     ),
 )]
 pub async fn replace(

@@ -15,8 +15,8 @@ use crate::http::customers::{self, Created, CustomerPath, customer_error};
 use crate::http::error::ApiError;
 use crate::http::idempotency::IdempotencyKey;
 use crate::http::openapi::responses::{
-    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed, UnprocessableEntity,
-    UnsupportedMediaType,
+    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed, RequestTimeout,
+    UnprocessableEntity, UnsupportedMediaType,
 };
 use crate::http::query::Query;
 use crate::http::response::{json_response, to_json};
@@ -44,7 +44,7 @@ const VERSION: ApiVersion = ApiVersion::V2;
                 ("ETag" = String, description = "The representation's version, quoted: `\"<version>\"`."),
                 ("Idempotent-Replayed" = String, description = "`true` when this is a replay of an earlier request with the same `Idempotency-Key`."),
             )),
-        BadRequest, Forbidden, Conflict, PayloadTooLarge, UnsupportedMediaType, UnprocessableEntity,
+        BadRequest, Forbidden, Conflict, PayloadTooLarge, RequestTimeout, UnsupportedMediaType, UnprocessableEntity,
     ),
 )]
 pub async fn create(
@@ -112,7 +112,7 @@ pub async fn get(
     request_body(content = CustomerInputV2, content_type = "application/json"),
     responses(
         (status = 200, description = "The customer as replaced, one version later.", body = CustomerV2, headers(("ETag" = String, description = "The representation's version, quoted: `\"<version>\"`."))),
-        BadRequest, Forbidden, NotFound, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType,
+        BadRequest, Forbidden, NotFound, PreconditionFailed, PayloadTooLarge, RequestTimeout, UnsupportedMediaType,
     ),
 )]
 pub async fn replace(

@@ -1,0 +1,123 @@
+//! Content codings (API.md §1): responses over 1 KiB compressed (gzip, br or
+//! zstd) when the client accepts it; request bodies sent with
+//! `Content-Encoding: gzip` or `br` decoded before they are read, the 64 KiB
+//! limit applying to the decoded bytes; any other coding `415`.
+//!
+//! Both are tower-http's. Compression wraps the whole application, and only
+//! responses worth compressing reach it ([`super::compress`]). Decoding runs
+//! in the body extractor, only for a request that declares a coding: every
+//! other request, and every request without a body, skips it entirely.
+
+use std::convert::Infallible;
+use std::error::Error as StdError;
+use std::fmt;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{Response, StatusCode, header};
+use bytes::Bytes;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use tower::{Layer, ServiceExt, service_fn};
+use tower_http::CompressionLevel;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
+use tower_http::decompression::RequestDecompressionLayer;
+
+use super::error::{ApiError, ErrorCode};
+
+/// Responses with a body of at most this many bytes are sent as they are.
+pub const COMPRESS_ABOVE_BYTES: u16 = 1024;
+
+/// The predicate of [`compression`]: bodies over 1 KiB (tower-http's default
+/// starts at 32 bytes), except images and event streams.
+pub type CompressWhen = tower_http::compression::predicate::And<
+    tower_http::compression::predicate::And<SizeAbove, NotForContentType>,
+    NotForContentType,
+>;
+
+/// Response compression with gzip, br or zstd, whichever the client prefers,
+/// for bodies over [`COMPRESS_ABOVE_BYTES`]. Level 4 of each: most of the
+/// gain for a fraction of the CPU of their defaults (brotli's is 11, slow
+/// enough to matter on a 75 KB OpenAPI document).
+pub fn compression() -> CompressionLayer<CompressWhen> {
+    CompressionLayer::new()
+        .quality(CompressionLevel::Precise(4))
+        .compress_when(SizeAbove::new(COMPRESS_ABOVE_BYTES).and(NotForContentType::IMAGES).and(NotForContentType::SSE))
+}
+
+/// Reads a request body of at most `limit` bytes, decoded first when it
+/// declares a `Content-Encoding`. Refusals are the contract's: `413` over the
+/// limit (after decoding), `415` for a coding other than gzip or br, `408` when
+/// the body does not arrive within the body timeout.
+pub async fn read_body(request: Request, limit: usize) -> Result<Bytes, ApiError> {
+    if !request.headers().contains_key(header::CONTENT_ENCODING) {
+        return read_limited(request.into_body(), limit).await;
+    }
+    // tower-http's decoder as a service around the read, so it also answers unknown codings.
+    let reader = service_fn(move |request: axum::http::Request<_>| async move {
+        let outcome = read_limited(Body::new(request.into_body()), limit).await;
+        let mut response = Response::new(Body::empty());
+        response.extensions_mut().insert(ReadOutcome(outcome));
+        Ok::<_, Infallible>(response)
+    });
+    let decoder = RequestDecompressionLayer::new().gzip(true).br(true).layer(reader);
+    let Ok(mut response) = decoder.oneshot(request).await;
+    match response.extensions_mut().remove::<ReadOutcome>() {
+        Some(ReadOutcome(outcome)) => outcome,
+        None if response.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE => Err(unsupported_content_encoding()),
+        None => Err(ApiError::internal("the body decoder answered without reading the body")),
+    }
+}
+
+#[derive(Clone)]
+struct ReadOutcome(Result<Bytes, ApiError>);
+
+async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Err(ErrorCode::BodyTooLarge.into()),
+        Err(error) if is_body_timeout(error.as_ref()) => Err(ErrorCode::RequestTimeout.into()),
+        Err(_) => Err(ApiError::new(
+            ErrorCode::BodyInvalidJson,
+            "the request body could not be read (or decoded, with its Content-Encoding)",
+        )),
+    }
+}
+
+pub fn unsupported_content_encoding() -> ApiError {
+    ApiError::new(
+        ErrorCode::UnsupportedMediaType,
+        "send the body without Content-Encoding, or with Content-Encoding: gzip or br",
+    )
+}
+
+/// The error a request body gives when its deadline passes before its end.
+#[derive(Debug)]
+pub struct BodyTimedOut;
+
+impl fmt::Display for BodyTimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the request body did not arrive in time")
+    }
+}
+
+impl StdError for BodyTimedOut {}
+
+/// Whether a body read failed because its deadline passed: [`BodyTimedOut`]
+/// anywhere in the chain of sources, including inside an `io::Error` (which
+/// a decoder wraps it in, and whose `source` skips its own payload).
+pub fn is_body_timeout(error: &(dyn StdError + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if error.is::<BodyTimedOut>() {
+            return true;
+        }
+        if let Some(io) = error.downcast_ref::<std::io::Error>()
+            && io.get_ref().is_some_and(|inner| is_body_timeout(inner))
+        {
+            return true;
+        }
+        current = error.source();
+    }
+    false
+}
