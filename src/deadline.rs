@@ -132,48 +132,9 @@ pub fn has_left(needed: Duration) -> bool {
     store_deadline().is_none_or(|deadline| Instant::now() + needed <= deadline)
 }
 
-/// Parses a duration written `N` + `s`, `m`, `h` or `d` (`10s`, `2m`), as every duration option is.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let usage = || format!("invalid duration '{text}': expected a whole number and s, m, h or d, such as 10s");
-    let (digits, unit) = text.split_at(text.len().saturating_sub(1));
-    let seconds_per_unit = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(usage()),
-    };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(usage());
-    }
-    let count: u64 = digits.parse().map_err(|_| usage())?;
-    count.checked_mul(seconds_per_unit).map(Duration::from_secs).ok_or_else(usage)
-}
-
-/// [`parse_duration`] for `--request-timeout`: at least 1 s.
-pub fn parse_request_timeout(text: &str) -> Result<Duration, String> {
-    let timeout = parse_duration(text)?;
-    if timeout.is_zero() {
-        return Err(format!("invalid request timeout '{text}': it must be at least 1s"));
-    }
-    Ok(timeout)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
-        for bad in ["", "s", "10", "10ms", "-1s", "+1s", "1.5s", " 1s", "99999999999999999999d"] {
-            assert!(parse_duration(bad).is_err(), "{bad:?}");
-        }
-        assert!(parse_request_timeout("0s").is_err());
-    }
 
     #[test]
     fn every_limit_ends_before_the_store_deadline_which_ends_before_the_answer() {

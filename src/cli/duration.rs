@@ -20,6 +20,14 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(seconds))
 }
 
+/// A duration of at least one second.
+pub fn parse_positive_duration(raw: &str) -> Result<Duration, String> {
+    match parse_duration(raw)? {
+        Duration::ZERO => Err(format!("invalid duration '{raw}': it must be at least 1s")),
+        duration => Ok(duration),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -31,8 +39,10 @@ mod tests {
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_duration("90d"), Ok(Duration::from_secs(90 * 86_400)));
         assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
-        for invalid in ["", "s", "10", "10x", "-1s", "1.5s", "+1s", "10 s", "99999999999999999999d"] {
+        for invalid in ["", "s", "10", "10x", "10ms", "-1s", "1.5s", "+1s", "10 s", "99999999999999999999d"] {
             assert!(parse_duration(invalid).is_err(), "{invalid:?} is refused");
         }
+        assert!(parse_positive_duration("0s").is_err());
+        assert_eq!(parse_positive_duration("1s"), Ok(Duration::from_secs(1)));
     }
 }

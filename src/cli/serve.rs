@@ -10,13 +10,13 @@ use clap::{Args, ValueEnum};
 use ipnet::IpNet;
 use tokio::net::TcpListener;
 
-use super::duration::parse_duration;
+use super::duration::{parse_duration, parse_positive_duration};
 use super::output;
 use crate::admin;
 use crate::app::AppState;
 use crate::config::CorsOrigin;
 use crate::config::ServerConfig;
-use crate::deadline::{Budget, parse_request_timeout};
+use crate::deadline::Budget;
 use crate::domain::Scope;
 use crate::lifecycle::{Deprecation, VersionDate};
 use crate::ratelimit::{RateLimit, RateLimiter, RedisLimiter};
@@ -48,7 +48,7 @@ pub struct ServeArgs {
 
     /// Answer 503 to a request still running after this long (N followed by s, m, h or d); its
     /// database work is stopped first, so a write answered 503 is never applied.
-    #[arg(long, env = "CLIENTELE_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_request_timeout)]
+    #[arg(long, env = "CLIENTELE_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration)]
     request_timeout: Duration,
 
     /// Do not create the `default` account and token on an empty database.
@@ -104,14 +104,6 @@ pub(crate) fn parse_public_url(text: &str) -> Result<String, String> {
             Ok(text.trim_end_matches('/').to_owned())
         }
         _ => Err(format!("'{text}' is not an absolute http(s) URL")),
-    }
-}
-
-/// A duration of at least one second.
-fn parse_positive_duration(raw: &str) -> Result<Duration, String> {
-    match parse_duration(raw)? {
-        Duration::ZERO => Err(format!("invalid duration '{raw}': it must be at least 1s")),
-        duration => Ok(duration),
     }
 }
 

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Map, Value};
 
-use super::conditional::precondition_failed;
+use super::conditional::{ReadOutcome, etag, evaluate_read, not_modified, precondition_failed, preconditions};
 use super::error::ApiError;
 use super::idempotency::{self, IdempotencyKey};
 use super::response::json_response;
@@ -126,5 +126,28 @@ pub fn customer_error<'a>(
         StoreError::NotFound => ApiError::customer_not_found(customer_id.as_str()),
         StoreError::PreconditionFailed => precondition_failed(precondition),
         other => other.into(),
+    }
+}
+
+/// Reads one customer for a `GET`/`HEAD` of either version, its preconditions
+/// evaluated (RFC 9110 §13.2.2): the JSON `render` makes with its ETag,
+/// `304`, `412` or `404`.
+pub async fn read(
+    state: &AppState,
+    principal: &Principal,
+    path: &CustomerPath,
+    headers: &HeaderMap,
+    render: impl FnOnce(&Customer) -> Vec<u8>,
+) -> Result<Response, ApiError> {
+    let precondition = preconditions(headers)?;
+    let customer = match path.id() {
+        Ok(id) => state.store.get_customer(&principal.account_id, &id).await?,
+        Err(_) => None,
+    };
+    match evaluate_read(&precondition, customer, path.as_sent())? {
+        ReadOutcome::NotModified(tag) => Ok(not_modified(tag)),
+        ReadOutcome::Found(customer) => {
+            Ok(json_response(StatusCode::OK, render(&customer), [(header::ETAG, etag(customer.version))]))
+        }
     }
 }

@@ -9,7 +9,7 @@ use crate::app::AppState;
 use crate::auth::Principal;
 use crate::domain::time::now_unix;
 use crate::http::body::JsonObject;
-use crate::http::conditional::{IfMatch, IfNoneMatch, ReadOutcome, etag, evaluate_read, not_modified, preconditions};
+use crate::http::conditional::{IfMatch, IfNoneMatch, etag, preconditions};
 use crate::http::customers::{self, Created, CustomerPath, customer_error};
 use crate::http::error::ApiError;
 use crate::http::idempotency::IdempotencyKey;
@@ -79,19 +79,7 @@ pub async fn get(
     path: CustomerPath,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let precondition = preconditions(&headers)?;
-    let customer = match path.id() {
-        Ok(id) => state.store.get_customer(&principal.account_id, &id).await?,
-        Err(_) => None,
-    };
-    match evaluate_read(&precondition, customer, path.as_sent())? {
-        ReadOutcome::NotModified(tag) => Ok(not_modified(tag)),
-        ReadOutcome::Found(customer) => Ok(json_response(
-            StatusCode::OK,
-            to_json(&CustomerV1::from(&customer)),
-            [(header::ETAG, etag(customer.version))],
-        )),
-    }
+    customers::read(&state, &principal, &path, &headers, |customer| to_json(&CustomerV1::from(customer))).await
 }
 
 /// Replace a customer
