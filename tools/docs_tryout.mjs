@@ -30,7 +30,7 @@ if (new URL(base).hostname !== '127.0.0.1') {
   console.error(`docs try-out: BASE_URL must be on 127.0.0.1, not ${base}`);
   process.exit(2);
 }
-const STEP_MS = 20_000;
+const STEP_MS = 60_000; // generous: on a loaded 2-core machine Swagger UI can take many seconds to settle
 
 let step = 'starting';
 const log = (message) => console.log(`docs try-out: ${message}`);
