@@ -21,7 +21,7 @@ pub struct ServerConfig {
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
     /// A request still running after this long is answered 503 (`--request-timeout`).
-    pub request_timeout: Duration,
+    pub request_deadline: Duration,
     /// `--public-url`: the one server a token's tailored OpenAPI document names (API.md §6).
     pub public_url: Option<String>,
     /// `--deprecate` / `--sunset`: versions marked deprecated (API.md §6).
@@ -31,9 +31,9 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// The time limits `request_timeout` implies (see [`crate::deadline`]).
+    /// The time limits `request_deadline` implies (see [`crate::deadline`]).
     pub fn budget(&self) -> Budget {
-        Budget::new(self.request_timeout)
+        Budget::new(self.request_deadline)
     }
 }
 
@@ -43,7 +43,7 @@ impl Default for ServerConfig {
             default_rate_limit: RateLimit { limit: 100, window_secs: 60 },
             auth_failure_limit: RateLimit { limit: 20, window_secs: 60 },
             trusted_proxies: Vec::new(),
-            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            request_deadline: DEFAULT_REQUEST_TIMEOUT,
             public_url: None,
             deprecations: Vec::new(),
             cors_origins: Vec::new(),

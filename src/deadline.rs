@@ -1,6 +1,6 @@
 //! Every request's time budget (`serve --request-timeout`) and the limits derived from it.
 //!
-//! A request is answered by its deadline, `503 service_unavailable` with
+//! A request is answered by its deadline, `503` with
 //! `Retry-After` at the latest ([`crate::http::deadline`]). Its database work
 //! must be over by then, or a write answered 503 could still be applied
 //! afterwards. So the store works to an earlier deadline, the *store
@@ -41,8 +41,8 @@ impl Default for Budget {
 
 impl Budget {
     /// The budget of a request timeout (at least 100 ms, so every limit below it stays positive).
-    pub fn new(request_timeout: Duration) -> Self {
-        Self { request: request_timeout.max(Duration::from_millis(100)) }
+    pub fn new(deadline: Duration) -> Self {
+        Self { request: deadline.max(Duration::from_millis(100)) }
     }
 
     /// When a request is answered at the latest (`--request-timeout`).

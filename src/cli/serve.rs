@@ -48,8 +48,8 @@ pub struct ServeArgs {
 
     /// Answer 503 to a request still running after this long (N followed by s, m, h or d); its
     /// database work is stopped first, so a write answered 503 is never applied.
-    #[arg(long, env = "CLIENTELE_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration)]
-    request_timeout: Duration,
+    #[arg(long = "request-timeout", env = "CLIENTELE_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration)]
+    request_deadline: Duration,
 
     /// Do not create the `default` account and token on an empty database.
     #[arg(long, env = "CLIENTELE_NO_BOOTSTRAP")]
@@ -79,7 +79,7 @@ pub struct ServeArgs {
     #[arg(long, env = "CLIENTELE_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration)]
     header_timeout: Duration,
 
-    /// A client must send its whole request body within this, or gets 408 request_timeout.
+    /// A client must send its whole request body within this, or gets 408.
     #[arg(long, env = "CLIENTELE_BODY_TIMEOUT", default_value = "30s", value_parser = parse_positive_duration)]
     body_timeout: Duration,
 
@@ -116,7 +116,7 @@ enum LogFormat {
 pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
     init_logging(args.log_format);
     let deprecations = Deprecation::combine(&args.deprecate, &args.sunset).map_err(anyhow::Error::msg)?;
-    let store = storage::open_with(database_url, Budget::new(args.request_timeout)).await?;
+    let store = storage::open_with(database_url, Budget::new(args.request_deadline)).await?;
     // Bind before bootstrapping, so a start that cannot listen prints no token and creates nothing.
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     if !args.no_bootstrap {
@@ -132,7 +132,7 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
         default_rate_limit: args.default_rate_limit,
         auth_failure_limit: args.auth_failure_limit,
         trusted_proxies: args.trusted_proxies,
-        request_timeout: args.request_timeout,
+        request_deadline: args.request_deadline,
         public_url: args.public_url,
         deprecations,
         cors_origins: args.cors_origins,

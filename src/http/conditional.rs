@@ -146,7 +146,7 @@ pub fn preconditions(headers: &HeaderMap) -> Result<Precondition, ApiError> {
 }
 
 /// The `412` of a precondition, saying which header failed as far as the request tells.
-pub fn precondition_failed(precondition: &Precondition) -> ApiError {
+pub fn precondition_refused(precondition: &Precondition) -> ApiError {
     let message = match (&precondition.if_match, &precondition.if_none_match) {
         (_, None) => ErrorCode::PreconditionFailed.default_message(),
         (None, Some(_)) => "If-None-Match matches the current ETag (or is * and the customer exists)",

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Map, Value};
 
-use super::conditional::{ReadOutcome, etag, evaluate_read, not_modified, precondition_failed, preconditions};
+use super::conditional::{ReadOutcome, etag, evaluate_read, not_modified, precondition_refused, preconditions};
 use super::error::ApiError;
 use super::idempotency::{self, IdempotencyKey};
 use super::response::json_response;
@@ -36,7 +36,7 @@ impl CustomerPath {
     /// customer that does not exist (API.md §3).
     pub fn id_under(&self, precondition: &Precondition) -> Result<CustomerId, ApiError> {
         self.id().map_err(
-            |not_found| if precondition.if_match.is_some() { precondition_failed(precondition) } else { not_found },
+            |not_found| if precondition.if_match.is_some() { precondition_refused(precondition) } else { not_found },
         )
     }
 
@@ -124,7 +124,7 @@ pub fn customer_error<'a>(
 ) -> impl FnOnce(StoreError) -> ApiError + 'a {
     move |error| match error {
         StoreError::NotFound => ApiError::customer_not_found(customer_id.as_str()),
-        StoreError::PreconditionFailed => precondition_failed(precondition),
+        StoreError::PreconditionFailed => precondition_refused(precondition),
         other => other.into(),
     }
 }

@@ -1,5 +1,5 @@
 //! The request deadline (`serve --request-timeout`): a request still running
-//! then is answered `503 service_unavailable` with `Retry-After`, and its
+//! then is answered `503` ([`ErrorCode::ServiceUnavailable`]) with `Retry-After`, and its
 //! database work has been stopped before (see [`crate::deadline`]).
 //!
 //! Two layers share one pair of [`Deadlines`]: [`limit`], around every route,
@@ -86,10 +86,10 @@ mod tests {
     }
 
     /// A server with the deadline layers inside the edge layer, as in [`super::super::router`].
-    async fn serve(request_timeout: Duration) -> (String, tempfile::TempDir) {
+    async fn serve(deadline: Duration) -> (String, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path().join("d.db").to_str().unwrap()).await.unwrap();
-        let config = ServerConfig { request_timeout, ..ServerConfig::default() };
+        let config = ServerConfig { request_deadline: deadline, ..ServerConfig::default() };
         let state = AppState::new(config, Arc::new(store), RateLimiter::in_memory());
         let inner = Router::new().route("/slow", get(slow)).layer(from_fn(answer_in_time));
         let app = Router::new()
@@ -118,8 +118,8 @@ mod tests {
             assert_eq!(response.headers()["retry-after"], "1", "{path}");
             let request_id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
             let body: serde_json::Value = response.json().await.unwrap();
-            assert_eq!(body["error"]["code"], "service_unavailable", "{path}: {body}");
-            assert_eq!(body["error"]["type"], "api_error");
+            assert_eq!(body["error"]["code"], ErrorCode::ServiceUnavailable.as_str(), "{path}: {body}");
+            assert_eq!(body["error"]["type"], ErrorCode::ServiceUnavailable.error_type().as_str());
             assert_eq!(body["error"]["request_id"], request_id.as_str());
         }
         let seen = client.get(format!("{base}/deadline")).send().await.unwrap().text().await.unwrap();

@@ -16,7 +16,7 @@
 //!   connection goes idle, so it would close keep-alive connections after the
 //!   head timeout instead of the idle timeout.
 //! * A request body must arrive within the body timeout ([`body::TimedBody`]);
-//!   the body extractor answers `408 request_timeout` and closes.
+//!   the body extractor answers `408` ([`crate::http::error::ErrorCode::RequestTimeout`]) and closes.
 //! * A head too large is answered `414`/`431` in JSON before hyper sees it ([`io`]).
 //! * On shutdown the listener closes, connections without a request in flight
 //!   close at once, the others finish (hyper-util's graceful watcher) for up

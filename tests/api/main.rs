@@ -39,6 +39,7 @@ mod request_span;
 mod safe_writes;
 mod secrets;
 mod smoke;
+mod source_rules;
 mod store_conformance;
 mod validation;
 mod version;
