@@ -15,7 +15,7 @@ use super::edge::{Caller, run_catching_panics};
 use super::error::{ApiError, ErrorCode};
 use super::headers::is_repeated;
 use crate::app::AppState;
-use crate::auth::{Cached, Principal};
+use crate::auth::{Cached, Principal, Refusal};
 use crate::domain::Scope;
 use crate::domain::token::{TokenHash, looks_like_token};
 use crate::ratelimit::Decision;
@@ -67,21 +67,25 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
     {
         return ApiError::over_rate_limit(retry_after).into_response();
     }
-    let principal = match (cached, hash) {
-        (Cached::Fresh(principal), _) => principal,
+    let verdict = match (cached, hash) {
+        (Cached::Fresh(verdict), _) => verdict,
         (_, Some(hash)) => match state.authenticator.refresh(hash).await {
-            Ok(principal) => principal,
+            Ok(verdict) => verdict,
             Err(error) => return ApiError::from(error).into_response(),
         },
-        (_, None) => None,
+        (_, None) => Err(Refusal::Invalid),
     };
-    let Some(principal) = principal else {
-        state.failed_auth.record_failure(&address_of(&request, &state));
-        let code = match presented {
-            Presented::Missing => ErrorCode::TokenMissing,
-            _ => ErrorCode::TokenInvalid,
-        };
-        return ApiError::from(code).into_response();
+    let principal = match verdict {
+        Ok(principal) => principal,
+        Err(refusal) => {
+            state.failed_auth.record_failure(&address_of(&request, &state));
+            let code = match (presented, refusal) {
+                (Presented::Missing, _) => ErrorCode::TokenMissing,
+                (_, Refusal::Expired) => ErrorCode::TokenExpired,
+                (_, Refusal::Invalid) => ErrorCode::TokenInvalid,
+            };
+            return ApiError::from(code).into_response();
+        }
     };
     tracing::Span::current().record("account_id", principal.account_id.as_str());
 
