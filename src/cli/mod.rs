@@ -1,6 +1,7 @@
 //! The operator's interface: one clap command tree, one file per command.
 
 mod accounts;
+mod audit;
 mod output;
 mod serve;
 mod tokens;
@@ -16,7 +17,7 @@ use crate::storage::{self, SharedStore};
 #[derive(Debug, Parser)]
 #[command(name = "clientele", version = crate::build_info::VERSION, about = "Clientele: a customer-records REST API server")]
 struct Cli {
-    /// Where the data lives: sqlite://PATH (created on first use) or postgres://USER@HOST/DB.
+    /// Where the data lives: sqlite://PATH (created by `serve` on first use) or postgres://USER@HOST/DB.
     #[arg(
         long,
         global = true,
@@ -37,9 +38,11 @@ enum Command {
     /// Manage accounts, the tenants that own customers and tokens.
     #[command(subcommand)]
     Accounts(accounts::AccountsCommand),
-    /// Issue, list and revoke API tokens.
+    /// Issue, list, rotate and revoke API tokens.
     #[command(subcommand)]
     Tokens(tokens::TokensCommand),
+    /// List the admin actions: who created accounts, created, rotated or revoked tokens, and when.
+    Audit(audit::AuditArgs),
 }
 
 /// Parses the command line and runs it; a failure is one line on stderr and exit code 1.
@@ -55,6 +58,7 @@ pub fn main() -> ExitCode {
             Command::Serve(args) => serve::run(cli.database_url.expose(), args).await,
             Command::Accounts(command) => accounts::run(&open_store(&cli.database_url).await?, command).await,
             Command::Tokens(command) => tokens::run(&open_store(&cli.database_url).await?, command).await,
+            Command::Audit(args) => audit::run(&open_store(&cli.database_url).await?, args).await,
         }
     });
     match result {
@@ -73,8 +77,9 @@ fn fail(error: anyhow::Error) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// The store of an admin command: never created here (API.md §7), only `serve` creates one.
 async fn open_store(database_url: &SecretUrl) -> anyhow::Result<SharedStore> {
-    Ok(storage::open(database_url.expose()).await?)
+    Ok(storage::open_existing(database_url.expose()).await?)
 }
 
 #[cfg(test)]
