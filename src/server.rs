@@ -16,8 +16,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let maintenance = tokio::spawn(app::maintain(state.clone()));
-    let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let app = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     maintenance.abort();
+    // The requests served since the last periodic flush (API.md §7: at graceful shutdown).
+    app::flush_usage(&state).await;
     served
 }

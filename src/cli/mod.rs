@@ -5,6 +5,7 @@ mod audit;
 mod output;
 mod serve;
 mod tokens;
+mod usage;
 
 use std::io::Write;
 use std::process::ExitCode;

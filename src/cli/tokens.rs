@@ -58,6 +58,20 @@ pub enum TokensCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Requests per token and UTC day, by status class (2xx, 3xx, 4xx other than 429, 429, 5xx).
+    Usage {
+        /// Only this token (tok_...).
+        token_id: Option<String>,
+        /// Only this account's tokens.
+        #[arg(long)]
+        account: Option<String>,
+        /// How many days back, today included.
+        #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3660))]
+        days: u32,
+        /// Print a JSON array of {"token_id", "account", "name", "day", "requests", "by_status"}, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
     /// Revoke a token by its id (tok_...) or its secret (clt_...); every server refuses it within 5 seconds.
     Revoke {
         /// The token's id, or its secret (a leaked one, say); the secret is never printed.
@@ -78,6 +92,9 @@ pub async fn run(store: &SharedStore, command: TokensCommand) -> anyhow::Result<
             print_secret(&secret, &record, json)?;
         }
         TokensCommand::List { account, json } => list(store, account.as_deref(), json).await?,
+        TokensCommand::Usage { token_id, account, days, json } => {
+            super::usage::run(store, token_id.as_deref(), account.as_deref(), days, json).await?
+        }
         TokensCommand::Rotate { token_id, grace, json } => {
             let (secret, record) = admin::rotate_token(store, &token_id, grace).await?;
             let until = record.previous.map(|previous| time_cell(Some(previous.until))).unwrap_or_default();

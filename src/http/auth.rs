@@ -93,6 +93,7 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
     let (decision, counted_by) = state.limiter.check_counted(principal.token_id.as_str(), limit).await;
     state.metrics.record_rate_limit(counted_by, decision.allowed);
     let caller = Caller { account_id: principal.account_id.clone().into() };
+    let token_id = principal.token_id.clone();
     let mut response = if !decision.allowed {
         ApiError::over_rate_limit(decision.reset_secs).into_response()
     } else if principal.scope == Scope::Read && !matches!(*request.method(), Method::GET | Method::HEAD) {
@@ -102,6 +103,7 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
         run_catching_panics(request, next).await
     };
     add_rate_limit_headers(response.headers_mut(), decision);
+    state.usage.record(&token_id, response.status().as_u16());
     response.extensions_mut().insert(caller);
     response
 }

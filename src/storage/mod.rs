@@ -20,6 +20,7 @@ use crate::deadline::Budget;
 use crate::domain::customer::Customer;
 use crate::domain::token::TokenHash;
 use crate::domain::{Account, AccountId, AuditEntry, CustomerFields, CustomerId, TokenId, TokenRecord};
+use crate::usage::UsageRow;
 
 pub type SharedStore = Arc<dyn Store>;
 
@@ -229,6 +230,17 @@ pub trait Store: Send + Sync + 'static {
     async fn rotate_token(&self, rotation: Rotation, audit: AuditEntry) -> Result<TokenChange, StoreError>;
     /// The audit entries from `since` (Unix seconds) on, oldest first.
     async fn list_audit(&self, since: i64) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// Adds each row's counts to its token and day, in one transaction.
+    async fn add_usage(&self, rows: Vec<UsageRow>) -> Result<(), StoreError>;
+    /// The usage rows from `since_day` on (days since the epoch, UTC), of one
+    /// account's tokens and/or one token, by token and day.
+    async fn list_usage(
+        &self,
+        account_id: Option<&AccountId>,
+        token_id: Option<&TokenId>,
+        since_day: i64,
+    ) -> Result<Vec<UsageRow>, StoreError>;
     async fn touch_token(&self, token_id: &TokenId, at: i64) -> Result<(), StoreError>;
 
     /// Stores a new customer and, in the same transaction, its idempotency

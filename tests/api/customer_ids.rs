@@ -14,6 +14,7 @@ use clientele::ratelimit::RateLimiter;
 use clientele::storage::{
     CursorQuery, IdempotencyRecord, Page, Precondition, Rotation, SharedStore, Store, StoreError, TokenChange,
 };
+use clientele::usage::UsageRow;
 use reqwest::Method;
 use serde_json::json;
 
@@ -72,6 +73,19 @@ impl Store for CountingStore {
 
     async fn list_audit(&self, since: i64) -> Result<Vec<AuditEntry>, StoreError> {
         self.inner.list_audit(since).await
+    }
+
+    async fn add_usage(&self, rows: Vec<UsageRow>) -> Result<(), StoreError> {
+        self.inner.add_usage(rows).await
+    }
+
+    async fn list_usage(
+        &self,
+        account_id: Option<&AccountId>,
+        token_id: Option<&TokenId>,
+        since_day: i64,
+    ) -> Result<Vec<UsageRow>, StoreError> {
+        self.inner.list_usage(account_id, token_id, since_day).await
     }
 
     async fn touch_token(&self, token_id: &TokenId, at: i64) -> Result<(), StoreError> {

@@ -39,5 +39,6 @@ mod secrets;
 mod smoke;
 mod store_conformance;
 mod token_lifecycle;
+mod token_usage;
 mod validation;
 mod version;

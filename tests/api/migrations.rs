@@ -12,6 +12,7 @@ use clientele::domain::token::TokenHash;
 use clientele::domain::{CustomerId, Scope};
 use clientele::ratelimit::RateLimit;
 use clientele::storage::{self, CursorQuery, SharedStore};
+use clientele::usage::UsageRow;
 use tempfile::TempDir;
 
 /// Rows as the previous release wrote them: its email match key was `to_lowercase`.
@@ -121,6 +122,12 @@ async fn token_lifecycle_works_on_upgraded_data(store: &SharedStore) {
     assert!(new.expires_at.is_some_and(|at| at > new.created_at));
     let actions: Vec<AuditAction> = store.list_audit(0).await.unwrap().iter().map(|entry| entry.action).collect();
     assert_eq!(actions, [AuditAction::TokenCreated, AuditAction::TokenRotated]);
+
+    // 0004: the old token's usage is counted too.
+    let row = UsageRow { token_id: token.id.clone(), day: 20_000, counts: [1, 2, 3, 4, 5] };
+    store.add_usage(vec![row.clone(), row.clone()]).await.expect("add usage");
+    let rows = store.list_usage(None, Some(&token.id), 19_999).await.unwrap();
+    assert_eq!(rows, vec![UsageRow { counts: [2, 4, 6, 8, 10], ..row }]);
 }
 
 #[tokio::test]
@@ -144,7 +151,7 @@ async fn sqlite_0002_database_with_data_is_upgraded_to_the_token_lifecycle() {
     drop(store);
     let connection = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4, "0003 and 0004 applied");
 }
 
 mod needs_postgres {

@@ -22,6 +22,7 @@ use clientele::storage::{
     self, CursorQuery, IdempotencyRecord, Page, Precondition, Rotation, SharedStore, Store, StoreError, TokenChange,
     Versions,
 };
+use clientele::usage::UsageRow;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{ConnectOptions, Connection};
 use tempfile::TempDir;
@@ -78,6 +79,7 @@ conformance!(
     tokens,
     token_rotation_keeps_the_id_and_the_old_secret_for_its_grace,
     admin_actions_are_audited_with_them_or_not_at_all,
+    usage_is_added_up_per_token_and_day,
     customers_insert_and_get,
     replace_with_each_precondition,
     delete_with_preconditions,
@@ -303,6 +305,39 @@ async fn token_rotation_keeps_the_id_and_the_old_secret_for_its_grace(store: &Sh
     let unknown = Rotation { token_id: ids::token_id(), ..rotation(&TokenSecret::generate(), 9) };
     let unknown = store.rotate_token(unknown, audited(AuditAction::TokenRotated, "t", 6)).await;
     assert!(matches!(unknown, Err(StoreError::NotFound)));
+}
+
+async fn usage_is_added_up_per_token_and_day(store: &SharedStore) {
+    let (acme, other) = (new_account(store, "acme").await, new_account(store, "other").await);
+    let mut tokens = Vec::new();
+    for account in [&acme, &acme, &other] {
+        let token = token_record(account, &TokenSecret::generate(), Scope::Read, None);
+        store.create_token(token.clone(), audited(AuditAction::TokenCreated, token.id.as_str(), 1)).await.unwrap();
+        tokens.push(token.id);
+    }
+    let row = |token: usize, day, counts| UsageRow { token_id: tokens[token].clone(), day, counts };
+    store.add_usage(vec![row(0, 100, [1, 0, 0, 0, 0]), row(1, 100, [0, 1, 0, 0, 0])]).await.unwrap();
+    // A second flush (another instance, say) adds to the same rows; a row twice in one flush adds up too.
+    store
+        .add_usage(vec![row(0, 100, [1, 1, 1, 1, 1]), row(0, 101, [5, 0, 0, 0, 0]), row(0, 101, [1, 0, 0, 0, 0])])
+        .await
+        .unwrap();
+    store.add_usage(vec![row(2, 101, [0, 0, 0, 0, 7])]).await.unwrap();
+    store.add_usage(vec![]).await.unwrap();
+
+    let all = store.list_usage(None, None, 0).await.unwrap();
+    let mut expected = vec![
+        row(0, 100, [2, 1, 1, 1, 1]),
+        row(0, 101, [6, 0, 0, 0, 0]),
+        row(1, 100, [0, 1, 0, 0, 0]),
+        row(2, 101, [0, 0, 0, 0, 7]),
+    ];
+    expected.sort_by(|a, b| (&a.token_id, a.day).cmp(&(&b.token_id, b.day)));
+    assert_eq!(all, expected, "by token and day");
+    let acme_only = store.list_usage(Some(&acme.id), None, 0).await.unwrap();
+    assert_eq!(acme_only.len(), 3, "{acme_only:?}");
+    assert_eq!(store.list_usage(None, Some(&tokens[0]), 101).await.unwrap(), vec![row(0, 101, [6, 0, 0, 0, 0])]);
+    assert!(store.list_usage(Some(&other.id), Some(&tokens[0]), 0).await.unwrap().is_empty());
 }
 
 async fn admin_actions_are_audited_with_them_or_not_at_all(store: &SharedStore) {

@@ -10,6 +10,7 @@ mod data_migrations;
 mod error;
 mod gates;
 mod queries;
+mod usage;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -32,6 +33,7 @@ use crate::domain::customer::Customer;
 use crate::domain::token::TokenHash;
 use crate::domain::{Account, AccountId, AuditEntry, CustomerFields, CustomerId, TokenId, TokenRecord};
 use crate::secrets::redact_quoting;
+use crate::usage::UsageRow;
 
 /// The schema, from `migrations/postgres`, compiled into the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -217,6 +219,19 @@ impl Store for PostgresStore {
 
     async fn list_audit(&self, since: i64) -> Result<Vec<AuditEntry>, StoreError> {
         self.breaker.run(admin::list_audit(&self.pool, since)).await
+    }
+
+    async fn add_usage(&self, rows: Vec<UsageRow>) -> Result<(), StoreError> {
+        self.breaker.run(usage::add_usage(&self.pool, &rows)).await
+    }
+
+    async fn list_usage(
+        &self,
+        account_id: Option<&AccountId>,
+        token_id: Option<&TokenId>,
+        since_day: i64,
+    ) -> Result<Vec<UsageRow>, StoreError> {
+        self.breaker.run(usage::list_usage(&self.pool, account_id, token_id, since_day)).await
     }
 
     async fn touch_token(&self, token_id: &TokenId, at: i64) -> Result<(), StoreError> {

@@ -6,6 +6,7 @@ mod error;
 mod migrations;
 mod queries;
 mod runtime;
+mod usage;
 
 use std::path::PathBuf;
 
@@ -17,6 +18,7 @@ use crate::deadline::Budget;
 use crate::domain::customer::Customer;
 use crate::domain::token::TokenHash;
 use crate::domain::{Account, AccountId, AuditEntry, CustomerFields, CustomerId, TokenId, TokenRecord};
+use crate::usage::UsageRow;
 
 /// Reader threads: enough to keep both cores busy while some wait on the disk.
 const READERS: usize = 4;
@@ -105,6 +107,24 @@ impl Store for SqliteStore {
 
     async fn list_audit(&self, since: i64) -> Result<Vec<AuditEntry>, StoreError> {
         self.runtime.read(move |connection| Ok(admin::list_audit(connection, since)?)).await
+    }
+
+    async fn add_usage(&self, rows: Vec<UsageRow>) -> Result<(), StoreError> {
+        self.runtime.write(move |connection| usage::add_usage(connection, &rows)).await
+    }
+
+    async fn list_usage(
+        &self,
+        account_id: Option<&AccountId>,
+        token_id: Option<&TokenId>,
+        since_day: i64,
+    ) -> Result<Vec<UsageRow>, StoreError> {
+        let (account_id, token_id) = (account_id.cloned(), token_id.cloned());
+        self.runtime
+            .read(move |connection| {
+                Ok(usage::list_usage(connection, account_id.as_ref(), token_id.as_ref(), since_day)?)
+            })
+            .await
     }
 
     async fn touch_token(&self, token_id: &TokenId, at: i64) -> Result<(), StoreError> {
