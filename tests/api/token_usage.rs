@@ -96,3 +96,22 @@ async fn tokens_usage_prints_per_token_and_day() {
     assert_eq!(output.expect("run").status.code(), Some(1));
     drop(dir);
 }
+
+#[tokio::test]
+async fn a_running_server_writes_its_counts_at_least_once_a_minute() {
+    let app = TestApp::spawn().await;
+    let (secret, record) = admin::issue_token(&app.store, "default", Scope::Read, None).await.unwrap();
+    assert_eq!(app.request_as(secret.expose(), Method::GET, "/v2/customers").send().await.unwrap().status(), 200);
+    let started = std::time::Instant::now();
+    let today = now_unix().div_euclid(SECONDS_PER_DAY);
+    loop {
+        let rows = app.store.list_usage(None, Some(&record.id), today).await.unwrap();
+        if let Some(row) = rows.first() {
+            assert_eq!(row.counts, [1, 0, 0, 0, 0]);
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "nothing written within a minute");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert!(started.elapsed() <= clientele::usage::FLUSH_INTERVAL + std::time::Duration::from_secs(2));
+}
