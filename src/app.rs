@@ -13,6 +13,7 @@ use crate::idempotency::{InFlight, RETENTION_SECS};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::storage::SharedStore;
+use crate::usage::{FLUSH_INTERVAL, UsageCounter};
 
 /// Everything a request may need; cheap to clone.
 #[derive(Clone)]
@@ -26,6 +27,8 @@ pub struct Inner {
     pub limiter: RateLimiter,
     pub in_flight: InFlight,
     pub metrics: Metrics,
+    /// Requests per token and day since the last flush ([`flush_usage`]).
+    pub usage: UsageCounter,
 }
 
 impl Deref for AppState {
@@ -47,6 +50,7 @@ impl AppState {
             authenticator: Authenticator::new(store.clone()),
             failed_auth: FailedAuthLimiter::new(config.auth_failure_limit),
             in_flight: InFlight::default(),
+            usage: UsageCounter::default(),
             config,
             store,
             limiter,
@@ -61,14 +65,29 @@ const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 /// requests/s five seconds of them take about 4 MB.
 const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
+/// Adds the requests counted since the last flush to the store (API.md §7,
+/// `tokens usage`); what cannot be written now is kept for the next flush.
+pub async fn flush_usage(state: &AppState) {
+    let rows = state.usage.take();
+    if rows.is_empty() {
+        return;
+    }
+    if let Err(error) = state.store.add_usage(rows.clone()).await {
+        tracing::warn!(%error, "cannot record token usage; keeping the counts for the next try");
+        state.usage.restore(rows);
+    }
+}
+
 /// Forgets ended rate-limit windows and idle cache entries; purges expired
 /// idempotency keys; folds latency samples into their histograms.
 pub async fn maintain(state: AppState) {
     let mut prune = tokio::time::interval(PRUNE_INTERVAL);
     let mut purge = tokio::time::interval(PURGE_INTERVAL);
     let mut upkeep = tokio::time::interval(METRICS_UPKEEP_INTERVAL);
+    let mut usage = tokio::time::interval(FLUSH_INTERVAL);
     loop {
         tokio::select! {
+            _ = usage.tick() => flush_usage(&state).await,
             _ = upkeep.tick() => state.metrics.run_upkeep(),
             _ = prune.tick() => {
                 state.limiter.prune();

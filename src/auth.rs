@@ -1,6 +1,7 @@
 //! Who is calling, and may they: bearer tokens looked up by hash (cached for
-//! [`CACHE_TTL`]), and the failed-authentication limit per client address
-//! (API.md §2, §5). No HTTP here: [`crate::http::auth`] is the layer that uses it.
+//! [`CACHE_TTL`], the cached principal carrying its secret's expiry), and the
+//! failed-authentication limit per client address (API.md §2, §5). No HTTP
+//! here: [`crate::http::auth`] is the layer that uses it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,7 +15,8 @@ use crate::ratelimit::{MemoryLimiter, RateLimit, now_ms};
 use crate::storage::{SharedStore, StoreError};
 
 /// How long a looked-up token is trusted without asking the store again; so a
-/// revoked token stops working within this time (API.md §2 asks for 5 s).
+/// revocation or rotation takes effect within this time (API.md §2 asks for
+/// 5 s). An expiry needs no lookup: the cached principal carries it.
 pub const CACHE_TTL: Duration = Duration::from_secs(2);
 /// How long a token unused is remembered at all (then forgotten, to bound memory).
 const CACHE_IDLE_LIMIT: Duration = Duration::from_secs(600);
@@ -33,10 +35,14 @@ pub struct Principal {
     pub rate_limit: Option<RateLimit>,
     /// When the token was issued, in Unix seconds.
     pub created_at: i64,
+    /// Unix seconds from which the presented secret is refused as expired
+    /// (the token's expiry, or a rotated-out secret's end of grace); `None`: never. Checked on every request, cached or not.
+    pub expires_at: Option<i64>,
 }
 
-impl From<&TokenRecord> for Principal {
-    fn from(record: &TokenRecord) -> Self {
+impl Principal {
+    /// The principal of `record` for a presented secret with `hash`.
+    fn of(record: &TokenRecord, hash: &TokenHash) -> Self {
         Self {
             token_id: record.id.clone(),
             account_id: record.account_id.clone(),
@@ -44,22 +50,39 @@ impl From<&TokenRecord> for Principal {
             scope: record.scope,
             rate_limit: record.rate_limit,
             created_at: record.created_at,
+            expires_at: record.secret_expires_at(hash),
         }
+    }
+
+    /// Whether the presented secret has expired at `now` (Unix seconds).
+    pub fn expired_at(&self, now: i64) -> bool {
+        self.expires_at.is_some_and(|at| now >= at)
     }
 }
 
+/// Why a presented token was refused (API.md §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Unknown or revoked: a 401 (the token is not valid).
+    Invalid,
+    /// Past its expiry, or a rotated-out secret past its grace: a 401 (the token has expired).
+    Expired,
+}
+
+/// What a presented token is worth: who is calling, or why not.
+pub type Verdict = Result<Principal, Refusal>;
+
 /// A token hash as the cache sees it.
 pub enum Cached {
-    /// Looked up less than [`CACHE_TTL`] ago: `None` for a revoked token.
-    Fresh(Option<Principal>),
+    /// Looked up less than [`CACHE_TTL`] ago (an expiry passed since is applied).
+    Fresh(Verdict),
     /// Known to exist (or have existed), but due for another lookup.
     Stale,
     Unknown,
 }
 
 struct CacheEntry {
-    /// `None` for a revoked token.
-    principal: Option<Principal>,
+    verdict: Verdict,
     fetched: Instant,
 }
 
@@ -74,27 +97,31 @@ impl Authenticator {
         Self { store, cache: DashMap::default() }
     }
 
-    /// What the cache knows of a token hash, from one lookup.
+    /// What the cache knows of a token hash, from one lookup. A cached
+    /// principal whose secret has expired since is refused at once.
     pub fn cached(&self, hash: &TokenHash) -> Cached {
         match self.cache.get(hash) {
-            Some(entry) if entry.fetched.elapsed() < CACHE_TTL => Cached::Fresh(entry.principal.clone()),
+            Some(entry) if entry.fetched.elapsed() < CACHE_TTL => Cached::Fresh(match &entry.verdict {
+                Ok(principal) if principal.expired_at(now_unix()) => Err(Refusal::Expired),
+                verdict => verdict.clone(),
+            }),
             Some(_) => Cached::Stale,
             None => Cached::Unknown,
         }
     }
 
-    /// Looks the token up in the store and caches the answer; `None` for unknown and revoked tokens.
-    pub async fn refresh(&self, hash: TokenHash) -> Result<Option<Principal>, StoreError> {
+    /// Looks the token up in the store and caches the verdict.
+    pub async fn refresh(&self, hash: TokenHash) -> Result<Verdict, StoreError> {
         let Some(record) = self.store.find_token(hash).await? else {
             self.cache.remove(&hash);
-            return Ok(None);
+            return Ok(Err(Refusal::Invalid));
         };
-        let principal = record.revoked_at.is_none().then(|| Principal::from(&record));
-        self.cache.insert(hash, CacheEntry { principal: principal.clone(), fetched: Instant::now() });
-        if principal.is_some() {
+        let verdict = verdict_of(&record, &hash, now_unix());
+        self.cache.insert(hash, CacheEntry { verdict: verdict.clone(), fetched: Instant::now() });
+        if verdict.is_ok() {
             self.touch(&record);
         }
-        Ok(principal)
+        Ok(verdict)
     }
 
     /// Records `last_used_at` in the background, at most once a minute per token.
@@ -116,6 +143,17 @@ impl Authenticator {
     pub fn prune(&self) {
         self.cache.retain(|_, entry| entry.fetched.elapsed() < CACHE_IDLE_LIMIT);
     }
+}
+
+/// What the secret with `hash` of `record` is worth at `now` (Unix seconds):
+/// revoked is invalid; past its expiry (or its grace, for a rotated-out
+/// secret) is expired.
+fn verdict_of(record: &TokenRecord, hash: &TokenHash, now: i64) -> Verdict {
+    if record.revoked_at.is_some() {
+        return Err(Refusal::Invalid);
+    }
+    let principal = Principal::of(record, hash);
+    if principal.expired_at(now) { Err(Refusal::Expired) } else { Ok(principal) }
 }
 
 /// Counts failed authentications per client address (API.md §5).
@@ -142,5 +180,48 @@ impl FailedAuthLimiter {
 
     pub fn prune(&self) {
         self.counters.prune(now_ms());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::token::PreviousSecret;
+    use crate::domain::{TokenSecret, ids};
+
+    fn record(secret: &TokenSecret) -> TokenRecord {
+        TokenRecord {
+            id: ids::token_id(),
+            account_id: ids::account_id(),
+            account_name: "acme".into(),
+            prefix: secret.display_prefix().to_owned(),
+            hash: secret.hash(),
+            scope: Scope::Write,
+            rate_limit: None,
+            created_at: 1,
+            last_used_at: None,
+            revoked_at: None,
+            name: None,
+            expires_at: None,
+            previous: None,
+        }
+    }
+
+    #[test]
+    fn verdicts() {
+        let (old, new) = (TokenSecret::generate(), TokenSecret::generate());
+        let mut token = record(&new);
+        assert_eq!(verdict_of(&token, &new.hash(), 100).map(|p| p.expires_at), Ok(None));
+        token.expires_at = Some(200);
+        assert_eq!(verdict_of(&token, &new.hash(), 199).map(|p| p.expires_at), Ok(Some(200)));
+        assert_eq!(verdict_of(&token, &new.hash(), 200).map(|p| p.expires_at), Err(Refusal::Expired));
+        token.previous = Some(PreviousSecret { hash: old.hash(), until: 150 });
+        assert_eq!(verdict_of(&token, &old.hash(), 149).map(|p| p.expires_at), Ok(Some(150)), "in its grace");
+        assert_eq!(verdict_of(&token, &old.hash(), 150).map(|p| p.expires_at), Err(Refusal::Expired));
+        assert!(verdict_of(&token, &new.hash(), 150).is_ok(), "the new secret is not affected");
+        token.revoked_at = Some(120);
+        assert_eq!(verdict_of(&token, &new.hash(), 130).map(|p| p.expires_at), Err(Refusal::Invalid));
+        assert_eq!(verdict_of(&token, &old.hash(), 130).map(|p| p.expires_at), Err(Refusal::Invalid));
+        assert_eq!(verdict_of(&token, &new.hash(), 300).map(|p| p.expires_at), Err(Refusal::Invalid), "revoked wins");
     }
 }

@@ -38,6 +38,8 @@
 //! * [`deadline`] bounds every request (`--request-timeout`): the HTTP layer
 //!   answers 503 by then ([`http::deadline`]), and the stores stop its
 //!   database work before, so a write answered 503 is never applied.
+//! * [`usage`] counts requests per token and day in memory; [`app`] adds
+//!   them to the store at least once a minute and at shutdown.
 //! * [`secrets`] masks passwords wherever a connection URL is printed.
 //!
 //! `API.md §N` in comments and docs means section N of `docs/API.md`, the API
@@ -61,3 +63,4 @@ pub mod ratelimit;
 pub mod secrets;
 pub mod server;
 pub mod storage;
+pub mod usage;

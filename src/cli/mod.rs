@@ -1,11 +1,13 @@
 //! The operator's interface: one clap command tree, one file per command.
 
 mod accounts;
+mod audit;
 mod duration;
 mod openapi;
 mod output;
 mod serve;
 mod tokens;
+mod usage;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -18,7 +20,7 @@ use crate::storage::{self, SharedStore};
 #[derive(Debug, Parser)]
 #[command(name = "clientele", version = crate::build_info::VERSION, about = "Clientele: a customer-records REST API server")]
 struct Cli {
-    /// Where the data lives: sqlite://PATH (created on first use) or postgres://USER@HOST/DB.
+    /// Where the data lives: sqlite://PATH (created by `serve` on first use) or postgres://USER@HOST/DB.
     #[arg(
         long,
         global = true,
@@ -39,11 +41,13 @@ enum Command {
     /// Manage accounts, the tenants that own customers and tokens.
     #[command(subcommand)]
     Accounts(accounts::AccountsCommand),
-    /// Issue, list and revoke API tokens.
+    /// Issue, list, rotate and revoke API tokens.
     #[command(subcommand)]
     Tokens(tokens::TokensCommand),
     /// Print a version's OpenAPI document, optionally tailored to a token, on stdout.
     Openapi(openapi::OpenapiArgs),
+    /// List the admin actions: who created accounts, created, rotated or revoked tokens, and when.
+    Audit(audit::AuditArgs),
 }
 
 /// Parses the command line and runs it; a failure is one line on stderr and exit code 1.
@@ -63,6 +67,7 @@ pub fn main() -> ExitCode {
                 let store = if args.needs_store() { Some(open_store(&cli.database_url).await?) } else { None };
                 openapi::run(store.as_ref(), args).await
             }
+            Command::Audit(args) => audit::run(&open_store(&cli.database_url).await?, args).await,
         }
     });
     match result {
@@ -81,8 +86,9 @@ fn fail(error: anyhow::Error) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// The store of an admin command: never created here (API.md §7), only `serve` creates one.
 async fn open_store(database_url: &SecretUrl) -> anyhow::Result<SharedStore> {
-    Ok(storage::open(database_url.expose()).await?)
+    Ok(storage::open_existing(database_url.expose()).await?)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Plain domain types with no HTTP and no SQL: they can only hold valid values.
 
 pub mod account;
+pub mod audit;
 pub mod country;
 pub mod customer;
 pub mod ids;
@@ -8,9 +9,10 @@ pub mod time;
 pub mod token;
 
 pub use account::{Account, AccountName};
+pub use audit::{AuditAction, AuditEntry};
 pub use customer::{Address, Customer, CustomerFields, CustomerName, Email, ExtendedFields, Metadata, Phone};
 pub use ids::{AccountId, CustomerId, TokenId};
-pub use token::{Scope, TokenRecord, TokenSecret};
+pub use token::{PreviousSecret, Scope, TokenRecord, TokenSecret};
 
 /// Why a field was refused; the HTTP edge answers it with a `400` whose
 /// `param` is the field's dotted path.

@@ -68,8 +68,10 @@ pub fn looks_like_token(presented: &str) -> bool {
         && presented[TOKEN_PREFIX.len()..].bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a token may do; `read` unless asked otherwise (API.md §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Scope {
+    #[default]
     Read,
     Write,
 }
@@ -109,6 +111,52 @@ pub struct TokenRecord {
     pub created_at: i64,
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// The operator's label (`tokens create --name`), if any.
+    pub name: Option<String>,
+    /// Unix seconds from which the token answers a 401 (the token has expired); `None`: never.
+    pub expires_at: Option<i64>,
+    /// The secret the last rotation replaced, still accepted during its grace period.
+    pub previous: Option<PreviousSecret>,
+}
+
+/// A rotated-out secret (API.md §7, `tokens rotate --grace`): it works as the
+/// same token until `until`, then answers a 401 (the token has expired). Only the last
+/// rotation's is kept: rotating again ends the grace of the one before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PreviousSecret {
+    pub hash: TokenHash,
+    /// Unix seconds: the end of the grace period.
+    pub until: i64,
+}
+
+impl TokenRecord {
+    /// From when the secret with `hash` stops working (Unix seconds; `None`:
+    /// never): the token's expiry, and for the rotated-out secret also the end
+    /// of its grace. Says nothing of revocation.
+    pub fn secret_expires_at(&self, hash: &TokenHash) -> Option<i64> {
+        match self.previous {
+            Some(previous) if previous.hash == *hash && self.hash != *hash => {
+                Some(self.expires_at.map_or(previous.until, |at| at.min(previous.until)))
+            }
+            _ => self.expires_at,
+        }
+    }
+}
+
+/// The longest token label, in characters.
+pub const NAME_MAX_CHARS: usize = 64;
+
+/// Checks a token label: 1 to [`NAME_MAX_CHARS`] characters, no control
+/// characters and no whitespace (so listings stay one word a column).
+pub fn parse_token_name(raw: &str) -> Result<String, String> {
+    let count = raw.chars().count();
+    if count == 0 || count > NAME_MAX_CHARS {
+        return Err(format!("a token name has 1 to {NAME_MAX_CHARS} characters"));
+    }
+    if raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("a token name has no spaces or control characters (use '-' or '_')".to_owned());
+    }
+    Ok(raw.to_owned())
 }
 
 #[cfg(test)]
@@ -129,6 +177,41 @@ mod tests {
         let printed = format!("{secret:?}");
         assert!(!printed.contains(secret.expose()));
         assert!(printed.contains(secret.display_prefix()));
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(parse_token_name("ci-deploy_2"), Ok("ci-deploy_2".to_owned()));
+        assert!(parse_token_name("").is_err());
+        assert!(parse_token_name("has space").is_err());
+        assert!(parse_token_name("tab\t").is_err());
+        assert!(parse_token_name(&"é".repeat(64)).is_ok());
+        assert!(parse_token_name(&"a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn a_rotated_out_secret_expires_at_its_grace_end_or_the_token_expiry() {
+        let (old, new) = (TokenHash::of("old"), TokenHash::of("new"));
+        let mut record = TokenRecord {
+            id: crate::domain::ids::token_id(),
+            account_id: crate::domain::ids::account_id(),
+            account_name: "acme".into(),
+            prefix: "clt_abcd".into(),
+            hash: new,
+            scope: Scope::Read,
+            rate_limit: None,
+            created_at: 1,
+            last_used_at: None,
+            revoked_at: None,
+            name: None,
+            expires_at: None,
+            previous: Some(PreviousSecret { hash: old, until: 100 }),
+        };
+        assert_eq!(record.secret_expires_at(&new), None);
+        assert_eq!(record.secret_expires_at(&old), Some(100));
+        record.expires_at = Some(50);
+        assert_eq!(record.secret_expires_at(&new), Some(50));
+        assert_eq!(record.secret_expires_at(&old), Some(50), "never beyond the token's own expiry");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use super::edge::{Caller, run_catching_panics};
 use super::error::{ApiError, ErrorCode};
 use super::headers::is_repeated;
 use crate::app::AppState;
-use crate::auth::{Cached, Principal};
+use crate::auth::{Cached, Principal, Refusal};
 use crate::domain::Scope;
 use crate::domain::token::{TokenHash, looks_like_token};
 use crate::ratelimit::{Decision, RateLimit};
@@ -74,6 +74,7 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
         decision
     };
     let caller = Caller { account_id: principal.account_id.clone().into() };
+    let token_id = principal.token_id.clone();
     let mut response = if !decision.allowed {
         ApiError::over_rate_limit(decision.reset_secs).into_response()
     } else if principal.scope == Scope::Read && !matches!(*request.method(), Method::GET | Method::HEAD) {
@@ -87,6 +88,7 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
         run_catching_panics(request, next).await
     };
     add_rate_limit_headers(response.headers_mut(), decision, limit);
+    state.usage.record(&token_id, response.status().as_u16());
     response.extensions_mut().insert(caller);
     response
 }
@@ -117,19 +119,20 @@ pub async fn identify(state: &AppState, request: &mut Request) -> Result<Princip
     {
         return Err(ApiError::over_rate_limit(retry_after).into_response());
     }
-    let principal = match (cached, hash) {
-        (Cached::Fresh(principal), _) => principal,
+    let verdict = match (cached, hash) {
+        (Cached::Fresh(verdict), _) => verdict,
         (_, Some(hash)) => match state.authenticator.refresh(hash).await {
-            Ok(principal) => principal,
+            Ok(verdict) => verdict,
             Err(error) => return Err(ApiError::from(error).into_response()),
         },
-        (_, None) => None,
+        (_, None) => Err(Refusal::Invalid),
     };
-    principal.ok_or_else(|| {
+    verdict.map_err(|refusal| {
         state.failed_auth.record_failure(&address_of(request, state));
-        let code = match presented {
-            Presented::Missing => ErrorCode::TokenMissing,
-            _ => ErrorCode::TokenInvalid,
+        let code = match (presented, refusal) {
+            (Presented::Missing, _) => ErrorCode::TokenMissing,
+            (_, Refusal::Expired) => ErrorCode::TokenExpired,
+            (_, Refusal::Invalid) => ErrorCode::TokenInvalid,
         };
         ApiError::from(code).into_response()
     })

@@ -320,7 +320,8 @@ fn prose(version: ApiVersion) -> String {
 
 ## Authentication
 Every request needs `Authorization: Bearer <token>` (tokens start with `clt_`). Missing: ⟨TokenMissing⟩; \
-unknown, malformed or revoked: ⟨TokenInvalid⟩ (with `WWW-Authenticate: Bearer`). A `read` token may only GET; \
+unknown, malformed or revoked: ⟨TokenInvalid⟩ (with `WWW-Authenticate: Bearer`). A token past its expiry, or a \
+rotated-out secret past its grace period, answers ⟨TokenExpired⟩. A `read` token may only GET; \
 writes with it answer ⟨ScopeInsufficient⟩. A token sees only its own account's customers: another account's \
 id answers `404`, exactly like an id that never existed.
 

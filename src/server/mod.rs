@@ -104,9 +104,11 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let maintenance = tokio::spawn(app::maintain(state.clone()));
-    let service = http::compress::Compress::new(http::router(state));
+    let service = http::compress::Compress::new(http::router(state.clone()));
     let served = serve_service(listener, service, settings, shutdown).await;
     maintenance.abort();
+    // The requests served since the last periodic flush (API.md §7: at graceful shutdown).
+    app::flush_usage(&state).await;
     served
 }
 

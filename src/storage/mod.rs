@@ -19,7 +19,8 @@ use async_trait::async_trait;
 use crate::deadline::Budget;
 use crate::domain::customer::Customer;
 use crate::domain::token::TokenHash;
-use crate::domain::{Account, AccountId, CustomerFields, CustomerId, TokenId, TokenRecord};
+use crate::domain::{Account, AccountId, AuditEntry, CustomerFields, CustomerId, TokenId, TokenRecord};
+use crate::usage::UsageRow;
 
 pub type SharedStore = Arc<dyn Store>;
 
@@ -166,6 +167,29 @@ pub(crate) fn overfetch(limit: u32) -> i64 {
     i64::from(limit) + 1
 }
 
+/// What a change to a token (revocation, rotation) found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenChange {
+    /// Changed (and audited): the token as it is now.
+    Done(TokenRecord),
+    /// The token was revoked already (its `revoked_at` says when): nothing
+    /// changed and nothing was audited.
+    AlreadyRevoked(TokenRecord),
+}
+
+/// A token's new secret (`tokens rotate`, API.md §7): the current secret
+/// becomes the rotated-out one, accepted until `grace_until`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotation {
+    pub token_id: TokenId,
+    /// The new secret's hash.
+    pub hash: TokenHash,
+    /// The new secret's first characters, for listings.
+    pub prefix: String,
+    /// Unix seconds: the end of the old secret's grace period.
+    pub grace_until: i64,
+}
+
 /// How a store's connection pool is used, for `/metrics`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolStatus {
@@ -187,16 +211,36 @@ pub trait Store: Send + Sync + 'static {
         None
     }
 
-    async fn create_account(&self, account: Account) -> Result<(), StoreError>;
+    /// Creates the account and writes `audit` in the same transaction.
+    async fn create_account(&self, account: Account, audit: AuditEntry) -> Result<(), StoreError>;
     async fn list_accounts(&self) -> Result<Vec<Account>, StoreError>;
     async fn find_account(&self, name: &str) -> Result<Option<Account>, StoreError>;
 
-    async fn create_token(&self, token: TokenRecord) -> Result<(), StoreError>;
+    /// Stores the token and writes `audit` in the same transaction.
+    async fn create_token(&self, token: TokenRecord, audit: AuditEntry) -> Result<(), StoreError>;
     /// Every token, or those of one account, oldest first.
     async fn list_tokens(&self, account_id: Option<&AccountId>) -> Result<Vec<TokenRecord>, StoreError>;
+    /// The token whose current secret, or rotated-out secret, hashes to `hash`.
     async fn find_token(&self, hash: TokenHash) -> Result<Option<TokenRecord>, StoreError>;
-    /// Marks the token revoked; `NotFound` when there is no such token.
-    async fn revoke_token(&self, token_id: &TokenId, at: i64) -> Result<(), StoreError>;
+    /// Marks the token revoked at `audit.at` and writes `audit` in the same
+    /// transaction; `NotFound` when there is no such token.
+    async fn revoke_token(&self, token_id: &TokenId, audit: AuditEntry) -> Result<TokenChange, StoreError>;
+    /// Gives a token that is not revoked a new secret and writes `audit` in the
+    /// same transaction; `NotFound` when there is no such token.
+    async fn rotate_token(&self, rotation: Rotation, audit: AuditEntry) -> Result<TokenChange, StoreError>;
+    /// The audit entries from `since` (Unix seconds) on, oldest first.
+    async fn list_audit(&self, since: i64) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// Adds each row's counts to its token and day, in one transaction.
+    async fn add_usage(&self, rows: Vec<UsageRow>) -> Result<(), StoreError>;
+    /// The usage rows from `since_day` on (days since the epoch, UTC), of one
+    /// account's tokens and/or one token, by token and day.
+    async fn list_usage(
+        &self,
+        account_id: Option<&AccountId>,
+        token_id: Option<&TokenId>,
+        since_day: i64,
+    ) -> Result<Vec<UsageRow>, StoreError>;
     async fn touch_token(&self, token_id: &TokenId, at: i64) -> Result<(), StoreError>;
 
     /// Stores a new customer and, in the same transaction, its idempotency
@@ -270,6 +314,15 @@ pub async fn open_with(url: &str, budget: Budget) -> Result<SharedStore, OpenErr
         "unsupported database URL '{}': expected sqlite://PATH or postgres://USER@HOST:PORT/DATABASE",
         redact_url(url)
     )))
+}
+
+/// [`open`] for the admin commands, which never create a database (API.md
+/// §7): a SQLite file that does not exist is an error, and nothing is created.
+pub async fn open_existing(url: &str) -> Result<SharedStore, OpenError> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        return Ok(Arc::new(sqlite::SqliteStore::open_existing(path).await?));
+    }
+    open(url).await
 }
 
 #[derive(Debug, thiserror::Error)]

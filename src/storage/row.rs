@@ -8,7 +8,7 @@ use std::error::Error;
 
 use crate::domain::customer::{Address, Customer, Metadata, normalize_email};
 use crate::domain::token::TokenHash;
-use crate::domain::{Account, AccountId, CustomerId, Scope, TokenId, TokenRecord};
+use crate::domain::{Account, AccountId, AuditEntry, CustomerId, PreviousSecret, Scope, TokenId, TokenRecord};
 use crate::ratelimit::RateLimit;
 use crate::storage::IdempotencyRecord;
 
@@ -26,6 +26,7 @@ pub(crate) trait ColumnReader {
     fn optional_integer(&self, index: usize) -> Result<Option<i64>, Self::Error>;
     fn boolean(&self, index: usize) -> Result<bool, Self::Error>;
     fn bytes(&self, index: usize) -> Result<Vec<u8>, Self::Error>;
+    fn optional_bytes(&self, index: usize) -> Result<Option<Vec<u8>>, Self::Error>;
     /// The driver's error for a column whose value the domain refuses.
     fn invalid(index: usize, error: DecodeError) -> Self::Error;
 }
@@ -59,6 +60,10 @@ macro_rules! column_reader {
             }
 
             fn bytes(&self, index: usize) -> Result<Vec<u8>, $error> {
+                self.$get(index)
+            }
+
+            fn optional_bytes(&self, index: usize) -> Result<Option<Vec<u8>>, $error> {
                 self.$get(index)
             }
 
@@ -134,7 +139,8 @@ pub(crate) fn account_from_row<R: ColumnReader>(row: &R) -> Result<Account, R::E
 macro_rules! token_select {
     () => {
         "SELECT t.id, t.account_id, a.name, t.prefix, t.secret_hash, t.scope, t.rate_limit, \
-         t.rate_window_secs, t.created_at, t.last_used_at, t.revoked_at \
+         t.rate_window_secs, t.created_at, t.last_used_at, t.revoked_at, t.name, t.expires_at, \
+         t.previous_hash, t.previous_expires_at \
          FROM tokens t JOIN accounts a ON a.id = t.account_id"
     };
 }
@@ -155,6 +161,35 @@ pub(crate) fn token_from_row<R: ColumnReader>(row: &R) -> Result<TokenRecord, R:
         created_at: row.integer(8)?,
         last_used_at: row.optional_integer(9)?,
         revoked_at: row.optional_integer(10)?,
+        name: row.optional_text(11)?,
+        expires_at: row.optional_integer(12)?,
+        previous: match (row.optional_bytes(13)?, row.optional_integer(14)?) {
+            (Some(hash), Some(until)) => Some(PreviousSecret { hash: hash_at::<R>(13, hash)?, until }),
+            _ => None,
+        },
+    })
+}
+
+fn hash_at<R: ColumnReader>(index: usize, bytes: Vec<u8>) -> Result<TokenHash, R::Error> {
+    let bytes: [u8; 32] = bytes.try_into().map_err(|_| R::invalid(index, "a hash is 32 bytes".into()))?;
+    Ok(TokenHash(bytes))
+}
+
+/// The columns [`audit_from_row`] reads; a literal for `concat!`.
+macro_rules! audit_columns {
+    () => {
+        "at, actor, action, target, detail"
+    };
+}
+pub(crate) use audit_columns;
+
+pub(crate) fn audit_from_row<R: ColumnReader>(row: &R) -> Result<AuditEntry, R::Error> {
+    Ok(AuditEntry {
+        at: row.integer(0)?,
+        actor: row.text(1)?,
+        action: row.text(2)?.parse().map_err(|error: String| R::invalid(2, error.into()))?,
+        target: row.text(3)?,
+        detail: row.optional_text(4)?,
     })
 }
 

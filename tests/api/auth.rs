@@ -8,7 +8,6 @@ use crate::support::{TestApp, assert_error, header, leave_room_in_window};
 use clientele::admin;
 use clientele::config::ServerConfig;
 use clientele::domain::Scope;
-use clientele::domain::time::now_unix;
 use clientele::ratelimit::{RateLimit, RateLimiter};
 use rand::distr::{Alphanumeric, SampleString};
 use reqwest::{Method, Response};
@@ -99,7 +98,7 @@ async fn wrong_scheme_malformed_and_unknown_tokens_are_token_invalid() {
 async fn a_revoked_token_is_token_invalid() {
     let app = TestApp::spawn().await;
     let (secret, record) = admin::issue_token(&app.store, "default", Scope::Write, None).await.unwrap();
-    app.store.revoke_token(&record.id, now_unix()).await.unwrap();
+    admin::revoke_token(&app.store, record.id.as_str()).await.unwrap();
     for path in ["/v1/customers", "/v2/customers"] {
         let response = app.request_as(secret.expose(), Method::GET, path).send().await.unwrap();
         assert_unauthorized(response, "token_invalid").await;
@@ -343,7 +342,7 @@ async fn a_revoked_token_stops_working_within_5_seconds() {
     // revoked token's 401s will reach, does not refuse it: see the tests below).
     assert_eq!(app.v1_total(&app.token).await, 0);
 
-    app.store.revoke_token(&record.id, now_unix()).await.unwrap();
+    admin::revoke_token(&app.store, record.id.as_str()).await.unwrap();
     let revoked_at = Instant::now();
     loop {
         let response = app.request_as(&token, Method::GET, "/v2/customers").send().await.unwrap();
@@ -386,7 +385,7 @@ async fn a_revoked_token_stops_working_on_every_instance_within_5_seconds() {
         let response = app.request_as(&token, Method::GET, "/v2/customers").send().await.unwrap();
         assert_eq!(response.status(), 200);
     }
-    first.store.revoke_token(&record.id, now_unix()).await.unwrap();
+    admin::revoke_token(&first.store, record.id.as_str()).await.unwrap();
     let revoked_at = Instant::now();
     let mut pending = vec![&first, &second];
     while !pending.is_empty() {

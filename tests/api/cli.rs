@@ -195,7 +195,8 @@ fn tokens_list_filter_and_revoke() {
     let rows: Vec<Vec<&str>> = table.lines().skip(1).map(|row| row.split_whitespace().collect()).collect();
     assert_eq!(rows.len(), 2, "{table}");
     let header: Vec<String> = table.lines().next().unwrap().split_whitespace().map(str::to_lowercase).collect();
-    for (i, word) in ["id", "account", "prefix", "scope", "rate", "created", "last", "revoked"].iter().enumerate() {
+    let columns = ["id", "account", "prefix", "scope", "rate", "created", "last", "revoked", "name", "expires"];
+    for (i, word) in columns.iter().enumerate() {
         assert!(header[i].contains(word), "column {i} is {word}: {header:?}");
     }
     let row = rows.iter().find(|row| row[1] == "acme").expect("acme row");
@@ -203,8 +204,8 @@ fn tokens_list_filter_and_revoke() {
     assert!(acme.starts_with(row[2]) && row[2].len() < acme.len() && row[2].len() >= 4, "prefix {row:?}");
     assert_eq!(row[3], "write");
     assert_eq!(row[4], "7/30s");
-    assert_eq!(row.len(), 8, "created, never used, not revoked: {row:?}");
-    assert_eq!(&row[6..], &["-", "-"], "{row:?}");
+    assert_eq!(row.len(), 10, "created, never used, not revoked, no name, no expiry: {row:?}");
+    assert_eq!(&row[6..], &["-", "-", "-", "-"], "{row:?}");
     let acme_id = row[0].to_owned();
 
     let filtered = sandbox.ok(&["tokens", "list", "--account", "globex"]);
@@ -221,7 +222,22 @@ fn tokens_list_filter_and_revoke() {
     let entry = token_entry(&list, acme);
     let mut keys: Vec<&str> = entry.as_object().unwrap().keys().map(String::as_str).collect();
     keys.sort_unstable();
-    assert_eq!(keys, ["account", "created_at", "id", "last_used_at", "prefix", "rate_limit", "revoked_at", "scope"]);
+    assert_eq!(
+        keys,
+        [
+            "account",
+            "created_at",
+            "expires_at",
+            "id",
+            "last_used_at",
+            "name",
+            "prefix",
+            "rate_limit",
+            "revoked_at",
+            "scope"
+        ]
+    );
+    assert_eq!((&entry["name"], &entry["expires_at"]), (&Value::Null, &Value::Null));
     assert_eq!(entry["id"], acme_id.as_str());
     assert_eq!(entry["account"], "acme");
     assert_eq!(entry["scope"], "write");
@@ -261,7 +277,7 @@ fn database_url_from_the_environment_and_the_flag_wins() {
     let in_env_database = sandbox.json_at(&from_env.url, &["accounts", "list", "--json"]);
     assert_eq!(in_env_database[0]["name"], "envco", "the environment picked the database");
     // On the SQLite pass the sandbox's own file is the default one, and it stays untouched too.
-    assert!(!sandbox.dir.path().join("clientele.db").exists(), "not the default file");
+    assert_eq!(sandbox.json(&["accounts", "list", "--json"]), json!([]), "not the default database");
 
     let listed = run(&["accounts", "list", "--json"]);
     let listed: Value = serde_json::from_slice(&listed.stdout).expect("json");

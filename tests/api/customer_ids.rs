@@ -9,9 +9,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use clientele::config::ServerConfig;
 use clientele::domain::token::TokenHash;
-use clientele::domain::{Account, AccountId, Customer, CustomerFields, CustomerId, TokenId, TokenRecord};
+use clientele::domain::{Account, AccountId, AuditEntry, Customer, CustomerFields, CustomerId, TokenId, TokenRecord};
 use clientele::ratelimit::RateLimiter;
-use clientele::storage::{CursorQuery, IdempotencyRecord, Page, Precondition, SharedStore, Store, StoreError};
+use clientele::storage::{
+    CursorQuery, IdempotencyRecord, Page, Precondition, Rotation, SharedStore, Store, StoreError, TokenChange,
+};
+use clientele::usage::UsageRow;
 use reqwest::Method;
 use serde_json::json;
 
@@ -36,8 +39,8 @@ impl Store for CountingStore {
         self.inner.ping().await
     }
 
-    async fn create_account(&self, account: Account) -> Result<(), StoreError> {
-        self.inner.create_account(account).await
+    async fn create_account(&self, account: Account, audit: AuditEntry) -> Result<(), StoreError> {
+        self.inner.create_account(account, audit).await
     }
 
     async fn list_accounts(&self) -> Result<Vec<Account>, StoreError> {
@@ -48,8 +51,8 @@ impl Store for CountingStore {
         self.inner.find_account(name).await
     }
 
-    async fn create_token(&self, token: TokenRecord) -> Result<(), StoreError> {
-        self.inner.create_token(token).await
+    async fn create_token(&self, token: TokenRecord, audit: AuditEntry) -> Result<(), StoreError> {
+        self.inner.create_token(token, audit).await
     }
 
     async fn list_tokens(&self, account_id: Option<&AccountId>) -> Result<Vec<TokenRecord>, StoreError> {
@@ -60,8 +63,29 @@ impl Store for CountingStore {
         self.inner.find_token(hash).await
     }
 
-    async fn revoke_token(&self, token_id: &TokenId, at: i64) -> Result<(), StoreError> {
-        self.inner.revoke_token(token_id, at).await
+    async fn revoke_token(&self, token_id: &TokenId, audit: AuditEntry) -> Result<TokenChange, StoreError> {
+        self.inner.revoke_token(token_id, audit).await
+    }
+
+    async fn rotate_token(&self, rotation: Rotation, audit: AuditEntry) -> Result<TokenChange, StoreError> {
+        self.inner.rotate_token(rotation, audit).await
+    }
+
+    async fn list_audit(&self, since: i64) -> Result<Vec<AuditEntry>, StoreError> {
+        self.inner.list_audit(since).await
+    }
+
+    async fn add_usage(&self, rows: Vec<UsageRow>) -> Result<(), StoreError> {
+        self.inner.add_usage(rows).await
+    }
+
+    async fn list_usage(
+        &self,
+        account_id: Option<&AccountId>,
+        token_id: Option<&TokenId>,
+        since_day: i64,
+    ) -> Result<Vec<UsageRow>, StoreError> {
+        self.inner.list_usage(account_id, token_id, since_day).await
     }
 
     async fn touch_token(&self, token_id: &TokenId, at: i64) -> Result<(), StoreError> {

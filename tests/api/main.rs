@@ -3,8 +3,8 @@
 //!
 //! Most areas drive a real server in-process over HTTP on a random port
 //! ([`support::TestApp`]); `cli`, `cli_pipes`, `cluster`, `deadline`, `logging`,
-//! `pg_outage`, `readme`, `secrets` and `version` start the built `clientele`
-//! binary ([`support::process`]); `docs` reads the documentation.
+//! `pg_outage`, `readme`, `secrets`, `version` and part of `token_lifecycle` start the
+//! built `clientele` binary ([`support::process`]); `docs` reads the documentation.
 //!
 //! A test that needs a running PostgreSQL or Redis (or `redis-server` on PATH)
 //! has a path segment starting with `needs_postgres` or `needs_redis`: plain
@@ -41,5 +41,7 @@ mod secrets;
 mod smoke;
 mod source_rules;
 mod store_conformance;
+mod token_lifecycle;
+mod token_usage;
 mod validation;
 mod version;

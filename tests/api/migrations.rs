@@ -1,12 +1,18 @@
-//! Schema migrations as upgrades of a database written by the previous
-//! release (schema 0001, with data): the store opens it, migrates it, and
+//! Schema migrations as upgrades of a database written by an earlier release
+//! (schema 0001, or 0002, with data): the store opens it, migrates it, and
 //! serves its rows by the new rules.
 
 use std::borrow::Cow;
+use std::time::Duration;
 
-use clientele::domain::CustomerId;
+use clientele::admin::{self, TokenOptions};
+use clientele::domain::audit::AuditAction;
 use clientele::domain::customer::normalize_email;
+use clientele::domain::token::TokenHash;
+use clientele::domain::{CustomerId, Scope};
+use clientele::ratelimit::RateLimit;
 use clientele::storage::{self, CursorQuery, SharedStore};
+use clientele::usage::UsageRow;
 use tempfile::TempDir;
 
 /// Rows as the previous release wrote them: its email match key was `to_lowercase`.
@@ -72,6 +78,82 @@ async fn sqlite_0001_database_is_upgraded_and_its_emails_match_by_case_folding()
     assert_eq!(key, "strasse@x.de");
 }
 
+/// The secret of the token the 0002 release wrote.
+const OLD_SECRET: &str = "clt_OLDOLDOLDOLDOLDOLDOLDOLDOLDOLDOL";
+const OLD_TOKEN_ID: &str = "tok_01M8PAAAAAAAAAAAAAAAAAAAAT";
+
+/// A token as the 0002 release wrote it (no name, no expiry, no rotation), used once.
+fn old_token_sql(blob: &str) -> String {
+    format!(
+        "INSERT INTO tokens (id, account_id, secret_hash, prefix, scope, rate_limit, rate_window_secs, created_at, \
+         last_used_at) VALUES ('{OLD_TOKEN_ID}', '{ACCOUNT_ID}', {blob}, 'clt_OLDO', 'write', 7, 30, 5, 6);\n"
+    )
+}
+
+fn old_token_hash_hex() -> String {
+    TokenHash::of(OLD_SECRET).0.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// After the upgrade: the old token and customers are served as before, with
+/// no name, expiry or rotation; the audit log is there and empty; new tokens
+/// take a name and an expiry, and are audited.
+async fn token_lifecycle_works_on_upgraded_data(store: &SharedStore) {
+    let token = store.find_token(TokenHash::of(OLD_SECRET)).await.unwrap().expect("the old token");
+    assert_eq!(token.id.as_str(), OLD_TOKEN_ID);
+    assert_eq!((token.scope, token.rate_limit), (Scope::Write, Some(RateLimit { limit: 7, window_secs: 30 })));
+    assert_eq!((token.created_at, token.last_used_at, token.revoked_at), (5, Some(6), None));
+    assert_eq!((token.name, token.expires_at, token.previous), (None, None, None));
+    assert_eq!(store.list_audit(0).await.unwrap(), vec![], "no history before the upgrade");
+    found_by_folded_email(store).await;
+
+    let options = TokenOptions {
+        scope: Scope::Read,
+        name: Some("after-upgrade".into()),
+        expires_in: Some(Duration::from_secs(3600)),
+        ..TokenOptions::default()
+    };
+    let (_, issued) = admin::issue_token_with(store, "acme", options).await.expect("a new token");
+    let (secret, rotated) = admin::rotate_token(store, OLD_TOKEN_ID, Duration::from_secs(60)).await.expect("rotate");
+    assert_eq!(store.find_token(secret.hash()).await.unwrap().map(|t| t.id), Some(rotated.id.clone()));
+    assert!(store.find_token(TokenHash::of(OLD_SECRET)).await.unwrap().is_some(), "in its grace");
+    let listed = store.list_tokens(None).await.unwrap();
+    let new = listed.iter().find(|t| t.id == issued.id).expect("listed");
+    assert_eq!(new.name.as_deref(), Some("after-upgrade"));
+    assert!(new.expires_at.is_some_and(|at| at > new.created_at));
+    let actions: Vec<AuditAction> = store.list_audit(0).await.unwrap().iter().map(|entry| entry.action).collect();
+    assert_eq!(actions, [AuditAction::TokenCreated, AuditAction::TokenRotated]);
+
+    // 0004: the old token's usage is counted too.
+    let row = UsageRow { token_id: token.id.clone(), day: 20_000, counts: [1, 2, 3, 4, 5] };
+    store.add_usage(vec![row.clone(), row.clone()]).await.expect("add usage");
+    let rows = store.list_usage(None, Some(&token.id), 19_999).await.unwrap();
+    assert_eq!(rows, vec![UsageRow { counts: [2, 4, 6, 8, 10], ..row }]);
+}
+
+#[tokio::test]
+async fn sqlite_0002_database_with_data_is_upgraded_to_the_token_lifecycle() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        let connection = rusqlite::Connection::open(&path).unwrap();
+        connection.execute_batch(include_str!("../../migrations/sqlite/0001_init.sql")).unwrap();
+        // 0002 rewrote the match keys only: rows written by that release have folded keys.
+        let rows = old_rows_sql().replace("FALSE", "0");
+        let folded = OLD_CUSTOMERS.iter().fold(rows, |sql, (_, email)| {
+            sql.replace(&format!("'{}'", email.to_lowercase()), &format!("'{}'", normalize_email(email)))
+        });
+        connection.execute_batch(&folded).unwrap();
+        connection.execute_batch(&old_token_sql(&format!("X'{}'", old_token_hash_hex()))).unwrap();
+        connection.pragma_update(None, "user_version", 2).unwrap();
+    }
+    let store = storage::open(&format!("sqlite://{}", path.display())).await.expect("open and migrate");
+    token_lifecycle_works_on_upgraded_data(&store).await;
+    drop(store);
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
+    assert_eq!(version, 4, "0003 and 0004 applied");
+}
+
 mod needs_postgres {
     use sqlx::Executor;
     use sqlx::migrate::Migrator;
@@ -98,5 +180,29 @@ mod needs_postgres {
         // A second start finds nothing left to do.
         let again = storage::open(&database.url).await.expect("open again");
         found_by_folded_email(&again).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_0002_database_with_data_is_upgraded_to_the_token_lifecycle() {
+        let database = TestDatabase::postgres_empty().await;
+        let pool = PgPoolOptions::new().max_connections(1).connect(&database.url).await.unwrap();
+        // The 0002 release's schema, as sqlx records it; its data migration ran too.
+        let upto_0002 = Migrator {
+            migrations: Cow::Owned(storage::postgres::MIGRATOR.migrations[..2].to_vec()),
+            ..Migrator::DEFAULT
+        };
+        upto_0002.run(&pool).await.expect("migrations 0001 and 0002");
+        pool.execute("DELETE FROM pending_data_migrations").await.expect("the data migration done");
+        let rows = OLD_CUSTOMERS.iter().fold(old_rows_sql(), |sql, (_, email)| {
+            sql.replace(&format!("'{}'", email.to_lowercase()), &format!("'{}'", normalize_email(email)))
+        });
+        pool.execute(rows.as_str()).await.expect("old rows");
+        pool.execute(old_token_sql(&format!("'\\x{}'::bytea", old_token_hash_hex())).as_str())
+            .await
+            .expect("old token");
+        pool.close().await;
+
+        let store = storage::open(&database.url).await.expect("open and migrate");
+        token_lifecycle_works_on_upgraded_data(&store).await;
     }
 }

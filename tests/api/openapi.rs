@@ -19,13 +19,14 @@ const OPERATIONS: [(&str, &str, &str); 5] = [
     ("/customers/{id}", "delete", "deleteCustomer"),
 ];
 
-const ERROR_CODES: [&str; 21] = [
+const ERROR_CODES: [&str; 22] = [
     "body_invalid_json",
     "parameter_missing",
     "parameter_invalid",
     "parameter_unknown",
     "token_missing",
     "token_invalid",
+    "token_expired",
     "scope_insufficient",
     "resource_not_found",
     "route_not_found",

@@ -12,14 +12,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::support::database::{TestDatabase, open_test_store, with_database};
+use clientele::domain::audit::{AuditAction, AuditEntry};
 use clientele::domain::customer::{Address, Customer, CustomerFields, CustomerName, Email, ExtendedFields, Phone};
 use clientele::domain::token::{TokenHash, TokenSecret};
-use clientele::domain::{Account, CustomerId, Scope, TokenRecord, ids};
+use clientele::domain::{Account, CustomerId, PreviousSecret, Scope, TokenRecord, ids};
 use clientele::ratelimit::RateLimit;
 use clientele::storage::postgres::PostgresStore;
 use clientele::storage::{
-    self, CursorQuery, IdempotencyRecord, Page, Precondition, SharedStore, Store, StoreError, Versions,
+    self, CursorQuery, IdempotencyRecord, Page, Precondition, Rotation, SharedStore, Store, StoreError, TokenChange,
+    Versions,
 };
+use clientele::usage::UsageRow;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{ConnectOptions, Connection};
 use tempfile::TempDir;
@@ -74,6 +77,9 @@ macro_rules! conformance {
 conformance!(
     accounts,
     tokens,
+    token_rotation_keeps_the_id_and_the_old_secret_for_its_grace,
+    admin_actions_are_audited_with_them_or_not_at_all,
+    usage_is_added_up_per_token_and_day,
     customers_insert_and_get,
     replace_with_each_precondition,
     delete_with_preconditions,
@@ -95,8 +101,35 @@ conformance!(
 
 async fn new_account(store: &SharedStore, name: &str) -> Account {
     let account = Account { id: ids::account_id(), name: name.to_owned(), created_at: 1_700_000_000 };
-    store.create_account(account.clone()).await.expect("create account");
+    store
+        .create_account(account.clone(), audited(AuditAction::AccountCreated, name, 1_700_000_000))
+        .await
+        .expect("create account");
     account
+}
+
+/// An audit entry by the user `tester`.
+fn audited(action: AuditAction, target: &str, at: i64) -> AuditEntry {
+    AuditEntry { at, actor: "tester".into(), action, target: target.into(), detail: None }
+}
+
+/// A token record of `account` for `secret`, created at 1_700_000_000.
+fn token_record(account: &Account, secret: &TokenSecret, scope: Scope, rate_limit: Option<RateLimit>) -> TokenRecord {
+    TokenRecord {
+        id: ids::token_id(),
+        account_id: account.id.clone(),
+        account_name: account.name.clone(),
+        prefix: secret.display_prefix().to_owned(),
+        hash: secret.hash(),
+        scope,
+        rate_limit,
+        created_at: 1_700_000_000,
+        last_used_at: None,
+        revoked_at: None,
+        name: None,
+        expires_at: None,
+        previous: None,
+    }
 }
 
 fn fields(name: &str, email: &str) -> CustomerFields {
@@ -174,7 +207,8 @@ async fn accounts(store: &SharedStore) {
     let alpha = new_account(store, "alpha").await;
 
     let duplicate = Account { id: ids::account_id(), name: "beta".into(), created_at: 1 };
-    assert!(matches!(store.create_account(duplicate).await, Err(StoreError::AlreadyExists)));
+    let audit = audited(AuditAction::AccountCreated, "beta", 1);
+    assert!(matches!(store.create_account(duplicate, audit).await, Err(StoreError::AlreadyExists)));
 
     // Listed by id, which is creation order.
     assert_eq!(store.list_accounts().await.unwrap(), vec![beta.clone(), alpha.clone()]);
@@ -188,16 +222,9 @@ async fn tokens(store: &SharedStore) {
     let make = |account: &Account, scope, rate_limit| {
         let secret = TokenSecret::generate();
         let record = TokenRecord {
-            id: ids::token_id(),
-            account_id: account.id.clone(),
-            account_name: account.name.clone(),
-            prefix: secret.display_prefix().to_owned(),
-            hash: secret.hash(),
-            scope,
-            rate_limit,
-            created_at: 1_700_000_000,
-            last_used_at: None,
-            revoked_at: None,
+            name: Some("ci-deploy".into()),
+            expires_at: Some(1_800_000_000),
+            ..token_record(account, &secret, scope, rate_limit)
         };
         (secret, record)
     };
@@ -205,11 +232,13 @@ async fn tokens(store: &SharedStore) {
     let (_, read) = make(&acme, Scope::Read, None);
     let (_, foreign) = make(&other, Scope::Write, None);
     for token in [&write, &read, &foreign] {
-        store.create_token(token.clone()).await.expect("create token");
+        let audit = audited(AuditAction::TokenCreated, token.id.as_str(), 1_700_000_000);
+        store.create_token(token.clone(), audit).await.expect("create token");
     }
     let mut same_hash = read.clone();
     same_hash.id = ids::token_id();
-    assert!(matches!(store.create_token(same_hash).await, Err(StoreError::AlreadyExists)));
+    let audit = audited(AuditAction::TokenCreated, same_hash.id.as_str(), 1_700_000_000);
+    assert!(matches!(store.create_token(same_hash, audit).await, Err(StoreError::AlreadyExists)));
 
     assert_eq!(store.find_token(TokenHash::of(secret.expose())).await.unwrap(), Some(write.clone()));
     assert_eq!(store.find_token(TokenHash::of("clt_unknown")).await.unwrap(), None);
@@ -218,14 +247,139 @@ async fn tokens(store: &SharedStore) {
     assert!(store.list_tokens(Some(&ids::account_id())).await.unwrap().is_empty());
 
     store.touch_token(&write.id, 1_700_000_050).await.expect("touch");
-    store.revoke_token(&read.id, 1_700_000_060).await.expect("revoke");
-    store.revoke_token(&read.id, 1_700_000_070).await.expect("revoking twice is fine");
-    assert!(matches!(store.revoke_token(&ids::token_id(), 1).await, Err(StoreError::NotFound)));
+    let revoke = |at| audited(AuditAction::TokenRevoked, read.id.as_str(), at);
+    let first = store.revoke_token(&read.id, revoke(1_700_000_060)).await.expect("revoke");
+    assert_eq!(first, TokenChange::Done(TokenRecord { revoked_at: Some(1_700_000_060), ..read.clone() }));
+    let second = store.revoke_token(&read.id, revoke(1_700_000_070)).await.expect("revoking twice is fine");
+    assert_eq!(second, TokenChange::AlreadyRevoked(TokenRecord { revoked_at: Some(1_700_000_060), ..read.clone() }));
+    let unknown = store.revoke_token(&ids::token_id(), revoke(1)).await;
+    assert!(matches!(unknown, Err(StoreError::NotFound)));
 
     let found = store.find_token(write.hash).await.unwrap().expect("token");
     assert_eq!((found.last_used_at, found.revoked_at), (Some(1_700_000_050), None));
     let revoked = store.find_token(read.hash).await.unwrap().expect("token");
     assert_eq!(revoked.revoked_at, Some(1_700_000_060), "the first revocation time is kept");
+}
+
+async fn token_rotation_keeps_the_id_and_the_old_secret_for_its_grace(store: &SharedStore) {
+    let acme = new_account(store, "acme").await;
+    let old = TokenSecret::generate();
+    let token = token_record(&acme, &old, Scope::Write, Some(RateLimit { limit: 5, window_secs: 60 }));
+    store.create_token(token.clone(), audited(AuditAction::TokenCreated, token.id.as_str(), 1)).await.unwrap();
+
+    let new = TokenSecret::generate();
+    let rotation = |secret: &TokenSecret, grace_until| Rotation {
+        token_id: token.id.clone(),
+        hash: secret.hash(),
+        prefix: secret.display_prefix().to_owned(),
+        grace_until,
+    };
+    let rotated = store
+        .rotate_token(rotation(&new, 1_700_086_400), audited(AuditAction::TokenRotated, token.id.as_str(), 2))
+        .await
+        .expect("rotate");
+    let expected = TokenRecord {
+        hash: new.hash(),
+        prefix: new.display_prefix().to_owned(),
+        previous: Some(PreviousSecret { hash: old.hash(), until: 1_700_086_400 }),
+        ..token.clone()
+    };
+    assert_eq!(rotated, TokenChange::Done(expected.clone()), "same id, account, scope and limit");
+    assert_eq!(store.find_token(new.hash()).await.unwrap(), Some(expected.clone()), "found by the new secret");
+    assert_eq!(store.find_token(old.hash()).await.unwrap(), Some(expected.clone()), "and by the old one");
+    assert_eq!(expected.secret_expires_at(&old.hash()), Some(1_700_086_400));
+    assert_eq!(expected.secret_expires_at(&new.hash()), None);
+
+    // A second rotation ends the first secret's grace: only the last one is kept.
+    let newest = TokenSecret::generate();
+    store.rotate_token(rotation(&newest, 5), audited(AuditAction::TokenRotated, token.id.as_str(), 3)).await.unwrap();
+    assert_eq!(store.find_token(old.hash()).await.unwrap(), None);
+    let found = store.find_token(new.hash()).await.unwrap().expect("the second secret, in its grace");
+    assert_eq!(found.previous, Some(PreviousSecret { hash: new.hash(), until: 5 }));
+
+    let revoke = audited(AuditAction::TokenRevoked, token.id.as_str(), 4);
+    store.revoke_token(&token.id, revoke).await.unwrap();
+    let refused = store.rotate_token(rotation(&TokenSecret::generate(), 9), audited(AuditAction::TokenRotated, "t", 5));
+    assert!(matches!(refused.await, Ok(TokenChange::AlreadyRevoked(_))), "a revoked token keeps its secrets");
+    assert!(store.find_token(newest.hash()).await.unwrap().is_some());
+    let unknown = Rotation { token_id: ids::token_id(), ..rotation(&TokenSecret::generate(), 9) };
+    let unknown = store.rotate_token(unknown, audited(AuditAction::TokenRotated, "t", 6)).await;
+    assert!(matches!(unknown, Err(StoreError::NotFound)));
+}
+
+async fn usage_is_added_up_per_token_and_day(store: &SharedStore) {
+    let (acme, other) = (new_account(store, "acme").await, new_account(store, "other").await);
+    let mut tokens = Vec::new();
+    for account in [&acme, &acme, &other] {
+        let token = token_record(account, &TokenSecret::generate(), Scope::Read, None);
+        store.create_token(token.clone(), audited(AuditAction::TokenCreated, token.id.as_str(), 1)).await.unwrap();
+        tokens.push(token.id);
+    }
+    let row = |token: usize, day, counts| UsageRow { token_id: tokens[token].clone(), day, counts };
+    store.add_usage(vec![row(0, 100, [1, 0, 0, 0, 0]), row(1, 100, [0, 1, 0, 0, 0])]).await.unwrap();
+    // A second flush (another instance, say) adds to the same rows; a row twice in one flush adds up too.
+    store
+        .add_usage(vec![row(0, 100, [1, 1, 1, 1, 1]), row(0, 101, [5, 0, 0, 0, 0]), row(0, 101, [1, 0, 0, 0, 0])])
+        .await
+        .unwrap();
+    store.add_usage(vec![row(2, 101, [0, 0, 0, 0, 7])]).await.unwrap();
+    store.add_usage(vec![]).await.unwrap();
+
+    let all = store.list_usage(None, None, 0).await.unwrap();
+    let mut expected = vec![
+        row(0, 100, [2, 1, 1, 1, 1]),
+        row(0, 101, [6, 0, 0, 0, 0]),
+        row(1, 100, [0, 1, 0, 0, 0]),
+        row(2, 101, [0, 0, 0, 0, 7]),
+    ];
+    expected.sort_by(|a, b| (&a.token_id, a.day).cmp(&(&b.token_id, b.day)));
+    assert_eq!(all, expected, "by token and day");
+    let acme_only = store.list_usage(Some(&acme.id), None, 0).await.unwrap();
+    assert_eq!(acme_only.len(), 3, "{acme_only:?}");
+    assert_eq!(store.list_usage(None, Some(&tokens[0]), 101).await.unwrap(), vec![row(0, 101, [6, 0, 0, 0, 0])]);
+    assert!(store.list_usage(Some(&other.id), Some(&tokens[0]), 0).await.unwrap().is_empty());
+}
+
+async fn admin_actions_are_audited_with_them_or_not_at_all(store: &SharedStore) {
+    let acme = new_account(store, "acme").await;
+    let secret = TokenSecret::generate();
+    let token = token_record(&acme, &secret, Scope::Read, None);
+    store
+        .create_token(token.clone(), audited(AuditAction::TokenCreated, token.id.as_str(), 1_700_000_010))
+        .await
+        .unwrap();
+    let new_hash = TokenSecret::generate().hash();
+    let rotation =
+        Rotation { token_id: token.id.clone(), hash: new_hash, prefix: "clt_abcd".into(), grace_until: 1_700_000_100 };
+    store.rotate_token(rotation, audited(AuditAction::TokenRotated, token.id.as_str(), 1_700_000_020)).await.unwrap();
+    store.revoke_token(&token.id, audited(AuditAction::TokenRevoked, token.id.as_str(), 1_700_000_030)).await.unwrap();
+
+    // Failed actions leave no entry: each is written in its action's transaction.
+    let taken = Account { id: ids::account_id(), name: "acme".into(), created_at: 2 };
+    let failed = store.create_account(taken, audited(AuditAction::AccountCreated, "acme-again", 1_700_000_040)).await;
+    assert!(matches!(failed, Err(StoreError::AlreadyExists)));
+    let same_hash = TokenRecord { id: ids::token_id(), hash: new_hash, ..token.clone() };
+    let failed = store.create_token(same_hash, audited(AuditAction::TokenCreated, "tok_dup", 1_700_000_050)).await;
+    assert!(matches!(failed, Err(StoreError::AlreadyExists)));
+    // Revoking again changes nothing, and records nothing.
+    let again = store.revoke_token(&token.id, audited(AuditAction::TokenRevoked, "again", 1_700_000_060)).await;
+    assert!(matches!(again, Ok(TokenChange::AlreadyRevoked(_))));
+
+    let entries = store.list_audit(0).await.unwrap();
+    let seen: Vec<(i64, AuditAction, &str)> =
+        entries.iter().map(|entry| (entry.at, entry.action, entry.target.as_str())).collect();
+    assert_eq!(
+        seen,
+        [
+            (1_700_000_000, AuditAction::AccountCreated, "acme"),
+            (1_700_000_010, AuditAction::TokenCreated, token.id.as_str()),
+            (1_700_000_020, AuditAction::TokenRotated, token.id.as_str()),
+            (1_700_000_030, AuditAction::TokenRevoked, token.id.as_str()),
+        ]
+    );
+    assert!(entries.iter().all(|entry| entry.actor == "tester"));
+    let recent = store.list_audit(1_700_000_020).await.unwrap();
+    assert_eq!(recent.len(), 2, "since is inclusive: {recent:?}");
 }
 
 async fn customers_insert_and_get(store: &SharedStore) {
@@ -755,7 +909,8 @@ mod needs_postgres_only {
         assert_eq!(store.find_account("acme").await.unwrap(), Some(account.clone()));
         assert_eq!(store.get_customer(&account.id, &customer.id).await.unwrap(), Some(customer.clone()));
 
-        let created = store.create_account(Account { id: ids::account_id(), name: "beta".into(), created_at: 1 }).await;
+        let beta = Account { id: ids::account_id(), name: "beta".into(), created_at: 1 };
+        let created = store.create_account(beta, audited(AuditAction::AccountCreated, "beta", 1)).await;
         assert!(matches!(created, Err(StoreError::Unavailable(_))), "{created:?}");
         let inserted = store
             .insert_customer(&account.id, Customer::create(ids::customer_id(), fields("B", "b@c.co"), 1), None)
@@ -768,7 +923,8 @@ mod needs_postgres_only {
         assert!(matches!(replaced.await, Err(StoreError::Unavailable(_))));
         let deleted = store.delete_customer(&account.id, &customer.id, Precondition::NONE).await;
         assert!(matches!(deleted, Err(StoreError::Unavailable(_))), "{deleted:?}");
-        assert!(matches!(store.revoke_token(&ids::token_id(), 1).await, Err(StoreError::Unavailable(_))));
+        let revoked = store.revoke_token(&ids::token_id(), audited(AuditAction::TokenRevoked, "tok_x", 1)).await;
+        assert!(matches!(revoked, Err(StoreError::Unavailable(_))), "{revoked:?}");
         assert_eq!(writable.get_customer(&account.id, &customer.id).await.unwrap(), Some(customer), "nothing written");
     }
 }

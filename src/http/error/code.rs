@@ -17,6 +17,8 @@ pub enum ErrorCode {
     ParameterUnknown,
     TokenMissing,
     TokenInvalid,
+    /// Past its expiry, or a rotated-out secret past its grace (API.md §2).
+    TokenExpired,
     ScopeInsufficient,
     ResourceNotFound,
     RouteNotFound,
@@ -46,13 +48,14 @@ pub enum ErrorType {
 
 impl ErrorCode {
     /// Every code, in the order of API.md §4's table.
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 22] = [
         Self::BodyInvalidJson,
         Self::ParameterMissing,
         Self::ParameterInvalid,
         Self::ParameterUnknown,
         Self::TokenMissing,
         Self::TokenInvalid,
+        Self::TokenExpired,
         Self::ScopeInsufficient,
         Self::ResourceNotFound,
         Self::RouteNotFound,
@@ -79,6 +82,7 @@ impl ErrorCode {
             Self::ParameterUnknown => "parameter_unknown",
             Self::TokenMissing => "token_missing",
             Self::TokenInvalid => "token_invalid",
+            Self::TokenExpired => "token_expired",
             Self::ScopeInsufficient => "scope_insufficient",
             Self::ResourceNotFound => "resource_not_found",
             Self::RouteNotFound => "route_not_found",
@@ -103,7 +107,7 @@ impl ErrorCode {
             Self::BodyInvalidJson | Self::ParameterMissing | Self::ParameterInvalid | Self::ParameterUnknown => {
                 StatusCode::BAD_REQUEST
             }
-            Self::TokenMissing | Self::TokenInvalid => StatusCode::UNAUTHORIZED,
+            Self::TokenMissing | Self::TokenInvalid | Self::TokenExpired => StatusCode::UNAUTHORIZED,
             Self::ScopeInsufficient => StatusCode::FORBIDDEN,
             Self::ResourceNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -141,6 +145,9 @@ impl ErrorCode {
             Self::ParameterUnknown => "unknown parameter",
             Self::TokenMissing => "send a token in the header Authorization: Bearer <token>",
             Self::TokenInvalid => "the token is unknown, malformed or revoked",
+            Self::TokenExpired => {
+                "the token has expired (or was rotated and its grace period has ended); ask for a new one"
+            }
             Self::ScopeInsufficient => "this token has the read scope; writes need a write token",
             Self::ResourceNotFound => "no such resource",
             Self::RouteNotFound => "no such route; customers live at /v1/customers and /v2/customers",

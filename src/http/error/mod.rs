@@ -40,9 +40,14 @@ impl From<ErrorCode> for ApiError {
         let error = Self::new(code, code.default_message());
         match code {
             ErrorCode::TokenMissing => error.with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")),
+            // RFC 6750 §3.1: an expired token is an `invalid_token` too; the description says which.
             ErrorCode::TokenInvalid => {
                 error.with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""))
             }
+            ErrorCode::TokenExpired => error.with_header(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer error=\"invalid_token\", error_description=\"the token expired\""),
+            ),
             ErrorCode::ServiceUnavailable => {
                 error.with_header(header::RETRY_AFTER, HeaderValue::from(UNAVAILABLE_RETRY_AFTER_SECS))
             }

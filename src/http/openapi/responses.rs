@@ -44,10 +44,12 @@ pub const ERROR_RESPONSES: &[ErrorResponse] = &[
     ErrorResponse {
         name: "Unauthorized",
         status: 401,
-        description: "No token, or an unknown, malformed or revoked one.",
+        description: "No token, an unknown, malformed or revoked one, or an expired one (past its expiry, or a \
+                      rotated-out secret past its grace period).",
         codes: &[
             (ErrorCode::TokenMissing, "send a token in the header Authorization: Bearer <token>", None),
             (ErrorCode::TokenInvalid, "the token is unknown, malformed or revoked", None),
+            (ErrorCode::TokenExpired, ErrorCode::TokenExpired.default_message(), None),
         ],
     },
     ErrorResponse {

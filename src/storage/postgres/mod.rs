@@ -10,6 +10,7 @@ mod data_migrations;
 mod error;
 mod gates;
 mod queries;
+mod usage;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -23,12 +24,16 @@ use sqlx::{Connection, Executor, PgConnection};
 use self::breaker::Breaker;
 pub use self::error::from_sqlx;
 use self::gates::WriteGates;
-use super::{CursorQuery, IdempotencyRecord, OpenError, Page, PoolStatus, Precondition, Store, StoreError, redact_url};
+use super::{
+    CursorQuery, IdempotencyRecord, OpenError, Page, PoolStatus, Precondition, Rotation, Store, StoreError,
+    TokenChange, redact_url,
+};
 use crate::deadline::Budget;
 use crate::domain::customer::Customer;
 use crate::domain::token::TokenHash;
-use crate::domain::{Account, AccountId, CustomerFields, CustomerId, TokenId, TokenRecord};
+use crate::domain::{Account, AccountId, AuditEntry, CustomerFields, CustomerId, TokenId, TokenRecord};
 use crate::secrets::redact_quoting;
+use crate::usage::UsageRow;
 
 /// The schema, from `migrations/postgres`, compiled into the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -180,8 +185,8 @@ impl Store for PostgresStore {
         Some(PoolStatus { size: self.pool.size(), idle, max: self.pool.options().get_max_connections() })
     }
 
-    async fn create_account(&self, account: Account) -> Result<(), StoreError> {
-        self.breaker.run(admin::create_account(&self.pool, &account)).await
+    async fn create_account(&self, account: Account, audit: AuditEntry) -> Result<(), StoreError> {
+        self.breaker.run(admin::create_account(&self.pool, &account, &audit)).await
     }
 
     async fn list_accounts(&self) -> Result<Vec<Account>, StoreError> {
@@ -192,8 +197,8 @@ impl Store for PostgresStore {
         self.breaker.run(admin::find_account(&self.pool, name)).await
     }
 
-    async fn create_token(&self, token: TokenRecord) -> Result<(), StoreError> {
-        self.breaker.run(admin::create_token(&self.pool, &token)).await
+    async fn create_token(&self, token: TokenRecord, audit: AuditEntry) -> Result<(), StoreError> {
+        self.breaker.run(admin::create_token(&self.pool, &token, &audit)).await
     }
 
     async fn list_tokens(&self, account_id: Option<&AccountId>) -> Result<Vec<TokenRecord>, StoreError> {
@@ -204,8 +209,29 @@ impl Store for PostgresStore {
         self.breaker.run(admin::find_token(&self.pool, &hash)).await
     }
 
-    async fn revoke_token(&self, token_id: &TokenId, at: i64) -> Result<(), StoreError> {
-        self.breaker.run(admin::revoke_token(&self.pool, token_id, at)).await
+    async fn revoke_token(&self, token_id: &TokenId, audit: AuditEntry) -> Result<TokenChange, StoreError> {
+        self.breaker.run(admin::revoke_token(&self.pool, token_id, &audit)).await
+    }
+
+    async fn rotate_token(&self, rotation: Rotation, audit: AuditEntry) -> Result<TokenChange, StoreError> {
+        self.breaker.run(admin::rotate_token(&self.pool, &rotation, &audit)).await
+    }
+
+    async fn list_audit(&self, since: i64) -> Result<Vec<AuditEntry>, StoreError> {
+        self.breaker.run(admin::list_audit(&self.pool, since)).await
+    }
+
+    async fn add_usage(&self, rows: Vec<UsageRow>) -> Result<(), StoreError> {
+        self.breaker.run(usage::add_usage(&self.pool, &rows)).await
+    }
+
+    async fn list_usage(
+        &self,
+        account_id: Option<&AccountId>,
+        token_id: Option<&TokenId>,
+        since_day: i64,
+    ) -> Result<Vec<UsageRow>, StoreError> {
+        self.breaker.run(usage::list_usage(&self.pool, account_id, token_id, since_day)).await
     }
 
     async fn touch_token(&self, token_id: &TokenId, at: i64) -> Result<(), StoreError> {

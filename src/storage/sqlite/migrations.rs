@@ -15,6 +15,10 @@ const MIGRATIONS: &[Migration] = &[
     Migration::Sql(include_str!("../../../migrations/sqlite/0001_init.sql")),
     // Emails are matched by Unicode full case folding (API.md §3), not lower case.
     Migration::Rust(recompute_email_keys),
+    // Token names, expiry and rotation; the audit log (API.md §7, "Token lifecycle").
+    Migration::Sql(include_str!("../../../migrations/sqlite/0003_token_lifecycle.sql")),
+    // Requests per token and day (API.md §7, `tokens usage`).
+    Migration::Sql(include_str!("../../../migrations/sqlite/0004_token_usage.sql")),
 ];
 
 /// Applies the missing migrations in one exclusive transaction, so two

@@ -6,17 +6,19 @@ mod error;
 mod migrations;
 mod queries;
 mod runtime;
+mod usage;
 
 use std::path::PathBuf;
 
 use async_trait::async_trait;
 
 use self::runtime::Runtime;
-use super::{CursorQuery, IdempotencyRecord, OpenError, Page, Precondition, Store, StoreError};
+use super::{CursorQuery, IdempotencyRecord, OpenError, Page, Precondition, Rotation, Store, StoreError, TokenChange};
 use crate::deadline::Budget;
 use crate::domain::customer::Customer;
 use crate::domain::token::TokenHash;
-use crate::domain::{Account, AccountId, CustomerFields, CustomerId, TokenId, TokenRecord};
+use crate::domain::{Account, AccountId, AuditEntry, CustomerFields, CustomerId, TokenId, TokenRecord};
+use crate::usage::UsageRow;
 
 /// Reader threads: enough to keep both cores busy while some wait on the disk.
 const READERS: usize = 4;
@@ -28,6 +30,21 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the file at `path` and brings its schema up to date.
     pub async fn open(path: &str) -> Result<Self, OpenError> {
+        Self::open_with(path, Budget::default()).await
+    }
+
+    /// [`SqliteStore::open`] for a file that must already exist: the admin
+    /// commands never create a database (API.md §7), only `serve` does.
+    pub async fn open_existing(path: &str) -> Result<Self, OpenError> {
+        let probe = PathBuf::from(path);
+        let exists = tokio::task::spawn_blocking(move || runtime::open_existing(&probe).is_ok())
+            .await
+            .map_err(|error| OpenError::Open(error.to_string()))?;
+        if !exists {
+            return Err(OpenError::Open(format!(
+                "{path}: no database there (only `clientele serve` creates one); check --database-url"
+            )));
+        }
         Self::open_with(path, Budget::default()).await
     }
 
@@ -53,8 +70,8 @@ impl Store for SqliteStore {
         self.runtime.read(|connection| Ok(connection.query_row("SELECT 1", [], |_| Ok(()))?)).await
     }
 
-    async fn create_account(&self, account: Account) -> Result<(), StoreError> {
-        self.runtime.write(move |connection| admin::create_account(connection, &account)).await
+    async fn create_account(&self, account: Account, audit: AuditEntry) -> Result<(), StoreError> {
+        self.runtime.write(move |connection| admin::create_account(connection, &account, &audit)).await
     }
 
     async fn list_accounts(&self) -> Result<Vec<Account>, StoreError> {
@@ -66,8 +83,8 @@ impl Store for SqliteStore {
         self.runtime.read(move |connection| Ok(admin::find_account(connection, &name)?)).await
     }
 
-    async fn create_token(&self, token: TokenRecord) -> Result<(), StoreError> {
-        self.runtime.write(move |connection| admin::create_token(connection, &token)).await
+    async fn create_token(&self, token: TokenRecord, audit: AuditEntry) -> Result<(), StoreError> {
+        self.runtime.write(move |connection| admin::create_token(connection, &token, &audit)).await
     }
 
     async fn list_tokens(&self, account_id: Option<&AccountId>) -> Result<Vec<TokenRecord>, StoreError> {
@@ -79,9 +96,35 @@ impl Store for SqliteStore {
         self.runtime.read_inline(|connection| Ok(admin::find_token(connection, &hash)?))
     }
 
-    async fn revoke_token(&self, token_id: &TokenId, at: i64) -> Result<(), StoreError> {
+    async fn revoke_token(&self, token_id: &TokenId, audit: AuditEntry) -> Result<TokenChange, StoreError> {
         let token_id = token_id.clone();
-        self.runtime.write(move |connection| admin::revoke_token(connection, &token_id, at)).await
+        self.runtime.write(move |connection| admin::revoke_token(connection, &token_id, &audit)).await
+    }
+
+    async fn rotate_token(&self, rotation: Rotation, audit: AuditEntry) -> Result<TokenChange, StoreError> {
+        self.runtime.write(move |connection| admin::rotate_token(connection, &rotation, &audit)).await
+    }
+
+    async fn list_audit(&self, since: i64) -> Result<Vec<AuditEntry>, StoreError> {
+        self.runtime.read(move |connection| Ok(admin::list_audit(connection, since)?)).await
+    }
+
+    async fn add_usage(&self, rows: Vec<UsageRow>) -> Result<(), StoreError> {
+        self.runtime.write(move |connection| usage::add_usage(connection, &rows)).await
+    }
+
+    async fn list_usage(
+        &self,
+        account_id: Option<&AccountId>,
+        token_id: Option<&TokenId>,
+        since_day: i64,
+    ) -> Result<Vec<UsageRow>, StoreError> {
+        let (account_id, token_id) = (account_id.cloned(), token_id.cloned());
+        self.runtime
+            .read(move |connection| {
+                Ok(usage::list_usage(connection, account_id.as_ref(), token_id.as_ref(), since_day)?)
+            })
+            .await
     }
 
     async fn touch_token(&self, token_id: &TokenId, at: i64) -> Result<(), StoreError> {

@@ -197,6 +197,11 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     Ok(connection)
 }
 
+/// Opens the file at `path` only if it exists (never creating it).
+pub fn open_existing(path: &Path) -> rusqlite::Result<Connection> {
+    Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+}
+
 fn spawn(name: String, body: impl FnOnce() + Send + 'static) {
     thread::Builder::new().name(name).spawn(body).expect("the OS refused to start a database thread");
 }

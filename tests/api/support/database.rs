@@ -98,6 +98,19 @@ impl TestDatabase {
         Self { url, postgres: Some(database) }
     }
 
+    /// Makes sure the database exists, as a first `serve` would leave it
+    /// (the admin commands never create one): on SQLite, creates the file and
+    /// its schema unless it exists; a PostgreSQL test database always does.
+    pub fn ensure_created(&self) {
+        if !self.is_sqlite() {
+            return;
+        }
+        let url = self.url.clone();
+        block_on_own_thread(async move { storage::open(&url).await.map(drop) })
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            .expect("create the SQLite test database");
+    }
+
     /// Which backend holds it.
     pub fn backend(&self) -> Backend {
         if self.postgres.is_some() { Backend::Postgres } else { Backend::Sqlite }

@@ -116,14 +116,23 @@ impl Sandbox {
         Self::with(dir, database)
     }
 
+    /// The database is created first (on SQLite), as `serve` would: the admin commands never create one.
     fn with(dir: TempDir, database: TestDatabase) -> Self {
+        database.ensure_created();
         let url = database.url.clone();
         Self { dir, database, url }
     }
 
-    /// Another database of the same backend (on SQLite, `file` in the same directory).
+    /// Another database of the same backend (on SQLite, `file` in the same directory, created).
     pub fn other_database(&self, file: &str) -> TestDatabase {
-        TestDatabase::create_blocking(self.dir.path(), file)
+        let database = TestDatabase::create_blocking(self.dir.path(), file);
+        database.ensure_created();
+        database
+    }
+
+    /// A SQLite URL in this directory whose file does not exist (yet).
+    pub fn missing_sqlite_url(&self, file: &str) -> String {
+        TestDatabase::sqlite(self.dir.path(), file).url
     }
 
     /// [`command`], working in this directory.
