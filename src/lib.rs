@@ -8,8 +8,9 @@
 //!                                   ─> storage::Store (trait) ─> storage::sqlite | storage::postgres
 //! ```
 //!
-//! Nothing below `http` knows axum; no module imports one that imports it
-//! (`scripts/module-cycles.py` checks).
+//! Nothing below `http` uses axum's routing, extractors or middleware (`config`
+//! and `metrics` borrow the `http` crate's header and status types); no module
+//! imports one that imports it (`scripts/module-cycles.py` checks).
 //!
 //! * [`http`] is the HTTP layer. [`http::edge`] gives every request its
 //!   `X-Request-Id` and a tracing span, turns panics into a JSON 500, renders
@@ -48,6 +49,7 @@
 //!   body and idle timeouts, the connection cap and the shutdown deadline.
 
 pub mod admin;
+pub mod api_version;
 pub mod app;
 pub mod auth;
 pub mod build_info;

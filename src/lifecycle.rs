@@ -9,7 +9,7 @@ use std::str::FromStr;
 use time::macros::format_description;
 use time::{Date, OffsetDateTime};
 
-use crate::http::version::ApiVersion;
+use crate::api_version::ApiVersion;
 
 /// One `VERSION=DATE` setting, as `--deprecate` and `--sunset` take it:
 /// `v1=2027-06-30` means midnight UTC at the start of that day.

@@ -6,9 +6,9 @@ use anyhow::{Context, bail};
 use clap::Args;
 
 use super::serve::parse_public_url;
+use crate::api_version::ApiVersion;
 use crate::domain::Scope;
 use crate::http::documents::{Tailoring, document, render, tailored};
-use crate::http::version::ApiVersion;
 use crate::lifecycle::{Deprecation, VersionDate};
 use crate::ratelimit::RateLimit;
 use crate::storage::SharedStore;

@@ -117,17 +117,18 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
     init_logging(args.log_format);
     let deprecations = Deprecation::combine(&args.deprecate, &args.sunset).map_err(anyhow::Error::msg)?;
     let store = storage::open_with(database_url, Budget::new(args.request_deadline)).await?;
-    // Bind before bootstrapping, so a start that cannot listen prints no token and creates nothing.
-    let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
-    if !args.no_bootstrap {
-        bootstrap(&store).await?;
-    }
+    // Every setting is checked, and the listener bound, before bootstrapping: a start
+    // that fails prints no token and creates nothing.
     let limiter = match &args.redis_url {
         Some(url) => RateLimiter::with_redis(RedisLimiter::connect(url.expose()).map_err(|error| {
             anyhow::anyhow!("invalid Redis URL '{url}': {}", redact_quoting(&error.to_string(), url.expose()))
         })?),
         None => RateLimiter::in_memory(),
     };
+    let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
+    if !args.no_bootstrap {
+        bootstrap(&store).await?;
+    }
     let config = ServerConfig {
         default_rate_limit: args.default_rate_limit,
         auth_failure_limit: args.auth_failure_limit,

@@ -75,7 +75,9 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
     };
     let caller = Caller { account_id: principal.account_id.clone().into() };
     let token_id = principal.token_id.clone();
-    let mut response = if !decision.allowed {
+    // A route that counts toward no limit is not refused by it either (API.md §2: `GET /v2/token`
+    // answers while the token is over its limit, and says so).
+    let mut response = if !decision.allowed && !uncounted {
         ApiError::over_rate_limit(decision.reset_secs).into_response()
     } else if principal.scope == Scope::Read && !matches!(*request.method(), Method::GET | Method::HEAD) {
         ApiError::from(ErrorCode::ScopeInsufficient).into_response()

@@ -43,33 +43,35 @@ fn parse_condition(headers: &HeaderMap, name: &header::HeaderName) -> Result<Opt
         )
     };
     let mut tags = Vec::new();
-    let mut seen = false;
+    let (mut seen, mut any) = (false, false);
     for value in headers.get_all(name) {
         seen = true;
         let text = value.to_str().map_err(|_| malformed())?;
         for item in list_items(text).map(str::trim).filter(|item| !item.is_empty()) {
             if item == "*" {
-                return Ok(Some(Condition::Any));
+                any = true;
+                continue;
             }
             let (weak, quoted) = match item.strip_prefix("W/") {
                 Some(rest) => (true, rest),
                 None => (false, item),
             };
+            // RFC 9110 §8.8.3: etagc = %x21 / %x23-7E / obs-text, between the quotes.
             let opaque = quoted
                 .strip_prefix('"')
                 .and_then(|rest| rest.strip_suffix('"'))
-                .filter(|inner| !inner.contains('"'))
+                .filter(|inner| inner.bytes().all(|b| b == 0x21 || (0x23..=0x7e).contains(&b) || b >= 0x80))
                 .ok_or_else(malformed)?;
             tags.push(EntityTag { weak, opaque: opaque.to_owned() });
         }
     }
-    if !seen {
-        return Ok(None);
+    // `*` stands alone (RFC 9110 §13.1.1: `"*" / #entity-tag`), never in a list with tags.
+    match (seen, any, tags.is_empty()) {
+        (false, ..) => Ok(None),
+        (true, true, true) => Ok(Some(Condition::Any)),
+        (true, false, false) => Ok(Some(Condition::Tags(tags))),
+        _ => Err(malformed()),
     }
-    if tags.is_empty() {
-        return Err(malformed());
-    }
-    Ok(Some(Condition::Tags(tags)))
 }
 
 /// The items of a comma-separated header value; a comma inside a quoted entity
@@ -283,6 +285,12 @@ mod tests {
         // A comma inside a quoted tag is part of the tag, not a separator.
         assert_eq!(parse(&["\"a,b\", \"4\""]).unwrap(), Some(Listed(vec![4])));
         assert!(parse(&["\"a,b"]).is_err());
+        // `*` stands alone; the characters between the quotes are those RFC 9110 allows.
+        assert!(parse(&["*, \"7\""]).is_err());
+        assert!(parse(&["*", "\"7\""]).is_err());
+        assert!(parse(&["*, garbage"]).is_err());
+        assert!(parse(&["\"a b\""]).is_err());
+        assert_eq!(parse(&["\"1\","]).unwrap(), Some(Listed(vec![1])));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use super::conditional::{ReadOutcome, etag, evaluate_read, not_modified, precond
 use super::error::ApiError;
 use super::idempotency::{self, IdempotencyKey};
 use super::response::json_response;
-use super::version::ApiVersion;
+use crate::api_version::ApiVersion;
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::domain::time::now_unix;

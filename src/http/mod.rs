@@ -27,7 +27,6 @@ pub mod query;
 pub mod response;
 pub mod v1;
 pub mod v2;
-pub mod version;
 pub mod wire;
 
 use axum::Router;
@@ -36,7 +35,7 @@ use axum::response::Redirect;
 use axum::routing::get;
 
 use self::error::{ApiError, ErrorCode};
-use self::version::ApiVersion;
+use crate::api_version::ApiVersion;
 use crate::app::AppState;
 
 /// Every route, behind the edge layer (then CORS, with `--cors-origin`); `/v1`

@@ -98,8 +98,18 @@ async fn serve_never_logs_a_redis_password() {
         serve_and_look(&sandbox.url, &redis_url, &redis_url).await;
     }
     // A Redis URL that does not parse is refused in one line, masked.
-    let output =
-        run(&["--database-url", &sandbox.url, "serve", "--redis-url", &format!("redis://:{PASSWORD}@[bad")], None);
+    let output = run(
+        &[
+            "--database-url",
+            &sandbox.url,
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--redis-url",
+            &format!("redis://:{PASSWORD}@[bad"),
+        ],
+        None,
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("invalid Redis URL"), "{stderr}");

@@ -5,6 +5,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 
 use super::wire::{CustomerInputV1, CustomerListV1, CustomerV1, OffsetPage};
+use crate::api_version::ApiVersion;
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::domain::time::now_unix;
@@ -19,7 +20,6 @@ use crate::http::openapi::responses::{
 };
 use crate::http::query::Query;
 use crate::http::response::{json_response, to_json};
-use crate::http::version::ApiVersion;
 use crate::http::wire::from_object;
 
 const VERSION: ApiVersion = ApiVersion::V1;

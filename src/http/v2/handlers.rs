@@ -5,6 +5,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 
 use super::wire::{CursorPage, CustomerInputV2, CustomerListV2, CustomerV2};
+use crate::api_version::ApiVersion;
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::domain::customer::normalize_email;
@@ -20,7 +21,6 @@ use crate::http::openapi::responses::{
 };
 use crate::http::query::Query;
 use crate::http::response::{json_response, to_json};
-use crate::http::version::ApiVersion;
 use crate::http::wire::from_object;
 use crate::storage::CursorQuery;
 

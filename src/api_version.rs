@@ -1,4 +1,4 @@
-//! The API versions, told apart by type rather than by string.
+//! The API versions (API.md §1), told apart by type rather than by string.
 
 use crate::domain::CustomerId;
 
