@@ -117,7 +117,7 @@ fn volatile() -> Regex {
         r"|(?P<time>\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z)",
         r"|(?P<date>\b[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT)",
         r"|(?P<unix>\b1\d{9}\b)",
-        r"|(?P<reset>(?:x-ratelimit-reset: |retry-after: |reset=|retry-after=|;t=)\d+)",
+        r#"|(?P<reset>(?:x-ratelimit-reset: |retry-after: |reset=|retry-after=|;t=|"reset":)\d+)"#,
         // The commit `clientele --version` names.
         r"|(?P<commit>\(commit (?:[0-9a-f]{40}|unknown)\))",
     ))
