@@ -36,6 +36,9 @@
 //! * [`deadline`] bounds every request (`--request-timeout`): the HTTP layer
 //!   answers 503 by then ([`http::deadline`]), and the stores stop its
 //!   database work before, so a write answered 503 is never applied.
+//! * [`logging`] installs the log subscriber, whose lines are written by a
+//!   thread of their own through a bounded, lossy queue (dropped lines are
+//!   counted in [`metrics`]), so no request waits on stderr.
 //! * [`secrets`] masks passwords wherever a connection URL is printed.
 //!
 //! `API.md §N` in comments and docs means section N of `docs/API.md`, the API
@@ -51,6 +54,7 @@ pub mod deadline;
 pub mod domain;
 pub mod http;
 pub mod idempotency;
+pub mod logging;
 pub mod metrics;
 pub mod ratelimit;
 pub mod secrets;

@@ -1,6 +1,5 @@
 //! `clientele serve`: open the store, bootstrap an empty one, listen, drain on a signal.
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -15,6 +14,7 @@ use crate::app::AppState;
 use crate::config::ServerConfig;
 use crate::deadline::{Budget, parse_request_timeout};
 use crate::domain::Scope;
+use crate::logging;
 use crate::ratelimit::{RateLimit, RateLimiter, RedisLimiter};
 use crate::secrets::{SecretUrl, redact, redact_quoting};
 use crate::server;
@@ -63,7 +63,8 @@ enum LogFormat {
 }
 
 pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
-    init_logging(args.log_format);
+    // Dropped when `run` returns, after the graceful shutdown: the queued lines are written then.
+    let _log = init_logging(args.log_format);
     let store = storage::open_with(database_url, Budget::new(args.request_timeout)).await?;
     // Bind before bootstrapping, so a start that cannot listen prints no token and creates nothing.
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -124,15 +125,13 @@ fn announce(lines: &[String]) {
     }
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CLIENTELE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
-        // Colours only for a person at a terminal, not in a file or a collector.
-        LogFormat::Pretty => builder.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => builder.json().init(),
-    }
+/// Logs to stderr off the request path (see [`crate::logging`]); colours only
+/// for a person at a terminal, not in a file or a collector.
+fn init_logging(format: LogFormat) -> logging::LogGuard {
+    logging::init_stderr(match format {
+        LogFormat::Pretty => logging::Format::Pretty,
+        LogFormat::Json => logging::Format::Json,
+    })
 }
 
 /// A future that resolves on SIGINT or SIGTERM. The handlers are installed
