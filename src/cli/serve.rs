@@ -18,7 +18,8 @@ use crate::logging;
 use crate::ratelimit::{RateLimit, RateLimiter, RedisLimiter};
 use crate::secrets::{SecretUrl, redact, redact_quoting};
 use crate::server;
-use crate::storage::{self, SharedStore};
+use crate::storage::sqlite::Synchronous;
+use crate::storage::{self, OpenOptions, SharedStore};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -54,6 +55,26 @@ pub struct ServeArgs {
     /// Log lines for people or for machines.
     #[arg(long, env = "CLIENTELE_LOG_FORMAT", value_enum, default_value = "pretty")]
     log_format: LogFormat,
+
+    /// SQLite: `full` flushes each commit to disk before answering, so an acknowledged write
+    /// survives a power cut; `normal` may lose the last ones then, for speed (API.md §7).
+    #[arg(long, env = "CLIENTELE_SQLITE_SYNCHRONOUS", value_enum, default_value = "full")]
+    sqlite_synchronous: SqliteSynchronous,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum SqliteSynchronous {
+    Full,
+    Normal,
+}
+
+impl From<SqliteSynchronous> for Synchronous {
+    fn from(value: SqliteSynchronous) -> Self {
+        match value {
+            SqliteSynchronous::Full => Synchronous::Full,
+            SqliteSynchronous::Normal => Synchronous::Normal,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -65,7 +86,9 @@ enum LogFormat {
 pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
     // Dropped when `run` returns, after the graceful shutdown: the queued lines are written then.
     let _log = init_logging(args.log_format);
-    let store = storage::open_with(database_url, Budget::new(args.request_timeout)).await?;
+    let options =
+        OpenOptions { budget: Budget::new(args.request_timeout), sqlite_synchronous: args.sqlite_synchronous.into() };
+    let store = storage::open_with_options(database_url, options).await?;
     // Bind before bootstrapping, so a start that cannot listen prints no token and creates nothing.
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     if !args.no_bootstrap {
