@@ -1,4 +1,12 @@
-//! Counters in Redis, shared by every instance: one atomic script call per request.
+//! Counters in Redis, shared by every instance: one `INCR` per request on
+//! one multiplexed connection.
+//!
+//! Each window of each key is one Redis key. `INCR` is atomic, so every
+//! instance's request gets a distinct count and the limit is exact. The
+//! window's first request (count 1) also sets the key's expiry, a second past
+//! the window's end (`PEXPIRE`, one more round trip once per key and window).
+//! A process that dies between the two leaves one key without expiry; it is
+//! never counted again, since the next window has a key of its own.
 //!
 //! A Redis that fails or takes longer than [`TIMEOUT`] marks the limiter
 //! degraded: requests are then counted locally (the caller falls back to its
@@ -8,20 +16,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use redis::Client;
 use redis::aio::ConnectionManager;
-use redis::{Client, Script};
 
 use super::{Decision, RateLimit, now_ms};
 
 pub const TIMEOUT: Duration = Duration::from_millis(50);
 const PROBE_INTERVAL: Duration = Duration::from_millis(500);
-
-/// INCR and, on the window's first request, an expiry just past the window's end.
-const COUNT_SCRIPT: &str = r"
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return count
-";
 
 #[derive(Clone)]
 pub struct RedisLimiter {
@@ -30,7 +31,6 @@ pub struct RedisLimiter {
 
 struct Inner {
     connection: ConnectionManager,
-    script: Script,
     degraded: AtomicBool,
 }
 
@@ -43,9 +43,7 @@ impl RedisLimiter {
             .set_response_timeout(Some(TIMEOUT))
             .set_number_of_retries(1);
         let connection = ConnectionManager::new_lazy_with_config(client, config)?;
-        Ok(Self {
-            inner: Arc::new(Inner { connection, script: Script::new(COUNT_SCRIPT), degraded: AtomicBool::new(false) }),
-        })
+        Ok(Self { inner: Arc::new(Inner { connection, degraded: AtomicBool::new(false) }) })
     }
 
     /// Counts one request in Redis; `None` when Redis is degraded or just failed.
@@ -57,9 +55,13 @@ impl RedisLimiter {
         let redis_key = format!("clientele:rl:{key}:{}:{}", limit.window_secs, position.index);
         let expiry_ms = position.window_ms + 1000;
         let mut connection = self.inner.connection.clone();
-        let mut invocation = self.inner.script.key(redis_key);
-        invocation.arg(expiry_ms);
-        let call = invocation.invoke_async::<u64>(&mut connection);
+        let call = async {
+            let count = redis::cmd("INCR").arg(&redis_key).query_async::<u64>(&mut connection).await?;
+            if count == 1 {
+                redis::cmd("PEXPIRE").arg(&redis_key).arg(expiry_ms).exec_async(&mut connection).await?;
+            }
+            Ok::<_, redis::RedisError>(count)
+        };
         match tokio::time::timeout(TIMEOUT, call).await {
             Ok(Ok(count)) => Some(limit.decide(count, position)),
             Ok(Err(error)) => {
