@@ -63,7 +63,7 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
     // An address that has failed too often is refused before any lookup, unless
     // it presents a token that is known to exist: that is not guessing.
     if matches!(cached, Cached::Unknown)
-        && let Some(retry_after) = state.failed_auth.blocked_for(&address_of(&request, &state))
+        && let Some(retry_after) = state.failed_auth.blocked_for(&address_of(&request, &state)).await
     {
         return ApiError::over_rate_limit(retry_after).into_response();
     }
@@ -76,7 +76,7 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
         (_, None) => None,
     };
     let Some(principal) = principal else {
-        state.failed_auth.record_failure(&address_of(&request, &state));
+        state.failed_auth.record_failure(&address_of(&request, &state)).await;
         let code = match presented {
             Presented::Missing => ErrorCode::TokenMissing,
             _ => ErrorCode::TokenInvalid,

@@ -19,7 +19,7 @@ use std::time::Duration;
 use redis::Client;
 use redis::aio::ConnectionManager;
 
-use super::{Decision, RateLimit, now_ms};
+use super::{Decision, RateLimit, WindowPosition, now_ms};
 
 pub const TIMEOUT: Duration = Duration::from_millis(50);
 const PROBE_INTERVAL: Duration = Duration::from_millis(500);
@@ -48,22 +48,46 @@ impl RedisLimiter {
 
     /// Counts one request in Redis; `None` when Redis is degraded or just failed.
     pub async fn check(&self, key: &str, limit: RateLimit) -> Option<Decision> {
+        let position = limit.position(now_ms());
+        self.count(key, limit, position).await.map(|count| limit.decide(count, position))
+    }
+
+    /// Counts one request of `key` in the window at `position` and returns the
+    /// count, this request included; `None` when Redis is degraded or just failed.
+    pub async fn count(&self, key: &str, limit: RateLimit, position: WindowPosition) -> Option<u64> {
         if self.is_degraded() {
             return None;
         }
-        let position = limit.position(now_ms());
-        let redis_key = format!("clientele:rl:{key}:{}:{}", limit.window_secs, position.index);
+        let redis_key = window_key(key, limit, position);
         let expiry_ms = position.window_ms + 1000;
         let mut connection = self.inner.connection.clone();
-        let call = async {
+        self.answer(async {
             let count = redis::cmd("INCR").arg(&redis_key).query_async::<u64>(&mut connection).await?;
             if count == 1 {
                 redis::cmd("PEXPIRE").arg(&redis_key).arg(expiry_ms).exec_async(&mut connection).await?;
             }
-            Ok::<_, redis::RedisError>(count)
-        };
+            Ok(count)
+        })
+        .await
+    }
+
+    /// The count of `key` in the window at `position`, counting nothing; `None`
+    /// when Redis is degraded or just failed.
+    pub async fn peek(&self, key: &str, limit: RateLimit, position: WindowPosition) -> Option<u64> {
+        if self.is_degraded() {
+            return None;
+        }
+        let mut connection = self.inner.connection.clone();
+        let mut command = redis::cmd("GET");
+        command.arg(window_key(key, limit, position));
+        let count = self.answer(command.query_async::<Option<u64>>(&mut connection)).await?;
+        Some(count.unwrap_or_default())
+    }
+
+    /// Redis's answer within [`TIMEOUT`]; otherwise `None`, and the limiter degraded.
+    async fn answer<T>(&self, call: impl Future<Output = redis::RedisResult<T>>) -> Option<T> {
         match tokio::time::timeout(TIMEOUT, call).await {
-            Ok(Ok(count)) => Some(limit.decide(count, position)),
+            Ok(Ok(answer)) => Some(answer),
             Ok(Err(error)) => {
                 self.degrade(&crate::secrets::redact(&error.to_string()));
                 None
@@ -113,4 +137,9 @@ impl RedisLimiter {
             }
         });
     }
+}
+
+/// The Redis key of one window of one limit of `key`.
+fn window_key(key: &str, limit: RateLimit, position: WindowPosition) -> String {
+    format!("clientele:rl:{key}:{}:{}", limit.window_secs, position.index)
 }
