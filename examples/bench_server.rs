@@ -2,14 +2,14 @@
 //! to measure what the limiter costs: `off` admits everything uncounted. Also
 //! measures the telemetry: `--no-metrics` records no metrics, and
 //! `--request-log PATH` writes the JSON request log (as `clientele serve
-//! --log-format json` does at level `info`) to PATH, `/dev/null` say.
+//! --log-format json` does at level `info`, through the same queue and
+//! writing thread) to PATH, `/dev/null` say.
 //!
 //! Usage: bench_server DATABASE_URL LISTEN off|memory|redis [REDIS_URL] [--no-metrics] [--request-log PATH]
 
-use std::sync::Arc;
-
 use clientele::app::AppState;
 use clientele::config::ServerConfig;
+use clientele::logging;
 use clientele::metrics::Metrics;
 use clientele::ratelimit::{RateLimiter, RedisLimiter};
 use clientele::server;
@@ -29,9 +29,10 @@ async fn main() -> anyhow::Result<()> {
         true => Metrics::disabled(),
         false => Metrics::new(),
     };
-    if let Some(path) = take_option(&mut args, "--request-log")? {
-        log_requests_to(&path)?;
-    }
+    let _log = match take_option(&mut args, "--request-log")? {
+        Some(path) => Some(log_requests_to(&path)?),
+        None => None,
+    };
     let [url, listen, limiter, rest @ ..] = args.as_slice() else {
         anyhow::bail!(USAGE);
     };
@@ -66,12 +67,9 @@ fn take_option(args: &mut Vec<String>, option: &str) -> anyhow::Result<Option<St
     Ok(Some(value))
 }
 
-/// The subscriber of `clientele serve --log-format json`, writing to a file:
-/// one `write` per line, no buffering, like stderr.
-fn log_requests_to(path: &str) -> anyhow::Result<()> {
+/// The subscriber of `clientele serve --log-format json`, writing to a file
+/// instead of stderr; the guard keeps its writing thread.
+fn log_requests_to(path: &str) -> anyhow::Result<logging::LogGuard> {
     let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CLIENTELE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(Arc::new(file)).json().init();
-    Ok(())
+    Ok(logging::init(logging::Format::Json, file, false))
 }

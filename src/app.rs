@@ -48,7 +48,7 @@ impl AppState {
     pub fn with_metrics(config: ServerConfig, store: SharedStore, limiter: RateLimiter, metrics: Metrics) -> Self {
         Self(Arc::new(Inner {
             authenticator: Authenticator::new(store.clone()),
-            failed_auth: FailedAuthLimiter::new(config.auth_failure_limit),
+            failed_auth: FailedAuthLimiter::shared(config.auth_failure_limit, limiter.redis().cloned()),
             in_flight: InFlight::default(),
             usage: UsageCounter::default(),
             config,

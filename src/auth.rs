@@ -1,7 +1,7 @@
 //! Who is calling, and may they: bearer tokens looked up by hash (cached for
 //! [`CACHE_TTL`], the cached principal carrying its secret's expiry), and the
-//! failed-authentication limit per client address (API.md §2, §5). No HTTP
-//! here: [`crate::http::auth`] is the layer that uses it.
+//! failed-authentication limit per client address (API.md §2, §5), global
+//! with Redis. No HTTP here: [`crate::http::auth`] is the layer that uses it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,7 +11,7 @@ use dashmap::DashMap;
 use crate::domain::time::now_unix;
 use crate::domain::token::{TokenHash, TokenRecord};
 use crate::domain::{AccountId, Scope, TokenId};
-use crate::ratelimit::{MemoryLimiter, RateLimit, now_ms};
+use crate::ratelimit::{MemoryLimiter, RateLimit, RedisLimiter, now_ms};
 use crate::storage::{SharedStore, StoreError};
 
 /// How long a looked-up token is trusted without asking the store again; so a
@@ -156,30 +156,58 @@ fn verdict_of(record: &TokenRecord, hash: &TokenHash, now: i64) -> Verdict {
     if principal.expired_at(now) { Err(Refusal::Expired) } else { Ok(principal) }
 }
 
-/// Counts failed authentications per client address (API.md §5).
+/// Counts failed authentications per client address (API.md §5). With Redis,
+/// the count is shared by every instance (a failure is counted there, and an
+/// address is checked there before its token is looked up); while Redis does
+/// not answer, each instance counts on locally from the last count Redis gave it.
 pub struct FailedAuthLimiter {
     limit: RateLimit,
     counters: MemoryLimiter,
+    redis: Option<RedisLimiter>,
 }
 
 impl FailedAuthLimiter {
+    /// Counts in this process only.
     pub fn new(limit: RateLimit) -> Self {
-        Self { limit, counters: MemoryLimiter::default() }
+        Self::shared(limit, None)
+    }
+
+    /// Counts in `redis` when given (and answering), else in this process.
+    pub fn shared(limit: RateLimit, redis: Option<RedisLimiter>) -> Self {
+        Self { limit, counters: MemoryLimiter::default(), redis }
     }
 
     /// Seconds until the address may try again, if it has used up its failures.
-    pub fn blocked_for(&self, address: &str) -> Option<u64> {
+    pub async fn blocked_for(&self, address: &str) -> Option<u64> {
         let now = now_ms();
+        if let Some(redis) = &self.redis
+            && let Some(count) = redis.peek(&self.redis_key(address), self.limit, self.limit.position(now)).await
+        {
+            self.counters.seed(address, self.limit, count, now);
+        }
         (self.counters.used(address, self.limit, now) >= u64::from(self.limit.limit))
             .then(|| self.limit.position(now).reset_secs)
     }
 
-    pub fn record_failure(&self, address: &str) {
-        self.counters.check(address, self.limit, now_ms());
+    pub async fn record_failure(&self, address: &str) {
+        let now = now_ms();
+        if let Some(redis) = &self.redis
+            && let Some(count) = redis.count(&self.redis_key(address), self.limit, self.limit.position(now)).await
+        {
+            self.counters.seed(address, self.limit, count, now);
+            return;
+        }
+        self.counters.check(address, self.limit, now);
     }
 
     pub fn prune(&self) {
         self.counters.prune(now_ms());
+    }
+
+    /// The failures of `address` in Redis, apart from every token's counter
+    /// (`tok_...`); instances configured with the same limit share it.
+    fn redis_key(&self, address: &str) -> String {
+        format!("auth-failure:{}:{address}", self.limit.limit)
     }
 }
 

@@ -41,6 +41,9 @@
 //!   database work before, so a write answered 503 is never applied.
 //! * [`usage`] counts requests per token and day in memory; [`app`] adds
 //!   them to the store at least once a minute and at shutdown.
+//! * [`logging`] installs the log subscriber, whose lines are written by a
+//!   thread of their own through a bounded, lossy queue (dropped lines are
+//!   counted in [`metrics`]), so no request waits on stderr.
 //! * [`secrets`] masks passwords wherever a connection URL is printed.
 //!
 //! `API.md §N` in comments and docs means section N of `docs/API.md`, the API
@@ -60,6 +63,7 @@ pub mod domain;
 pub mod http;
 pub mod idempotency;
 pub mod lifecycle;
+pub mod logging;
 pub mod metrics;
 pub mod ratelimit;
 pub mod secrets;

@@ -24,6 +24,7 @@ pub const LIMITER_STATE: &str = "clientele_rate_limiter_state";
 pub const POOL_CONNECTIONS: &str = "clientele_db_pool_connections";
 pub const POOL_IDLE: &str = "clientele_db_pool_idle_connections";
 pub const POOL_MAX: &str = "clientele_db_pool_max_connections";
+pub const LOG_LINES_DROPPED: &str = crate::logging::LOG_LINES_DROPPED;
 
 /// The route label of a request no route matched: never its path, so clients cannot mint series.
 pub const UNMATCHED: &str = "unmatched";
@@ -121,6 +122,10 @@ impl Metrics {
             let value = if state == limiter { 1.0 } else { 0.0 };
             self.gauge(LIMITER_STATE, &[("state", state_label(state))]).set(value);
         }
+        // The process's log queue, shared by every server in the process (see [`crate::logging`]).
+        self.recorder
+            .register_counter(&key(LOG_LINES_DROPPED, &[]), &METADATA)
+            .absolute(crate::logging::dropped_lines());
         if let Some(pool) = pool {
             self.gauge(POOL_CONNECTIONS, &[]).set(pool.size);
             self.gauge(POOL_IDLE, &[]).set(pool.idle);
@@ -199,6 +204,11 @@ fn describe(recorder: &PrometheusRecorder) {
             .into(),
     );
     recorder.describe_gauge(help(LIMITER_STATE), None, "1 for the backend counting rate limits now.".into());
+    recorder.describe_counter(
+        help(LOG_LINES_DROPPED),
+        None,
+        "Log lines dropped because the log writer's queue was full (stderr not keeping up).".into(),
+    );
     recorder.describe_gauge(help(POOL_CONNECTIONS), None, "Database connections open.".into());
     recorder.describe_gauge(help(POOL_IDLE), None, "Database connections open and idle.".into());
     recorder.describe_gauge(help(POOL_MAX), None, "Database connections the pool may open.".into());

@@ -1,6 +1,5 @@
 //! `clientele serve`: open the store, bootstrap an empty one, listen, drain on a signal.
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::time::Duration;
@@ -19,10 +18,12 @@ use crate::config::ServerConfig;
 use crate::deadline::Budget;
 use crate::domain::Scope;
 use crate::lifecycle::{Deprecation, VersionDate};
+use crate::logging;
 use crate::ratelimit::{RateLimit, RateLimiter, RedisLimiter};
 use crate::secrets::{SecretUrl, redact, redact_quoting};
 use crate::server::{self, ConnectionSettings};
-use crate::storage::{self, SharedStore};
+use crate::storage::sqlite::Synchronous;
+use crate::storage::{self, OpenOptions, SharedStore};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -94,6 +95,26 @@ pub struct ServeArgs {
     /// Connections served at once; further ones wait to be accepted.
     #[arg(long, env = "CLIENTELE_MAX_CONNECTIONS", default_value = "10000")]
     max_connections: NonZeroUsize,
+
+    /// SQLite: `full` flushes each commit to disk before answering, so an acknowledged write
+    /// survives a power cut; `normal` may lose the last ones then, for speed (API.md §7).
+    #[arg(long, env = "CLIENTELE_SQLITE_SYNCHRONOUS", value_enum, default_value = "full")]
+    sqlite_synchronous: SqliteSynchronous,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum SqliteSynchronous {
+    Full,
+    Normal,
+}
+
+impl From<SqliteSynchronous> for Synchronous {
+    fn from(value: SqliteSynchronous) -> Self {
+        match value {
+            SqliteSynchronous::Full => Synchronous::Full,
+            SqliteSynchronous::Normal => Synchronous::Normal,
+        }
+    }
 }
 
 /// An absolute `http` or `https` URL, without a trailing slash.
@@ -114,9 +135,12 @@ enum LogFormat {
 }
 
 pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
-    init_logging(args.log_format);
+    // Dropped when `run` returns, after the graceful shutdown: the queued lines are written then.
+    let _log = init_logging(args.log_format);
     let deprecations = Deprecation::combine(&args.deprecate, &args.sunset).map_err(anyhow::Error::msg)?;
-    let store = storage::open_with(database_url, Budget::new(args.request_deadline)).await?;
+    let options =
+        OpenOptions { budget: Budget::new(args.request_deadline), sqlite_synchronous: args.sqlite_synchronous.into() };
+    let store = storage::open_with_options(database_url, options).await?;
     // Every setting is checked, and the listener bound, before bootstrapping: a start
     // that fails prints no token and creates nothing.
     let limiter = match &args.redis_url {
@@ -188,15 +212,13 @@ fn announce(lines: &[String]) {
     }
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CLIENTELE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
-        // Colours only for a person at a terminal, not in a file or a collector.
-        LogFormat::Pretty => builder.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => builder.json().init(),
-    }
+/// Logs to stderr off the request path (see [`crate::logging`]); colours only
+/// for a person at a terminal, not in a file or a collector.
+fn init_logging(format: LogFormat) -> logging::LogGuard {
+    logging::init_stderr(match format {
+        LogFormat::Pretty => logging::Format::Pretty,
+        LogFormat::Json => logging::Format::Json,
+    })
 }
 
 /// A future that resolves on SIGINT or SIGTERM. The handlers are installed

@@ -117,7 +117,10 @@ pub async fn identify(state: &AppState, request: &mut Request) -> Result<Princip
     // An address that has failed too often is refused before any lookup, unless
     // it presents a token that is known to exist: that is not guessing.
     if matches!(cached, Cached::Unknown)
-        && let Some(retry_after) = state.failed_auth.blocked_for(&address_of(request, state))
+        && let Some(retry_after) = {
+            let address = address_of(request, state);
+            state.failed_auth.blocked_for(&address).await
+        }
     {
         return Err(ApiError::over_rate_limit(retry_after).into_response());
     }
@@ -129,15 +132,19 @@ pub async fn identify(state: &AppState, request: &mut Request) -> Result<Princip
         },
         (_, None) => Err(Refusal::Invalid),
     };
-    verdict.map_err(|refusal| {
-        state.failed_auth.record_failure(&address_of(request, state));
-        let code = match (presented, refusal) {
-            (Presented::Missing, _) => ErrorCode::TokenMissing,
-            (_, Refusal::Expired) => ErrorCode::TokenExpired,
-            (_, Refusal::Invalid) => ErrorCode::TokenInvalid,
-        };
-        ApiError::from(code).into_response()
-    })
+    match verdict {
+        Ok(principal) => Ok(principal),
+        Err(refusal) => {
+            let address = address_of(request, state);
+            state.failed_auth.record_failure(&address).await;
+            let code = match (presented, refusal) {
+                (Presented::Missing, _) => ErrorCode::TokenMissing,
+                (_, Refusal::Expired) => ErrorCode::TokenExpired,
+                (_, Refusal::Invalid) => ErrorCode::TokenInvalid,
+            };
+            Err(ApiError::from(code).into_response())
+        }
+    }
 }
 
 /// Whether the request presents a token at all (an `Authorization` header, whatever its value).

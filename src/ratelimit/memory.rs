@@ -34,6 +34,26 @@ impl MemoryLimiter {
         limit.decide(count, position)
     }
 
+    /// Raises `key`'s count in the current window to `count` (what Redis last
+    /// said) if it is lower, without counting a request: counting here while
+    /// Redis does not answer then goes on from it (API.md §5).
+    pub fn seed(&self, key: &str, limit: RateLimit, count: u64, now_ms: u64) {
+        let position = limit.position(now_ms);
+        // As `bump` does, stop one past the limit.
+        let count = count.min(u64::from(limit.limit) + 1);
+        let empty = Window { index: position.index, window_ms: position.window_ms, count: 0 };
+        let raise = |window: &mut Window| {
+            if window.index != position.index || window.window_ms != position.window_ms {
+                *window = empty;
+            }
+            window.count = window.count.max(count);
+        };
+        match self.windows.get_mut(key) {
+            Some(mut window) => raise(&mut window),
+            None => raise(&mut self.windows.entry(key.into()).or_insert(empty)),
+        }
+    }
+
     /// How many requests `key` has used in its current window, without counting one.
     pub fn used(&self, key: &str, limit: RateLimit, now_ms: u64) -> u64 {
         let position = limit.position(now_ms);
@@ -82,6 +102,23 @@ mod tests {
         let next = limiter.check("t", limit, 12_000);
         assert!(next.allowed);
         assert_eq!(next.remaining, 2);
+    }
+
+    #[test]
+    fn a_seeded_count_is_where_counting_goes_on_and_never_lowers_a_count() {
+        let limiter = MemoryLimiter::default();
+        let limit = RateLimit { limit: 10, window_secs: 60 };
+        limiter.seed("t", limit, 8, 1_000);
+        assert_eq!(limiter.used("t", limit, 1_000), 8);
+        assert_eq!(limiter.check("t", limit, 1_000).remaining, 1, "the 9th");
+        limiter.seed("t", limit, 3, 1_000);
+        assert_eq!(limiter.used("t", limit, 1_000), 9, "a lower count is ignored");
+        assert!(limiter.check("t", limit, 1_000).allowed, "the 10th");
+        assert!(!limiter.check("t", limit, 1_000).allowed, "the 11th");
+        limiter.seed("t", limit, 5, 60_000);
+        assert_eq!(limiter.used("t", limit, 60_000), 5, "a new window starts from its own seed");
+        limiter.seed("u", limit, u64::MAX, 60_000);
+        assert_eq!(limiter.used("u", limit, 60_000), 11, "one past the limit at most");
     }
 
     #[test]

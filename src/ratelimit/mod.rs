@@ -3,7 +3,8 @@
 //! Windows are aligned to the Unix epoch (`floor(now / W)`), so every instance
 //! agrees on where a window starts without talking to the others. Counters live
 //! in memory ([`memory`]) or, shared by every instance, in Redis ([`redis`]),
-//! which falls back to memory while Redis does not answer.
+//! which falls back to memory while Redis does not answer, counting on from
+//! the last count Redis gave for that key and window (API.md §5).
 
 pub mod memory;
 pub mod redis;
@@ -145,8 +146,12 @@ impl RateLimiter {
             return (limit.decide(0, limit.position(now_ms())), LimiterState::Memory);
         }
         if let Some(redis) = &self.redis {
-            if let Some(decision) = redis.check(key, limit).await {
-                return (decision, LimiterState::Redis);
+            let now = now_ms();
+            let position = limit.position(now);
+            if let Some(count) = redis.count(key, limit, position).await {
+                // Kept, so that counting here while Redis does not answer goes on from it (API.md §5).
+                self.memory.seed(key, limit, count, now);
+                return (limit.decide(count, position), LimiterState::Redis);
             }
             return (self.memory.check(key, limit, now_ms()), LimiterState::RedisDegraded);
         }
@@ -175,6 +180,11 @@ impl RateLimiter {
         if let Some(redis) = &self.redis {
             redis.check_health().await;
         }
+    }
+
+    /// The shared Redis counters, when configured (the failed-authentication limit counts there too).
+    pub fn redis(&self) -> Option<&RedisLimiter> {
+        self.redis.as_ref()
     }
 
     pub fn state(&self) -> LimiterState {

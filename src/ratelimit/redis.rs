@@ -1,4 +1,12 @@
-//! Counters in Redis, shared by every instance: one atomic script call per request.
+//! Counters in Redis, shared by every instance: one `INCR` per request on
+//! one multiplexed connection.
+//!
+//! Each window of each key is one Redis key. `INCR` is atomic, so every
+//! instance's request gets a distinct count and the limit is exact. The
+//! window's first request (count 1) also sets the key's expiry, a second past
+//! the window's end (`PEXPIRE`, one more round trip once per key and window).
+//! A process that dies between the two leaves one key without expiry; it is
+//! never counted again, since the next window has a key of its own.
 //!
 //! A Redis that fails or takes longer than [`TIMEOUT`] marks the limiter
 //! degraded: requests are then counted locally (the caller falls back to its
@@ -8,20 +16,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use redis::Client;
 use redis::aio::ConnectionManager;
-use redis::{Client, Script};
 
-use super::{Decision, RateLimit, now_ms};
+use super::{Decision, RateLimit, WindowPosition, now_ms};
 
 pub const TIMEOUT: Duration = Duration::from_millis(50);
 const PROBE_INTERVAL: Duration = Duration::from_millis(500);
-
-/// INCR and, on the window's first request, an expiry just past the window's end.
-const COUNT_SCRIPT: &str = r"
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return count
-";
 
 #[derive(Clone)]
 pub struct RedisLimiter {
@@ -30,7 +31,6 @@ pub struct RedisLimiter {
 
 struct Inner {
     connection: ConnectionManager,
-    script: Script,
     degraded: AtomicBool,
 }
 
@@ -43,25 +43,51 @@ impl RedisLimiter {
             .set_response_timeout(Some(TIMEOUT))
             .set_number_of_retries(1);
         let connection = ConnectionManager::new_lazy_with_config(client, config)?;
-        Ok(Self {
-            inner: Arc::new(Inner { connection, script: Script::new(COUNT_SCRIPT), degraded: AtomicBool::new(false) }),
-        })
+        Ok(Self { inner: Arc::new(Inner { connection, degraded: AtomicBool::new(false) }) })
     }
 
     /// Counts one request in Redis; `None` when Redis is degraded or just failed.
     pub async fn check(&self, key: &str, limit: RateLimit) -> Option<Decision> {
+        let position = limit.position(now_ms());
+        self.count(key, limit, position).await.map(|count| limit.decide(count, position))
+    }
+
+    /// Counts one request of `key` in the window at `position` and returns the
+    /// count, this request included; `None` when Redis is degraded or just failed.
+    pub async fn count(&self, key: &str, limit: RateLimit, position: WindowPosition) -> Option<u64> {
         if self.is_degraded() {
             return None;
         }
-        let position = limit.position(now_ms());
-        let redis_key = format!("clientele:rl:{key}:{}:{}", limit.window_secs, position.index);
+        let redis_key = window_key(key, limit, position);
         let expiry_ms = position.window_ms + 1000;
         let mut connection = self.inner.connection.clone();
-        let mut invocation = self.inner.script.key(redis_key);
-        invocation.arg(expiry_ms);
-        let call = invocation.invoke_async::<u64>(&mut connection);
+        self.answer(async {
+            let count = redis::cmd("INCR").arg(&redis_key).query_async::<u64>(&mut connection).await?;
+            if count == 1 {
+                redis::cmd("PEXPIRE").arg(&redis_key).arg(expiry_ms).exec_async(&mut connection).await?;
+            }
+            Ok(count)
+        })
+        .await
+    }
+
+    /// The count of `key` in the window at `position`, counting nothing; `None`
+    /// when Redis is degraded or just failed.
+    pub async fn peek(&self, key: &str, limit: RateLimit, position: WindowPosition) -> Option<u64> {
+        if self.is_degraded() {
+            return None;
+        }
+        let mut connection = self.inner.connection.clone();
+        let mut command = redis::cmd("GET");
+        command.arg(window_key(key, limit, position));
+        let count = self.answer(command.query_async::<Option<u64>>(&mut connection)).await?;
+        Some(count.unwrap_or_default())
+    }
+
+    /// Redis's answer within [`TIMEOUT`]; otherwise `None`, and the limiter degraded.
+    async fn answer<T>(&self, call: impl Future<Output = redis::RedisResult<T>>) -> Option<T> {
         match tokio::time::timeout(TIMEOUT, call).await {
-            Ok(Ok(count)) => Some(limit.decide(count, position)),
+            Ok(Ok(answer)) => Some(answer),
             Ok(Err(error)) => {
                 self.degrade(&crate::secrets::redact(&error.to_string()));
                 None
@@ -136,4 +162,9 @@ impl RedisLimiter {
             }
         });
     }
+}
+
+/// The Redis key of one window of one limit of `key`.
+fn window_key(key: &str, limit: RateLimit, position: WindowPosition) -> String {
+    format!("clientele:rl:{key}:{}:{}", limit.window_secs, position.index)
 }

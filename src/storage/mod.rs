@@ -302,8 +302,24 @@ pub async fn open(url: &str) -> Result<SharedStore, OpenError> {
 
 /// [`open`], with the database time limits of `budget` (see [`crate::deadline`]).
 pub async fn open_with(url: &str, budget: Budget) -> Result<SharedStore, OpenError> {
+    open_with_options(url, OpenOptions { budget, ..OpenOptions::default() }).await
+}
+
+/// How [`open_with_options`] opens a store.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenOptions {
+    /// The database time limits (see [`crate::deadline`]).
+    pub budget: Budget,
+    /// SQLite only: whether each commit is flushed to disk (API.md §7,
+    /// `serve --sqlite-synchronous`); FULL by default.
+    pub sqlite_synchronous: sqlite::Synchronous,
+}
+
+/// [`open`], with the time limits and SQLite durability of `options`.
+pub async fn open_with_options(url: &str, options: OpenOptions) -> Result<SharedStore, OpenError> {
+    let budget = options.budget;
     if let Some(path) = url.strip_prefix("sqlite://") {
-        let store = sqlite::SqliteStore::open_with(path, budget).await?;
+        let store = sqlite::SqliteStore::open_with_synchronous(path, budget, options.sqlite_synchronous).await?;
         return Ok(Arc::new(store));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {

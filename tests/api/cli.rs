@@ -584,3 +584,45 @@ async fn acknowledged_writes_survive_kill_9() {
     let page: Value = get(&client, &server, &token, "/v1/customers?limit=1").await.json().await.unwrap();
     assert_eq!(page["total"], 200, "no more, no fewer");
 }
+
+/// `serve --sqlite-synchronous full|normal` (API.md §7), also `CLIENTELE_SQLITE_SYNCHRONOUS`;
+/// that each value reaches SQLite's `PRAGMA synchronous` is checked in `storage::sqlite`'s unit tests.
+#[tokio::test]
+async fn sqlite_synchronous_takes_full_or_normal_by_flag_or_environment_and_nothing_else() {
+    let sandbox = Sandbox::sqlite();
+    // A file of its own that does not exist yet: a usage error must not create it.
+    let fresh = sandbox.dir.path().join("fresh.db");
+    let url = format!("sqlite://{}", fresh.display());
+    let serve = |args: &[&str]| {
+        let mut command = sandbox.command();
+        command.arg("--database-url").arg(&url).args(["serve", "--listen", "127.0.0.1:0"]).args(args);
+        command
+    };
+    for bad in ["off", "FULLY", "extra", ""] {
+        let output = serve(&["--sqlite-synchronous", bad]).output().unwrap();
+        assert_usage_error(&output);
+        assert!(stderr(&output).contains("--sqlite-synchronous"), "{}", describe(&output));
+    }
+    let output = serve(&[]).env("CLIENTELE_SQLITE_SYNCHRONOUS", "sometimes").output().unwrap();
+    assert_usage_error(&output);
+    assert!(stderr(&output).contains("sometimes"), "{}", describe(&output));
+    assert!(!fresh.exists(), "a usage error opens no database");
+
+    let client = client();
+    let mut token = None;
+    for (n, (flag, environment)) in
+        [(None, None), (Some("full"), None), (Some("normal"), None), (None, Some("normal")), (None, Some("full"))]
+            .into_iter()
+            .enumerate()
+    {
+        let mut command = serve(&flag.map_or(vec![], |value| vec!["--sqlite-synchronous", value]));
+        if let Some(value) = environment {
+            command.env("CLIENTELE_SQLITE_SYNCHRONOUS", value);
+        }
+        let server = Server::start(command);
+        let secret = token.get_or_insert_with(|| only_bootstrap_token(&server)).clone();
+        let created = post_customer(&client, &server, &secret, n).await;
+        assert_eq!(created.status(), 201, "{flag:?} {environment:?}");
+        server.stop();
+    }
+}

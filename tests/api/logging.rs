@@ -1,7 +1,9 @@
 //! The request log of the real `clientele serve` (API.md §1, §7): with
 //! `--log-format json`, one line per request, after the response, carrying the
 //! request id of `X-Request-Id`, the route template, method, status, latency
-//! and, when authenticated, the account; never a token or a body.
+//! and, when authenticated, the account; never a token or a body. Lines are
+//! written by a thread of their own: a stuck stderr drops (and counts) lines,
+//! it never holds up a request; SIGTERM writes out what is queued.
 
 use serde_json::{Value, json};
 
@@ -132,4 +134,92 @@ async fn the_request_log_can_be_turned_off_by_its_target() {
     let lines = json_lines(&stderr);
     assert!(request_lines(&lines).is_empty(), "no request line:\n{stderr}");
     assert!(lines.iter().any(|line| line["fields"]["message"] == "serving"), "other logs still appear:\n{stderr}");
+}
+
+/// The samples of `name` in a Prometheus exposition, as (line, value).
+fn samples<'a>(exposition: &'a str, name: &str) -> Vec<(&'a str, f64)> {
+    exposition
+        .lines()
+        .filter(|line| line.split([' ', '{']).next() == Some(name))
+        .map(|line| (line, line.rsplit(' ').next().unwrap().parse().unwrap()))
+        .collect()
+}
+
+const DROPPED: &str = "clientele_log_lines_dropped_total";
+
+#[tokio::test]
+async fn dropped_log_lines_are_exported_none_drop_under_light_load_and_sigterm_writes_the_last_lines() {
+    let sandbox = Sandbox::sqlite();
+    let server = start(&sandbox, None);
+    let client = client();
+    for index in 0..50 {
+        let response =
+            client.get(server.url("/healthz")).header("x-request-id", format!("light.{index}")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let metrics = client.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(&format!("# TYPE {DROPPED} counter")), "{metrics}");
+    assert_eq!(samples(&metrics, DROPPED).iter().map(|(_, value)| *value).collect::<Vec<_>>(), [0.0], "{metrics}");
+    // The last request before SIGTERM, and the lines logged while shutting down, are written before exit.
+    let last = client.get(server.url("/healthz")).header("x-request-id", "last.before.sigterm").send().await.unwrap();
+    assert_eq!(last.status(), 200);
+    let stderr = server.stop();
+    let lines = json_lines(&stderr);
+    assert_eq!(request_lines(&lines).len(), 52, "every request logged:\n{stderr}");
+    assert!(request_lines(&lines).iter().any(|line| line["fields"]["request_id"] == "last.before.sigterm"), "{stderr}");
+    let final_line = lines.last().expect("some lines");
+    assert_eq!(final_line["fields"]["message"], "stopped after finishing the requests in flight", "{stderr}");
+}
+
+/// Kills the process when dropped.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn requests_never_wait_on_a_stuck_stderr_lines_are_dropped_and_counted_instead() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    use futures_util::StreamExt;
+
+    use crate::support::process::{LISTENING, blocking};
+
+    let sandbox = Sandbox::sqlite();
+    let mut command = sandbox.serve_command(&["--log-format", "json", "--no-bootstrap"]);
+    // stderr is a pipe nobody reads: once its 64 KiB are full, every write to it blocks.
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = Killed(command.spawn().expect("spawn clientele serve"));
+    let _stuck_stderr = child.0.stderr.take().expect("stderr is piped");
+    let stdout = child.0.stdout.take().expect("stdout is piped");
+    let address = blocking(move || {
+        let lines = BufReader::new(stdout).lines().map_while(Result::ok);
+        lines.filter_map(|line| line.strip_prefix(LISTENING).map(str::to_owned)).next().expect("a listening line")
+    });
+    let url = |path: &str| format!("http://{address}{path}");
+
+    // More lines than the queue (16,384), the write buffer and the pipe hold together.
+    let client = client();
+    let requests = futures_util::stream::iter(0..24_000)
+        .map(|_| {
+            let request = client.get(url("/healthz")).send();
+            async move { request.await.map(|response| response.status().as_u16()) }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>();
+    let statuses = tokio::time::timeout(std::time::Duration::from_secs(120), requests)
+        .await
+        .expect("every request was answered although stderr is stuck");
+    assert!(statuses.iter().all(|status| matches!(status, Ok(200))), "every request succeeded");
+
+    let metrics = client.get(url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let dropped = samples(&metrics, DROPPED);
+    assert_eq!(dropped.len(), 1, "{metrics}");
+    // At least the lines beyond the queue, the 64 KiB buffer and the 64 KiB pipe (about 250 bytes a line).
+    assert!((2_000.0..=24_000.0).contains(&dropped[0].1), "{}", dropped[0].0);
 }

@@ -714,7 +714,8 @@ mod needs_redis_server {
             let took = started.elapsed();
             assert!(took < Duration::from_secs(1), "request {i} took {took:?} while Redis hangs");
             assert_eq!(response.status(), 200, "request {i} while Redis hangs");
-            assert_eq!(rate_headers(&response, n, w).remaining, 4 - i, "request {i}: counted locally");
+            let remaining = rate_headers(&response, n, w).remaining;
+            assert_eq!(remaining, 3 - i, "request {i}: counted locally, on from Redis's count of 1");
         }
         assert_eq!(limiter_state(&app.client, &app_base).await, "degraded");
         tokio::time::sleep(Duration::from_millis(1200)).await;
@@ -735,6 +736,109 @@ mod needs_redis_server {
             [[3, 2, 1], [2, 1, 0]].contains(&seen.as_slice().try_into().unwrap()),
             "counted in Redis again, shared by both instances: {seen:?}"
         );
+    }
+}
+
+/// Tests with two instances over one private Redis that is paused or killed mid-window
+/// (API.md §5): the local count goes on from the last count Redis gave each instance.
+mod needs_redis_server_two_instances {
+    use super::*;
+
+    /// Two servers over one store, each with `config` and its own limiter on `redis_url`.
+    async fn two_instances(config: ServerConfig, redis_url: &str) -> (TestApp, TestApp) {
+        let first = TestApp::spawn_with(config.clone(), redis_limiter(redis_url)).await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let second = TestApp::spawn_on(first.store.clone(), dir, config, redis_limiter(redis_url)).await;
+        (first, second)
+    }
+
+    #[tokio::test]
+    async fn with_redis_paused_each_instance_counts_on_from_the_last_count_redis_gave_it() {
+        assert!(redis_server_available(), "redis-server is not on PATH (needed to pause a private Redis)");
+        let redis = PrivateRedis::start(free_port());
+        let (n, w) = (10, 3600);
+        leave_room_in_window(u64::from(w), Duration::from_secs(15)).await;
+        let (first, second) = two_instances(ServerConfig::default(), &redis.url()).await;
+        let token = first.issue_token("default", Scope::Read, limit(n, w)).await;
+        let get = |app: &TestApp| send(app.client.get(format!("{}/v1/customers", base(app))).bearer_auth(&token));
+
+        // Shared: 3 on the first, 4 on the second, 1 more on the first: Redis counted 8,
+        // the last count the first saw; the second last saw 7.
+        let mut remaining = Vec::new();
+        for app in [&first, &first, &first, &second, &second, &second, &second, &first] {
+            let response = get(app).await;
+            assert_eq!(response.status(), 200);
+            remaining.push(rate_headers(&response, n, w).remaining);
+        }
+        assert_eq!(remaining, [9, 8, 7, 6, 5, 4, 3, 2], "one count in Redis");
+
+        redis.signal("STOP");
+        let mut statuses = Vec::new();
+        for (name, app, admits) in [("first", &first, 2u32), ("second", &second, 3)] {
+            for i in 0..=admits {
+                let started = Instant::now();
+                let response = get(app).await;
+                assert!(started.elapsed() < Duration::from_secs(1), "{name} {i}: fast while Redis hangs");
+                let left = rate_headers(&response, n, w).remaining;
+                assert_eq!(left, (admits - 1).saturating_sub(i), "{name} {i}: counted on from Redis's count");
+                if response.status() == 429 {
+                    assert_rate_limited(response, n, w).await;
+                    statuses.push((name, 429));
+                } else {
+                    statuses.push((name, response.status().as_u16()));
+                }
+            }
+            assert_eq!(limiter_state(&app.client, &base(app)).await, "degraded", "{name}");
+        }
+        assert_eq!(
+            statuses,
+            [
+                ("first", 200),
+                ("first", 200),
+                ("first", 429),
+                ("second", 200),
+                ("second", 200),
+                ("second", 200),
+                ("second", 429)
+            ],
+            "neither instance admits more than {n} in the window"
+        );
+    }
+
+    #[tokio::test]
+    async fn failed_authentications_are_counted_across_instances_and_stay_counted_when_redis_dies() {
+        assert!(redis_server_available(), "redis-server is not on PATH (needed to kill a private Redis)");
+        let mut redis = PrivateRedis::start(free_port());
+        let w = 3600;
+        let config =
+            ServerConfig { auth_failure_limit: RateLimit { limit: 4, window_secs: w }, ..ServerConfig::default() };
+        leave_room_in_window(u64::from(w), Duration::from_secs(15)).await;
+        let (first, second) = two_instances(config, &redis.url()).await;
+        let guess = format!("clt_{}", "G".repeat(32));
+        let guessing = |app: &TestApp| send(app.request_as(&guess, Method::GET, "/v1/customers"));
+
+        // Four failures in all, two at each instance: the limit, global.
+        for app in [&first, &second, &first, &second] {
+            assert_error(guessing(app).await, 401, "token_invalid").await;
+        }
+        for (name, app) in [("first", &first), ("second", &second)] {
+            let blocked = guessing(app).await;
+            assert_eq!(blocked.status(), 429, "{name}: the fifth failure across instances is refused");
+            let retry_after = number_header(&blocked, "retry-after", &seen(&blocked));
+            assert!((1..=u64::from(w)).contains(&retry_after), "Retry-After {retry_after}");
+            assert_error(blocked, 429, "rate_limited").await;
+        }
+
+        // Redis gone: each instance goes on from the count Redis last gave it, which was the limit.
+        redis.kill();
+        for (name, app) in [("first", &first), ("second", &second)] {
+            let started = Instant::now();
+            let blocked = guessing(app).await;
+            assert!(started.elapsed() < Duration::from_secs(1), "{name}: fast while Redis is down");
+            assert_error(blocked, 429, "rate_limited").await;
+            let missing = send(app.client.get(app.url("/v1/customers"))).await;
+            assert_error(missing, 429, "rate_limited").await;
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 
 use self::runtime::Runtime;
+pub use self::runtime::Synchronous;
 use super::{CursorQuery, IdempotencyRecord, OpenError, Page, Precondition, Rotation, Store, StoreError, TokenChange};
 use crate::deadline::Budget;
 use crate::domain::customer::Customer;
@@ -50,12 +51,21 @@ impl SqliteStore {
 
     /// [`SqliteStore::open`], waiting for other processes' locks no longer than `budget` allows.
     pub async fn open_with(path: &str, budget: Budget) -> Result<Self, OpenError> {
+        Self::open_with_synchronous(path, budget, Synchronous::default()).await
+    }
+
+    /// [`SqliteStore::open_with`], committing with SQLite's `synchronous` set to `synchronous`.
+    pub async fn open_with_synchronous(
+        path: &str,
+        budget: Budget,
+        synchronous: Synchronous,
+    ) -> Result<Self, OpenError> {
         let path = PathBuf::from(path);
         let opened = path.clone();
         let runtime = tokio::task::spawn_blocking(move || -> rusqlite::Result<Runtime> {
-            let mut connection = runtime::open(&opened)?;
+            let mut connection = runtime::open(&opened, synchronous)?;
             migrations::run(&mut connection)?;
-            Runtime::start(&opened, READERS, budget.busy_timeout())
+            Runtime::start(&opened, READERS, budget.busy_timeout(), synchronous)
         })
         .await
         .map_err(|error| OpenError::Open(error.to_string()))?
@@ -209,5 +219,34 @@ impl Store for SqliteStore {
 
     async fn purge_idempotency(&self, before: i64) -> Result<u64, StoreError> {
         self.runtime.write(move |connection| Ok(queries::purge_idempotency(connection, before)?)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `PRAGMA synchronous` as the writer, a reader thread and an inline read see it: 2 is FULL, 1 NORMAL.
+    async fn synchronous_levels(store: &SqliteStore) -> [i64; 3] {
+        fn level(connection: &rusqlite::Connection) -> Result<i64, StoreError> {
+            Ok(connection.query_row("PRAGMA synchronous", [], |row| row.get(0))?)
+        }
+        let writer = store.runtime.write(level).await.unwrap();
+        let reader = store.runtime.read(level).await.unwrap();
+        let inline = store.runtime.read_inline(level).unwrap();
+        [writer, reader, inline]
+    }
+
+    #[tokio::test]
+    async fn commits_are_flushed_to_disk_by_default_and_normal_is_a_choice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |file: &str| dir.path().join(file).to_str().unwrap().to_owned();
+        let default = SqliteStore::open(&path("default.db")).await.unwrap();
+        assert_eq!(synchronous_levels(&default).await, [2, 2, 2], "FULL by default");
+        let full = SqliteStore::open_with_synchronous(&path("full.db"), Budget::default(), Synchronous::Full).await;
+        assert_eq!(synchronous_levels(&full.unwrap()).await, [2, 2, 2]);
+        let normal =
+            SqliteStore::open_with_synchronous(&path("normal.db"), Budget::default(), Synchronous::Normal).await;
+        assert_eq!(synchronous_levels(&normal.unwrap()).await, [1, 1, 1]);
     }
 }

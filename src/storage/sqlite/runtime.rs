@@ -7,7 +7,9 @@
 //! writer thread, which takes every write waiting in its queue and commits them
 //! in one transaction (each in its own savepoint, so one failure does not undo
 //! the others). Callers are answered only after the commit, so a 2xx answer
-//! means the write is in the WAL and survives the process being killed.
+//! means the write is in the WAL and survives the process being killed; with
+//! [`Synchronous::Full`] (the default) the WAL was also flushed to disk, so it
+//! survives a power cut (API.md §7). One flush serves the whole batch.
 //!
 //! Every job carries its request's store deadline ([`crate::deadline`]): the
 //! writer waits for another process's lock on the file no longer than the
@@ -93,10 +95,35 @@ fn too_late() -> StoreError {
 /// The most writes committed together; bounds the latency one batch adds.
 const MAX_BATCH: usize = 256;
 
+/// SQLite's `synchronous` setting for every connection of a store (API.md §7,
+/// `serve --sqlite-synchronous`). In WAL mode both survive the process being
+/// killed; they differ on a power cut or an OS crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// `synchronous=FULL`: each commit flushes the WAL to disk before it is
+    /// acknowledged, so an acknowledged write survives a power cut.
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: the WAL is flushed at checkpoints only, so a power
+    /// cut may lose the last acknowledged writes; faster.
+    Normal,
+}
+
+impl Synchronous {
+    /// The value of `PRAGMA synchronous`.
+    pub fn pragma_value(self) -> &'static str {
+        match self {
+            Synchronous::Full => "full",
+            Synchronous::Normal => "normal",
+        }
+    }
+}
+
 pub struct Runtime {
     /// Tells this database's inline connections apart from other stores' in one process.
     id: usize,
     path: PathBuf,
+    synchronous: Synchronous,
     /// How long a reader waits for another process's lock on the file.
     busy: Duration,
     reads: Sender<ReadJob>,
@@ -112,19 +139,20 @@ thread_local! {
 
 impl Runtime {
     /// Starts the threads; none waits longer than `busy` for another process's lock on the file.
-    pub fn start(path: &Path, readers: usize, busy: Duration) -> rusqlite::Result<Self> {
+    pub fn start(path: &Path, readers: usize, busy: Duration, synchronous: Synchronous) -> rusqlite::Result<Self> {
         let (reads, read_queue) = crossbeam_channel::unbounded::<ReadJob>();
         let (writes, write_queue) = crossbeam_channel::unbounded::<Box<dyn WriteJob>>();
         for index in 0..readers {
-            let connection = open(path)?;
+            let connection = open(path, synchronous)?;
             connection.pragma_update(None, "query_only", true)?;
             connection.busy_timeout(busy)?;
             let queue = read_queue.clone();
             spawn(format!("sqlite-read-{index}"), move || serve_reads(connection, queue));
         }
-        let connection = open(path)?;
+        let connection = open(path, synchronous)?;
         spawn("sqlite-write".to_owned(), move || serve_writes(connection, write_queue, busy));
-        Ok(Self { id: NEXT_RUNTIME_ID.fetch_add(1, Ordering::Relaxed), path: path.to_owned(), busy, reads, writes })
+        let id = NEXT_RUNTIME_ID.fetch_add(1, Ordering::Relaxed);
+        Ok(Self { id, path: path.to_owned(), synchronous, busy, reads, writes })
     }
 
     /// Runs a short read (a lookup by key) on this thread's own connection.
@@ -134,7 +162,7 @@ impl Runtime {
             let index = match connections.iter().position(|(id, _)| *id == self.id) {
                 Some(index) => index,
                 None => {
-                    let connection = open(&self.path).and_then(|connection| {
+                    let connection = open(&self.path, self.synchronous).and_then(|connection| {
                         connection.pragma_update(None, "query_only", true)?;
                         connection.busy_timeout(self.busy)?;
                         Ok(connection)
@@ -183,14 +211,15 @@ fn stopped() -> StoreError {
     StoreError::Unavailable("the database threads have stopped".into())
 }
 
-pub fn open(path: &Path) -> rusqlite::Result<Connection> {
+/// A connection to the file at `path`, in WAL mode with `synchronous` as given.
+pub fn open(path: &Path, synchronous: Synchronous) -> rusqlite::Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let connection = Connection::open_with_flags(path, flags)?;
     // Replaced by the request budget's busy timeout where the connection serves requests.
     connection.busy_timeout(Duration::from_secs(5))?;
-    // WAL + NORMAL: a committed transaction survives the process being killed.
+    // WAL: a committed transaction survives the process being killed; FULL also a power cut.
     connection.pragma_update(None, "journal_mode", "wal")?;
-    connection.pragma_update(None, "synchronous", "normal")?;
+    connection.pragma_update(None, "synchronous", synchronous.pragma_value())?;
     connection.pragma_update(None, "foreign_keys", true)?;
     connection.pragma_update(None, "mmap_size", 268_435_456)?;
     connection.set_prepared_statement_cache_capacity(64);
@@ -305,8 +334,8 @@ mod tests {
 
     fn runtime(dir: &tempfile::TempDir) -> Runtime {
         let path = dir.path().join("queue.db");
-        open(&path).unwrap().execute_batch("CREATE TABLE written (what TEXT)").unwrap();
-        Runtime::start(&path, 1, Duration::from_millis(200)).unwrap()
+        open(&path, Synchronous::Full).unwrap().execute_batch("CREATE TABLE written (what TEXT)").unwrap();
+        Runtime::start(&path, 1, Duration::from_millis(200), Synchronous::Full).unwrap()
     }
 
     fn written(runtime: &Runtime) -> Vec<String> {
@@ -356,7 +385,7 @@ mod tests {
     async fn the_writer_waits_for_another_process_lock_no_longer_than_its_jobs_can_use_it() {
         let dir = tempfile::tempdir().unwrap();
         let runtime = runtime(&dir);
-        let other = open(&dir.path().join("queue.db")).unwrap();
+        let other = open(&dir.path().join("queue.db"), Synchronous::Full).unwrap();
         other.execute_batch("BEGIN IMMEDIATE").unwrap();
         let started = Instant::now();
         let refused = runtime.write(insert("blocked", Duration::ZERO)).await;

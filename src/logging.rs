@@ -1,0 +1,140 @@
+//! The process's log subscriber, writing off the request path.
+//!
+//! A request formats its log line (API.md §7: one line per request, target
+//! `clientele::request`) on its own thread and hands it to a bounded queue;
+//! one thread (`clientele-log`) writes the queued lines, several per system
+//! call. The request never waits on stderr: when the queue is full (stderr is
+//! a pipe nobody drains, a slow disk) the line is dropped and counted, and
+//! `GET /metrics` exports that count as [`LOG_LINES_DROPPED`]. The queue is
+//! flushed when the [`LogGuard`] returned by [`init`] is dropped, which
+//! `clientele serve` does after its graceful shutdown, so the last lines
+//! before SIGTERM are written.
+
+use std::io::{BufWriter, IsTerminal, Write};
+use std::sync::OnceLock;
+
+use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
+use tracing_subscriber::EnvFilter;
+
+/// The metric counting log lines dropped because the queue was full.
+pub const LOG_LINES_DROPPED: &str = "clientele_log_lines_dropped_total";
+
+/// How many lines may wait for the writing thread: at about 250 bytes a line,
+/// at most a few MiB of memory, and about a tenth of a second of requests at
+/// this machine's peak rate.
+pub const QUEUE_LINES: usize = 16_384;
+
+/// The writing thread's buffer; flushed whenever the queue is empty.
+const WRITE_BUFFER_BYTES: usize = 64 * 1024;
+
+/// The environment variable holding the level filter (`tracing_subscriber`'s
+/// `EnvFilter` syntax, `info` when unset or invalid).
+pub const FILTER_VAR: &str = "CLIENTELE_LOG";
+
+/// The counter of the installed queue, if [`init`] installed one.
+static DROPPED: OnceLock<ErrorCounter> = OnceLock::new();
+
+/// Log lines for people (`Pretty`: coloured only at a terminal) or for machines (`Json`, one object a line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Pretty,
+    Json,
+}
+
+/// Keeps the writing thread; dropping it writes what is still queued (waiting
+/// at most about a second) and stops the thread.
+#[must_use = "dropping the guard stops the log writer"]
+pub struct LogGuard {
+    _worker: WorkerGuard,
+}
+
+/// Installs the process's subscriber, filtered by [`FILTER_VAR`], writing to
+/// `sink` (stderr for `clientele serve`) through the bounded queue. Does
+/// nothing but return a guard if a subscriber is already installed.
+pub fn init(format: Format, sink: impl Write + Send + 'static, sink_is_terminal: bool) -> LogGuard {
+    let (writer, guard) = queue(sink, QUEUE_LINES);
+    let counter = writer.error_counter();
+    let filter = EnvFilter::try_from_env(FILTER_VAR).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    let installed = match format {
+        Format::Pretty => builder.with_ansi(sink_is_terminal).try_init(),
+        Format::Json => builder.json().try_init(),
+    };
+    if installed.is_ok() {
+        let _ = DROPPED.set(counter);
+    }
+    guard
+}
+
+/// [`init`] on stderr, coloured in `Pretty` only when stderr is a terminal.
+pub fn init_stderr(format: Format) -> LogGuard {
+    init(format, std::io::stderr(), std::io::stderr().is_terminal())
+}
+
+/// Log lines dropped so far because the queue was full; 0 when no queue is installed.
+pub fn dropped_lines() -> u64 {
+    DROPPED.get().map_or(0, |counter| counter.dropped_lines() as u64)
+}
+
+/// A lossy queue of at most `lines` lines in front of `sink`, written by its own thread.
+fn queue(sink: impl Write + Send + 'static, lines: usize) -> (NonBlocking, LogGuard) {
+    let (writer, worker) = NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(lines)
+        .thread_name("clientele-log")
+        .finish(BufWriter::with_capacity(WRITE_BUFFER_BYTES, sink));
+    (writer, LogGuard { _worker: worker })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    use tracing_subscriber::fmt::MakeWriter;
+
+    use super::*;
+
+    /// A sink that blocks until told to go on, then records what it got.
+    struct Stuck {
+        go: mpsc::Receiver<()>,
+        written: mpsc::Sender<Vec<u8>>,
+        waited: bool,
+    }
+
+    impl Write for Stuck {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            if !self.waited {
+                let _ = self.go.recv();
+                self.waited = true;
+            }
+            let _ = self.written.send(bytes.to_vec());
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_lines_without_blocking_and_the_guard_flushes_the_rest() {
+        let (go, go_rx) = mpsc::channel();
+        let (written_tx, written) = mpsc::channel();
+        // Lines larger than the write buffer go straight to the sink, one write each.
+        let line = vec![b'x'; WRITE_BUFFER_BYTES + 1];
+        let (writer, guard) = queue(Stuck { go: go_rx, written: written_tx, waited: false }, 4);
+        let started = Instant::now();
+        for _ in 0..100 {
+            writer.make_writer().write_all(&line).unwrap();
+        }
+        assert!(started.elapsed() < Duration::from_secs(1), "writing never waited on the stuck sink");
+        let dropped = writer.error_counter().dropped_lines();
+        // The thread holds one line in its write, the queue four more.
+        assert!((95..=96).contains(&dropped), "{dropped} dropped");
+        go.send(()).unwrap();
+        drop(guard);
+        let kept = written.try_iter().count();
+        assert_eq!(kept + dropped, 100, "every line not dropped was written by the time the guard was dropped");
+    }
+}
