@@ -31,7 +31,7 @@
 //!   many instances sharing one database. What the two share (row mapping,
 //!   metadata encoding, the values a customer is written with) is written once,
 //!   in `storage/row.rs`; lists answer a [`storage::Page`].
-//! * [`cli`] is the operator's interface: `serve`, `accounts`, `tokens`;
+//! * [`cli`] is the operator's interface: `serve`, `accounts`, `tokens`, `backup`, `customers`;
 //!   [`admin`] holds the operator actions it shares with the tests.
 //! * [`deadline`] bounds every request (`--request-timeout`): the HTTP layer
 //!   answers 503 by then ([`http::deadline`]), and the stores stop its

@@ -1,6 +1,9 @@
 //! The operator's interface: one clap command tree, one file per command.
 
 mod accounts;
+mod backup;
+mod customers;
+mod ndjson;
 mod output;
 mod serve;
 mod tokens;
@@ -40,6 +43,11 @@ enum Command {
     /// Issue, list and revoke API tokens.
     #[command(subcommand)]
     Tokens(tokens::TokensCommand),
+    /// Copy a SQLite database, consistently, while servers keep writing to it.
+    Backup(backup::BackupArgs),
+    /// Export and import an account's customers as NDJSON.
+    #[command(subcommand)]
+    Customers(customers::CustomersCommand),
 }
 
 /// Parses the command line and runs it; a failure is one line on stderr and exit code 1.
@@ -55,6 +63,10 @@ pub fn main() -> ExitCode {
             Command::Serve(args) => serve::run(cli.database_url.expose(), args).await,
             Command::Accounts(command) => accounts::run(&open_store(&cli.database_url).await?, command).await,
             Command::Tokens(command) => tokens::run(&open_store(&cli.database_url).await?, command).await,
+            Command::Backup(args) => backup::run(&cli.database_url, args).await,
+            Command::Customers(command) => {
+                customers::run(&open_existing_store(&cli.database_url).await?, command).await
+            }
         }
     });
     match result {
@@ -70,11 +82,35 @@ fn fail(error: anyhow::Error) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let _ = writeln!(std::io::stderr(), "error: {}", secrets::redact(&format!("{error:#}")));
-    ExitCode::FAILURE
+    match error.downcast_ref::<Exit>() {
+        Some(exit) => ExitCode::from(exit.code),
+        None => ExitCode::FAILURE,
+    }
+}
+
+/// A failure that exits with a code of its own instead of 1 (`backup` on
+/// PostgreSQL exits 2), after the usual `error:` line.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+struct Exit {
+    code: u8,
+    message: String,
 }
 
 async fn open_store(database_url: &SecretUrl) -> anyhow::Result<SharedStore> {
     Ok(storage::open(database_url.expose()).await?)
+}
+
+/// [`open_store`], refusing to create a SQLite file: only `serve` creates a database.
+async fn open_existing_store(database_url: &SecretUrl) -> anyhow::Result<SharedStore> {
+    if let Some(path) = database_url.expose().strip_prefix("sqlite://")
+        && !std::path::Path::new(path).is_file()
+    {
+        anyhow::bail!(
+            "no database at {path} (admin commands never create one: check --database-url, or start `clientele serve` once)"
+        );
+    }
+    open_store(database_url).await
 }
 
 #[cfg(test)]

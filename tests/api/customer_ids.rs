@@ -11,7 +11,9 @@ use clientele::config::ServerConfig;
 use clientele::domain::token::TokenHash;
 use clientele::domain::{Account, AccountId, Customer, CustomerFields, CustomerId, TokenId, TokenRecord};
 use clientele::ratelimit::RateLimiter;
-use clientele::storage::{CursorQuery, IdempotencyRecord, Page, Precondition, SharedStore, Store, StoreError};
+use clientele::storage::{
+    CursorQuery, IdempotencyRecord, ImportLine, Page, Precondition, SharedStore, Store, StoreError,
+};
 use reqwest::Method;
 use serde_json::json;
 
@@ -135,6 +137,14 @@ impl Store for CountingStore {
 
     async fn purge_idempotency(&self, before: i64) -> Result<u64, StoreError> {
         self.inner.purge_idempotency(before).await
+    }
+
+    async fn import_customers(&self, account_id: &AccountId, lines: Vec<ImportLine>) -> Result<Vec<bool>, StoreError> {
+        self.inner.import_customers(account_id, lines).await
+    }
+
+    async fn imported_lines(&self, account_id: &AccountId, hashes: Vec<[u8; 32]>) -> Result<Vec<bool>, StoreError> {
+        self.inner.imported_lines(account_id, hashes).await
     }
 }
 

@@ -9,6 +9,7 @@ mod breaker;
 mod data_migrations;
 mod error;
 mod gates;
+mod import;
 mod queries;
 
 use std::str::FromStr;
@@ -23,7 +24,9 @@ use sqlx::{Connection, Executor, PgConnection};
 use self::breaker::Breaker;
 pub use self::error::from_sqlx;
 use self::gates::WriteGates;
-use super::{CursorQuery, IdempotencyRecord, OpenError, Page, PoolStatus, Precondition, Store, StoreError, redact_url};
+use super::{
+    CursorQuery, IdempotencyRecord, ImportLine, OpenError, Page, PoolStatus, Precondition, Store, StoreError, redact_url,
+};
 use crate::deadline::Budget;
 use crate::domain::customer::Customer;
 use crate::domain::token::TokenHash;
@@ -281,5 +284,18 @@ impl Store for PostgresStore {
 
     async fn purge_idempotency(&self, before: i64) -> Result<u64, StoreError> {
         self.breaker.run(queries::purge_idempotency(&self.pool, before)).await
+    }
+
+    async fn import_customers(&self, account_id: &AccountId, lines: Vec<ImportLine>) -> Result<Vec<bool>, StoreError> {
+        let _turn = self.gates.enter(None).await?;
+        self.breaker.run(import::import_customers(&self.pool, account_id, &lines)).await
+    }
+
+    async fn imported_lines(
+        &self,
+        account_id: &AccountId,
+        line_hashes: Vec<[u8; 32]>,
+    ) -> Result<Vec<bool>, StoreError> {
+        self.breaker.run(import::imported_lines(&self.pool, account_id, &line_hashes)).await
     }
 }
