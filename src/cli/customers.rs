@@ -190,9 +190,33 @@ async fn import(store: &SharedStore, account: &Account, input: Option<&Path>, dr
         None => (Box::new(io::stdin().lock()), None),
     };
     let bar = progress_bar(length, "{spinner} importing {binary_bytes}/{binary_total_bytes} {wide_bar} {eta} {msg}");
-    let mut reader = BufReader::with_capacity(1 << 16, source);
-    let mut seen = if dry_run { Some(SeenLines::new()?) } else { None };
     let mut tally = Tally::default();
+    let result =
+        import_lines(store, account, BufReader::with_capacity(1 << 16, source), dry_run, &bar, &mut tally).await;
+    bar.finish_and_clear();
+    if let Err(error) = result {
+        let resume = if dry_run { "" } else { "; re-running the same input finishes it" };
+        return Err(error.context(format!("stopped ({}{resume})", tally.summary(dry_run))));
+    }
+    report(&bar, &tally.summary(dry_run));
+    if tally.invalid > 0 {
+        bail!("{} invalid (listed above)", count(tally.invalid, "line was", "lines were"));
+    }
+    Ok(())
+}
+
+/// Reads every line, reporting the bad ones, and creates (or, on a dry run,
+/// counts) the valid ones batch by batch, one batch at the store while the
+/// next is parsed.
+async fn import_lines(
+    store: &SharedStore,
+    account: &Account,
+    mut reader: impl BufRead,
+    dry_run: bool,
+    bar: &ProgressBar,
+    tally: &mut Tally,
+) -> anyhow::Result<()> {
+    let mut seen = if dry_run { Some(SeenLines::new()?) } else { None };
     let mut batch = Vec::with_capacity(IMPORT_BATCH);
     let mut in_flight: Option<InFlight> = None;
     let (mut number, mut bytes) = (0u64, 0u64);
@@ -214,7 +238,7 @@ async fn import(store: &SharedStore, account: &Account, input: Option<&Path>, dr
             Ok(None) => {}
             Err(error) => {
                 tally.invalid += 1;
-                report(&bar, &format!("line {number}: {error}"));
+                report(bar, &format!("line {number}: {error}"));
             }
         }
         if batch.len() == IMPORT_BATCH {
@@ -222,7 +246,7 @@ async fn import(store: &SharedStore, account: &Account, input: Option<&Path>, dr
             match seen.as_mut() {
                 Some(seen) => tally.add(&seen.check(store, account, lines).await?),
                 None => {
-                    settle(in_flight.take(), &mut tally).await?;
+                    settle(in_flight.take(), tally).await?;
                     in_flight = Some(spawn_import(store, account, lines));
                 }
             }
@@ -234,16 +258,11 @@ async fn import(store: &SharedStore, account: &Account, input: Option<&Path>, dr
         Some(seen) if !batch.is_empty() => tally.add(&seen.check(store, account, batch).await?),
         Some(_) => {}
         None => {
-            settle(in_flight.take(), &mut tally).await?;
+            settle(in_flight.take(), tally).await?;
             if !batch.is_empty() {
-                settle(Some(spawn_import(store, account, batch)), &mut tally).await?;
+                settle(Some(spawn_import(store, account, batch)), tally).await?;
             }
         }
-    }
-    bar.finish_and_clear();
-    report(&bar, &tally.summary(dry_run));
-    if tally.invalid > 0 {
-        bail!("{} invalid (listed above)", count(tally.invalid, "line was", "lines were"));
     }
     Ok(())
 }
@@ -300,9 +319,15 @@ impl SeenLines {
     }
 
     /// Per line, whether a real run would create it.
-    async fn check(&mut self, store: &SharedStore, account: &Account, lines: Vec<ImportLine>) -> anyhow::Result<Vec<bool>> {
+    async fn check(
+        &mut self,
+        store: &SharedStore,
+        account: &Account,
+        lines: Vec<ImportLine>,
+    ) -> anyhow::Result<Vec<bool>> {
         let hashes: Vec<[u8; 32]> = lines.iter().map(|line| line.line_hash).collect();
-        let known = store.imported_lines(&account.id, hashes.clone()).await.context("cannot read the import records")?;
+        let known =
+            store.imported_lines(&account.id, hashes.clone()).await.context("cannot read the import records")?;
         let transaction = self.connection.transaction().context("cannot use the temporary database")?;
         let mut created = Vec::with_capacity(hashes.len());
         {

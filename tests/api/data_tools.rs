@@ -230,8 +230,14 @@ fn reruns(sandbox: &Sandbox) {
     // The same lines on stdin are the same keys.
     let piped = blocking(|| {
         let file = fs::File::open(sandbox.dir.path().join("in.ndjson")).unwrap();
-        sandbox.command().arg("--database-url").arg(&sandbox.url).args(["customers", "import", "--account", "acme"])
-            .stdin(file).output().unwrap()
+        sandbox
+            .command()
+            .arg("--database-url")
+            .arg(&sandbox.url)
+            .args(["customers", "import", "--account", "acme"])
+            .stdin(file)
+            .output()
+            .unwrap()
     });
     assert_summary(&piped, "imported 0, skipped 1,502 duplicates, 0 invalid");
     // The import records outlive the purge of idempotency keys, however old.
@@ -357,7 +363,7 @@ impl Writers {
         for task in self.tasks {
             task.await.expect("a writer panicked");
         }
-        self.acknowledged()
+        self.acknowledged.load(Ordering::SeqCst)
     }
 }
 
@@ -396,9 +402,8 @@ async fn backup_while_a_server_writes_is_complete_and_consistent() {
     let connection = rusqlite::Connection::open(&copy).expect("open the copy");
     let check: String = connection.query_row("PRAGMA integrity_check", [], |row| row.get(0)).unwrap();
     assert_eq!(check, "ok");
-    let live: u64 = connection
-        .query_row("SELECT count(*) FROM customers WHERE name LIKE 'Live %'", [], |row| row.get(0))
-        .unwrap();
+    let live: u64 =
+        connection.query_row("SELECT count(*) FROM customers WHERE name LIKE 'Live %'", [], |row| row.get(0)).unwrap();
     let (rows, counter): (u64, u64) = connection
         .query_row(
             "SELECT (SELECT count(*) FROM customers), customer_count FROM accounts WHERE name = 'default'",
@@ -436,7 +441,11 @@ async fn backup_while_a_server_writes_is_complete_and_consistent() {
 fn backup_of_postgres_points_to_pg_dump_and_exits_2() {
     let sandbox = Sandbox::sqlite();
     // Nothing listens on port 1: the command does not even connect.
-    let output = sandbox.command().args(["--database-url", "postgres://u:hunter2@127.0.0.1:1/x", "backup", "copy.db"]).output().unwrap();
+    let output = sandbox
+        .command()
+        .args(["--database-url", "postgres://u:hunter2@127.0.0.1:1/x", "backup", "copy.db"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
     let message = stderr(&output);
     assert!(message.starts_with("error: ") && message.contains("pg_dump"), "{message}");

@@ -25,7 +25,8 @@ use self::breaker::Breaker;
 pub use self::error::from_sqlx;
 use self::gates::WriteGates;
 use super::{
-    CursorQuery, IdempotencyRecord, ImportLine, OpenError, Page, PoolStatus, Precondition, Store, StoreError, redact_url,
+    CursorQuery, IdempotencyRecord, ImportLine, OpenError, Page, PoolStatus, Precondition, Store, StoreError,
+    redact_url,
 };
 use crate::deadline::Budget;
 use crate::domain::customer::Customer;
