@@ -358,6 +358,16 @@ impl Writers {
         self.acknowledged.load(Ordering::SeqCst)
     }
 
+    /// Waits until `count` writes were acknowledged; fails after 30 s, or as soon as a writer failed.
+    async fn wait_for(&self, count: u64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while self.acknowledged() < count {
+            assert!(!self.tasks.iter().any(|task| task.is_finished()), "a writer stopped (see its panic above)");
+            assert!(tokio::time::Instant::now() < deadline, "only {} writes in 30 s", self.acknowledged());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     async fn stop(self) -> u64 {
         self.stop.store(true, Ordering::SeqCst);
         for task in self.tasks {
@@ -372,7 +382,9 @@ async fn backup_while_a_server_writes_is_complete_and_consistent() {
     let sandbox = Sandbox::sqlite();
     let store = storage::open(&sandbox.url).await.expect("open");
     admin::create_account(&store, "default").await.unwrap();
-    let (secret, _) = admin::issue_token(&store, "default", Scope::Write, None).await.unwrap();
+    // A limit the writers never reach (the default, 100 a minute, would refuse them).
+    let unlimited = Some("1000000/1s".parse().expect("a rate limit"));
+    let (secret, _) = admin::issue_token(&store, "default", Scope::Write, unlimited).await.unwrap();
     drop(store);
     // Enough data that copying it takes a while: 20,000 customers, imported.
     write_lines(&sandbox, "seed.ndjson", &input_lines(20_000));
@@ -380,9 +392,7 @@ async fn backup_while_a_server_writes_is_complete_and_consistent() {
     assert!(seeded.status.success(), "{}", describe(&seeded));
     let server = sandbox.serve(&["--no-bootstrap"]);
     let writers = Writers::start(server.url("/v2/customers"), secret.expose().to_owned());
-    while writers.acknowledged() < 200 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    writers.wait_for(200).await;
 
     let acknowledged_before = writers.acknowledged();
     let backup = blocking(|| sandbox.cli(&["backup", "copy.db"]));
@@ -392,9 +402,7 @@ async fn backup_while_a_server_writes_is_complete_and_consistent() {
     let expected = format!("backed up {} to copy.db (a consistent copy; integrity check ok)\n", source.display());
     assert_eq!(stderr(&backup), expected);
     // Writes went on after the backup too: the server never stopped.
-    while writers.acknowledged() < acknowledged_after + 100 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    writers.wait_for(acknowledged_after + 100).await;
     let total = writers.stop().await;
     drop(server);
 
