@@ -110,7 +110,7 @@ async fn export(store: &SharedStore, account: &Account, output: Option<&Path>) -
     let (_, total) = store.list_customers_by_offset(&account.id, 0, 0).await.context("cannot count the customers")?;
     let bar = progress_bar(Some(total), "{spinner} exporting {human_pos}/{human_len} customers {wide_bar} {eta}");
     // Errors writing stdout follow the rules of `output` (a closed pipe ends quietly).
-    let (sink, describe): (Box<dyn Write>, Box<dyn Fn(io::Error) -> anyhow::Error>) = match output {
+    let (sink, describe): (Box<dyn Write>, Box<Explain>) = match output {
         None => (Box::new(io::stdout().lock()), Box::new(write_error)),
         Some(path) => {
             let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
@@ -141,6 +141,9 @@ async fn export(store: &SharedStore, account: &Account, output: Option<&Path>) -
     report(&bar, &format!("exported {}", count(written, "customer", "customers")));
     Ok(())
 }
+
+/// Turns a write error into the command's error.
+type Explain = dyn Fn(io::Error) -> anyhow::Error;
 
 /// What an import did (or, on a dry run, would do) with the lines it read.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
