@@ -34,7 +34,7 @@
 //!   in `storage/row.rs`; lists answer a [`storage::Page`].
 //! * [`lifecycle`] holds when a version is deprecated and ends (`--deprecate`,
 //!   `--sunset`); [`http::deprecation`] puts it on that version's responses.
-//! * [`cli`] is the operator's interface: `serve`, `accounts`, `tokens`;
+//! * [`cli`] is the operator's interface: `serve`, `accounts`, `tokens`, `audit`, `backup`, `customers`;
 //!   [`admin`] holds the operator actions it shares with the tests.
 //! * [`deadline`] bounds every request (`--request-timeout`): the HTTP layer
 //!   answers 503 by then ([`http::deadline`]), and the stores stop its

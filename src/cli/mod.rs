@@ -2,7 +2,10 @@
 
 mod accounts;
 mod audit;
+mod backup;
+mod customers;
 mod duration;
+mod ndjson;
 mod openapi;
 mod output;
 mod serve;
@@ -48,6 +51,11 @@ enum Command {
     Openapi(openapi::OpenapiArgs),
     /// List the admin actions: who created accounts, created, rotated or revoked tokens, and when.
     Audit(audit::AuditArgs),
+    /// Copy a SQLite database, consistently, while servers keep writing to it.
+    Backup(backup::BackupArgs),
+    /// Export and import an account's customers as NDJSON.
+    #[command(subcommand)]
+    Customers(customers::CustomersCommand),
 }
 
 /// Parses the command line and runs it; a failure is one line on stderr and exit code 1.
@@ -68,6 +76,8 @@ pub fn main() -> ExitCode {
                 openapi::run(store.as_ref(), args).await
             }
             Command::Audit(args) => audit::run(&open_store(&cli.database_url).await?, args).await,
+            Command::Backup(args) => backup::run(&cli.database_url, args).await,
+            Command::Customers(command) => customers::run(&open_store(&cli.database_url).await?, command).await,
         }
     });
     match result {
@@ -83,7 +93,19 @@ fn fail(error: anyhow::Error) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let _ = writeln!(std::io::stderr(), "error: {}", secrets::redact(&format!("{error:#}")));
-    ExitCode::FAILURE
+    match error.downcast_ref::<Exit>() {
+        Some(exit) => ExitCode::from(exit.code),
+        None => ExitCode::FAILURE,
+    }
+}
+
+/// A failure that exits with a code of its own instead of 1 (`backup` on
+/// PostgreSQL exits 2), after the usual `error:` line.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+struct Exit {
+    code: u8,
+    message: String,
 }
 
 /// The store of an admin command: never created here (API.md §7), only `serve` creates one.

@@ -25,7 +25,7 @@ impl fmt::Display for StdoutClosed {
 impl std::error::Error for StdoutClosed {}
 
 /// What a write to stdout failed with: [`StdoutClosed`] for a closed pipe, else the error, explained.
-fn write_error(error: io::Error) -> anyhow::Error {
+pub(super) fn write_error(error: io::Error) -> anyhow::Error {
     if error.kind() == io::ErrorKind::BrokenPipe {
         anyhow::Error::new(StdoutClosed)
     } else {

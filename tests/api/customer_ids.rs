@@ -12,7 +12,8 @@ use clientele::domain::token::TokenHash;
 use clientele::domain::{Account, AccountId, AuditEntry, Customer, CustomerFields, CustomerId, TokenId, TokenRecord};
 use clientele::ratelimit::RateLimiter;
 use clientele::storage::{
-    CursorQuery, IdempotencyRecord, Page, Precondition, Rotation, SharedStore, Store, StoreError, TokenChange,
+    CursorQuery, IdempotencyRecord, ImportLine, Page, Precondition, Rotation, SharedStore, Store, StoreError,
+    TokenChange,
 };
 use clientele::usage::UsageRow;
 use reqwest::Method;
@@ -159,6 +160,14 @@ impl Store for CountingStore {
 
     async fn purge_idempotency(&self, before: i64) -> Result<u64, StoreError> {
         self.inner.purge_idempotency(before).await
+    }
+
+    async fn import_customers(&self, account_id: &AccountId, lines: Vec<ImportLine>) -> Result<Vec<bool>, StoreError> {
+        self.inner.import_customers(account_id, lines).await
+    }
+
+    async fn imported_lines(&self, account_id: &AccountId, hashes: Vec<[u8; 32]>) -> Result<Vec<bool>, StoreError> {
+        self.inner.imported_lines(account_id, hashes).await
     }
 }
 

@@ -2,7 +2,7 @@
 //! helper module, [`support`], shared by all of them.
 //!
 //! Most areas drive a real server in-process over HTTP on a random port
-//! ([`support::TestApp`]); `cli`, `cli_pipes`, `cluster`, `deadline`, `logging`,
+//! ([`support::TestApp`]); `cli`, `cli_pipes`, `cluster`, `data_tools`, `deadline`, `logging`,
 //! `pg_outage`, `readme`, `secrets`, `version` and part of `token_lifecycle` start the
 //! built `clientele` binary ([`support::process`]); `docs` reads the documentation.
 //!
@@ -23,6 +23,7 @@ mod conditional;
 mod customer_ids;
 mod customers_v1;
 mod customers_v2;
+mod data_tools;
 mod deadline;
 mod docs;
 mod edge;

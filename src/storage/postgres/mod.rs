@@ -9,6 +9,7 @@ mod breaker;
 mod data_migrations;
 mod error;
 mod gates;
+mod import;
 mod queries;
 mod usage;
 
@@ -25,7 +26,7 @@ use self::breaker::Breaker;
 pub use self::error::from_sqlx;
 use self::gates::WriteGates;
 use super::{
-    CursorQuery, IdempotencyRecord, OpenError, Page, PoolStatus, Precondition, Rotation, Store, StoreError,
+    CursorQuery, IdempotencyRecord, ImportLine, OpenError, Page, PoolStatus, Precondition, Rotation, Store, StoreError,
     TokenChange, redact_url,
 };
 use crate::deadline::Budget;
@@ -307,5 +308,18 @@ impl Store for PostgresStore {
 
     async fn purge_idempotency(&self, before: i64) -> Result<u64, StoreError> {
         self.breaker.run(queries::purge_idempotency(&self.pool, before)).await
+    }
+
+    async fn import_customers(&self, account_id: &AccountId, lines: Vec<ImportLine>) -> Result<Vec<bool>, StoreError> {
+        let _turn = self.gates.enter(None).await?;
+        self.breaker.run(import::import_customers(&self.pool, account_id, &lines)).await
+    }
+
+    async fn imported_lines(
+        &self,
+        account_id: &AccountId,
+        line_hashes: Vec<[u8; 32]>,
+    ) -> Result<Vec<bool>, StoreError> {
+        self.breaker.run(import::imported_lines(&self.pool, account_id, &line_hashes)).await
     }
 }

@@ -2,7 +2,9 @@
 //! and group-committed writes on one writer thread (see [`runtime`]).
 
 mod admin;
+pub mod backup;
 mod error;
+mod import;
 mod migrations;
 mod queries;
 mod runtime;
@@ -14,7 +16,9 @@ use async_trait::async_trait;
 
 use self::runtime::Runtime;
 pub use self::runtime::Synchronous;
-use super::{CursorQuery, IdempotencyRecord, OpenError, Page, Precondition, Rotation, Store, StoreError, TokenChange};
+use super::{
+    CursorQuery, IdempotencyRecord, ImportLine, OpenError, Page, Precondition, Rotation, Store, StoreError, TokenChange,
+};
 use crate::deadline::Budget;
 use crate::domain::customer::Customer;
 use crate::domain::token::TokenHash;
@@ -219,6 +223,20 @@ impl Store for SqliteStore {
 
     async fn purge_idempotency(&self, before: i64) -> Result<u64, StoreError> {
         self.runtime.write(move |connection| Ok(queries::purge_idempotency(connection, before)?)).await
+    }
+
+    async fn import_customers(&self, account_id: &AccountId, lines: Vec<ImportLine>) -> Result<Vec<bool>, StoreError> {
+        let account_id = account_id.clone();
+        self.runtime.write(move |connection| import::import_customers(connection, &account_id, &lines)).await
+    }
+
+    async fn imported_lines(
+        &self,
+        account_id: &AccountId,
+        line_hashes: Vec<[u8; 32]>,
+    ) -> Result<Vec<bool>, StoreError> {
+        let account_id = account_id.clone();
+        self.runtime.read(move |connection| Ok(import::imported_lines(connection, &account_id, &line_hashes)?)).await
     }
 }
 
