@@ -60,7 +60,10 @@ enum Command {
 
 /// Parses the command line and runs it; a failure is one line on stderr and exit code 1.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(parse) => return exit_for_clap(parse),
+    };
     output::install_pipe_panic_hook();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -111,6 +114,21 @@ struct Exit {
 /// The store of an admin command: never created here (API.md §7), only `serve` creates one.
 async fn open_store(database_url: &SecretUrl) -> anyhow::Result<SharedStore> {
     Ok(storage::open_existing(database_url.expose()).await?)
+}
+
+/// Prints clap's answer (usage error, `--help`, `--version`) as `Cli::parse` would, but a
+/// failure to write it is reported like any other output's: a closed pipe ends
+/// quietly, any other write error is one `error:` line and exit 1 (issue 18).
+fn exit_for_clap(parse: clap::Error) -> ExitCode {
+    let code = parse.exit_code();
+    match parse.print() {
+        Ok(()) => ExitCode::from(u8::try_from(code).unwrap_or(2)),
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: cannot write to {}: {error}", if parse.use_stderr() { "stderr" } else { "stdout" });
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[cfg(test)]

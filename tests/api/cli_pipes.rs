@@ -104,9 +104,14 @@ fn listings_stop_quietly_when_the_reader_goes_away() {
 #[test]
 fn another_write_error_is_one_error_line_and_exit_1() {
     let sandbox = database_with_many_tokens();
-    for args in
-        [&["tokens", "list"][..], &["tokens", "list", "--json"], &["accounts", "list"], &["accounts", "create", "x"]]
-    {
+    for args in [
+        &["tokens", "list"][..],
+        &["tokens", "list", "--json"],
+        &["accounts", "list"],
+        &["accounts", "create", "x"],
+        &["--version"],
+        &["--help"],
+    ] {
         let full = File::options().write(true).open("/dev/full").expect("/dev/full");
         let (status, stderr) = blocking(|| finish(spawn(&sandbox, args, Stdio::from(full))));
         assert_eq!(status.code(), Some(1), "{args:?} > /dev/full: {stderr}");
