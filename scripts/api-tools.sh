@@ -73,17 +73,18 @@ step "starting a server"
 cargo build --locked --quiet --bin clientele
 BIN=target/debug/clientele
 DB="sqlite://$WORK/api-tools.db"
-"$BIN" accounts create default --database-url "$DB" >/dev/null
-TOKEN=$("$BIN" tokens create --account default --scope write --rate-limit 1000000/60s --database-url "$DB")
-READ_TOKEN=$("$BIN" tokens create --account default --scope read --rate-limit 500/60s --database-url "$DB")
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 BASE="http://127.0.0.1:$PORT"
+# `serve` creates the database; the admin commands then work on it while it runs (they never create one).
 "$BIN" serve --listen "127.0.0.1:$PORT" --database-url "$DB" --no-bootstrap --auth-failure-limit 1000000/60s \
   --public-url "$BASE" \
   >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 100); do curl -fsS "$BASE/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 curl -fsS "$BASE/healthz" >/dev/null
+"$BIN" accounts create default --database-url "$DB" >/dev/null
+TOKEN=$("$BIN" tokens create --account default --scope write --rate-limit 1000000/60s --database-url "$DB" 2>/dev/null)
+READ_TOKEN=$("$BIN" tokens create --account default --scope read --rate-limit 500/60s --database-url "$DB" 2>/dev/null)
 
 for version in v1 v2; do
   curl -fsS "$BASE/$version/openapi.json" -o "$WORK/$version.json"

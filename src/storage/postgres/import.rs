@@ -4,6 +4,7 @@
 
 use sqlx::PgPool;
 
+use super::queries::bind_customer;
 use crate::domain::AccountId;
 use crate::storage::row::{CustomerColumns, customer_insert_columns};
 use crate::storage::{ImportLine, StoreError, import_key};
@@ -31,25 +32,7 @@ pub async fn import_customers(
     for line in lines {
         let (customer, record) = (&line.customer, line.record());
         let columns = CustomerColumns::of(customer);
-        let address = &columns.address;
-        let inserted = sqlx::query(IMPORT_LINE)
-            .bind(account_id.as_str())
-            .bind(customer.id.as_str())
-            .bind(&customer.name)
-            .bind(&customer.email)
-            .bind(&columns.email_normalized)
-            .bind(&customer.phone)
-            .bind(columns.has_address)
-            .bind(&address.line1)
-            .bind(&address.line2)
-            .bind(&address.city)
-            .bind(&address.region)
-            .bind(&address.postal_code)
-            .bind(&address.country)
-            .bind(&columns.metadata)
-            .bind(customer.created)
-            .bind(customer.updated)
-            .bind(customer.version)
+        let inserted = bind_customer(sqlx::query(IMPORT_LINE), account_id, customer, &columns)
             .bind(&record.key)
             .bind(record.fingerprint.as_slice())
             .bind(i32::from(record.status))

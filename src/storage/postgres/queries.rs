@@ -77,25 +77,7 @@ pub async fn insert_customer(
     idempotency: Option<&IdempotencyRecord>,
 ) -> Result<(), StoreError> {
     let columns = CustomerColumns::of(customer);
-    let address = &columns.address;
-    let insert = sqlx::query(INSERT_CUSTOMER)
-        .bind(account_id.as_str())
-        .bind(customer.id.as_str())
-        .bind(&customer.name)
-        .bind(&customer.email)
-        .bind(&columns.email_normalized)
-        .bind(&customer.phone)
-        .bind(columns.has_address)
-        .bind(&address.line1)
-        .bind(&address.line2)
-        .bind(&address.city)
-        .bind(&address.region)
-        .bind(&address.postal_code)
-        .bind(&address.country)
-        .bind(&columns.metadata)
-        .bind(customer.created)
-        .bind(customer.updated)
-        .bind(customer.version);
+    let insert = bind_customer(sqlx::query(INSERT_CUSTOMER), account_id, customer, &columns);
     let Some(record) = idempotency else {
         insert.execute(pool).await?;
         return Ok(());
@@ -136,6 +118,37 @@ pub async fn insert_customer(
     insert.execute(&mut *transaction).await?;
     transaction.commit().await?;
     Ok(())
+}
+
+/// A PostgreSQL statement with its arguments bound.
+pub(super) type Statement<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// Binds a customer's columns as `$1..$17`, in the order of the customer insert's column list.
+pub(super) fn bind_customer<'q>(
+    statement: Statement<'q>,
+    account_id: &'q AccountId,
+    customer: &'q Customer,
+    columns: &'q CustomerColumns,
+) -> Statement<'q> {
+    let address = &columns.address;
+    statement
+        .bind(account_id.as_str())
+        .bind(customer.id.as_str())
+        .bind(&customer.name)
+        .bind(&customer.email)
+        .bind(&columns.email_normalized)
+        .bind(&customer.phone)
+        .bind(columns.has_address)
+        .bind(&address.line1)
+        .bind(&address.line2)
+        .bind(&address.city)
+        .bind(&address.region)
+        .bind(&address.postal_code)
+        .bind(&address.country)
+        .bind(&columns.metadata)
+        .bind(customer.created)
+        .bind(customer.updated)
+        .bind(customer.version)
 }
 
 /// Tells `NotFound` from `PreconditionFailed` after a conditional write changed
