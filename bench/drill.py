@@ -65,15 +65,22 @@ class Attack:
         self.connect_failures = 0
         self.running = True
 
+    async def connect(self):
+        """One connection to the server, or None (counted, after a second's pause) when it fails."""
+        try:
+            return await asyncio.wait_for(asyncio.open_connection(self.host, self.port), 15)
+        except (OSError, asyncio.TimeoutError):
+            self.connect_failures += 1
+            await asyncio.sleep(1)
+            return None
+
     async def slow(self, index):
         await asyncio.sleep(index * 0.0005)  # spread the connects over a few seconds
         while self.running:
-            try:
-                reader, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), 15)
-            except (OSError, asyncio.TimeoutError):
-                self.connect_failures += 1
-                await asyncio.sleep(1)
+            connected = await self.connect()
+            if connected is None:
                 continue
+            reader, writer = connected
             self.open_slow += 1
             try:
                 writer.write(b"GET /healthz HTTP/1.1\r\nHost: drill\r\nX-Slow: ")
@@ -99,12 +106,10 @@ class Attack:
     async def idle(self, index):
         await asyncio.sleep(index * 0.0005)
         while self.running:
-            try:
-                reader, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), 15)
-            except (OSError, asyncio.TimeoutError):
-                self.connect_failures += 1
-                await asyncio.sleep(1)
+            connected = await self.connect()
+            if connected is None:
                 continue
+            reader, writer = connected
             self.open_idle += 1
             try:
                 writer.write(b"GET /healthz HTTP/1.1\r\nHost: drill\r\n\r\n")
