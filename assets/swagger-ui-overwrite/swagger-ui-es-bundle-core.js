@@ -1,0 +1,1 @@
+// Not shipped: /docs loads swagger-ui-bundle.js (see assets/README.md).
