@@ -127,7 +127,16 @@ fn json(body: impl Into<Body>) -> Response {
 /// Without a token, the full document (marked deprecated if the version is);
 /// with one, the document tailored to it; with an invalid one, the `401` of
 /// any other route. Asking for a document counts toward no rate limit.
-async fn serve(state: &AppState, mut request: Request, version: ApiVersion) -> Response {
+///
+/// Every answer carries `Vary: Authorization` (RFC 9110 §12.5.5): a cache
+/// must not hand one token's tailored document to another client.
+async fn serve(state: &AppState, request: Request, version: ApiVersion) -> Response {
+    let mut response = serve_unvaried(state, request, version).await;
+    response.headers_mut().append(header::VARY, HeaderValue::from_static("authorization"));
+    response
+}
+
+async fn serve_unvaried(state: &AppState, mut request: Request, version: ApiVersion) -> Response {
     let deprecation = state.config.deprecations.iter().find(|known| known.version == version).copied();
     if !presents_token(&request) {
         return match deprecation {

@@ -1,7 +1,9 @@
 //! Content codings (API.md §1): responses over 1 KiB compressed (gzip, br or
 //! zstd) when the client accepts it; request bodies sent with
 //! `Content-Encoding: gzip` or `br` decoded before they are read, the 64 KiB
-//! limit applying to the decoded bytes; any other coding `415`.
+//! limit applying to the decoded bytes; any other coding `415`. Codings are
+//! compared case-insensitively, `x-gzip` is `gzip` and `identity` is no coding
+//! (RFC 9110 §8.4.1).
 //!
 //! Both are tower-http's. Compression wraps the whole application, and only
 //! responses worth compressing reach it ([`super::compress`]). Decoding runs
@@ -14,7 +16,7 @@ use std::fmt;
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{Response, StatusCode, header};
+use axum::http::{HeaderValue, Response, StatusCode, header};
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tower::{Layer, ServiceExt, service_fn};
@@ -49,9 +51,19 @@ pub fn compression() -> CompressionLayer<CompressWhen> {
 /// declares a `Content-Encoding`. Refusals are the contract's: `413` over the
 /// limit (after decoding), `415` for a coding other than gzip or br, `408` when
 /// the body does not arrive within the body timeout.
-pub async fn read_body(request: Request, limit: usize) -> Result<Bytes, ApiError> {
-    if !request.headers().contains_key(header::CONTENT_ENCODING) {
+pub async fn read_body(mut request: Request, limit: usize) -> Result<Bytes, ApiError> {
+    let Some(declared) = request.headers().get(header::CONTENT_ENCODING) else {
         return read_limited(request.into_body(), limit).await;
+    };
+    match canonical_coding(declared.as_bytes()) {
+        Some(Canonical::Identity) => {
+            request.headers_mut().remove(header::CONTENT_ENCODING);
+            return read_limited(request.into_body(), limit).await;
+        }
+        Some(Canonical::Coding(coding)) => {
+            request.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding));
+        }
+        None => {}
     }
     // tower-http's decoder as a service around the read, so it also answers unknown codings.
     let reader = service_fn(move |request: axum::http::Request<_>| async move {
@@ -66,6 +78,29 @@ pub async fn read_body(request: Request, limit: usize) -> Result<Bytes, ApiError
         Some(ReadOutcome(outcome)) => outcome,
         None if response.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE => Err(unsupported_content_encoding()),
         None => Err(ApiError::internal("the body decoder answered without reading the body")),
+    }
+}
+
+/// A `Content-Encoding` value in the spelling the decoder compares exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Canonical {
+    /// `identity`: no coding at all (RFC 9110 §8.4.1), the body is read as it is.
+    Identity,
+    Coding(&'static str),
+}
+
+/// Content codings are case-insensitive, and `x-gzip` is `gzip` (RFC 9110
+/// §8.4.1, §8.4.1.3); `None` for anything else, left for the decoder to refuse.
+fn canonical_coding(value: &[u8]) -> Option<Canonical> {
+    let value = value.trim_ascii();
+    if value.eq_ignore_ascii_case(b"gzip") || value.eq_ignore_ascii_case(b"x-gzip") {
+        Some(Canonical::Coding("gzip"))
+    } else if value.eq_ignore_ascii_case(b"br") {
+        Some(Canonical::Coding("br"))
+    } else if value.eq_ignore_ascii_case(b"identity") {
+        Some(Canonical::Identity)
+    } else {
+        None
     }
 }
 
@@ -120,4 +155,21 @@ pub fn is_body_timeout(error: &(dyn StdError + 'static)) -> bool {
         current = error.source();
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codings_compare_case_insensitively() {
+        for gzip in ["gzip", "GZIP", "Gzip", "x-gzip", "X-GZIP", " gzip "] {
+            assert_eq!(canonical_coding(gzip.as_bytes()), Some(Canonical::Coding("gzip")), "{gzip}");
+        }
+        assert_eq!(canonical_coding(b"BR"), Some(Canonical::Coding("br")));
+        assert_eq!(canonical_coding(b"Identity"), Some(Canonical::Identity));
+        for other in ["deflate", "zstd", "gzip, br", "x-br", ""] {
+            assert_eq!(canonical_coding(other.as_bytes()), None, "{other}");
+        }
+    }
 }

@@ -139,6 +139,13 @@ async fn documents_are_tailored_to_the_token_that_asks() {
         assert!(serde_json::from_str::<Value>(&full).unwrap().get("servers").is_none());
     }
 
+    // Tailored or not, the answer depends on Authorization, and says so to caches.
+    for token in [None, Some(reader.as_str())] {
+        let response = document(&app, "v2", token).await;
+        let vary: Vec<_> = response.headers().get_all("vary").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+        assert!(vary.iter().any(|v| v.eq_ignore_ascii_case("authorization")), "{token:?}: Vary {vary:?}");
+    }
+
     let read_v2 = document(&app, "v2", Some(&reader)).await;
     assert_eq!(read_v2.status(), 200);
     let read_v2 = body(read_v2).await;

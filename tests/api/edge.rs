@@ -514,7 +514,16 @@ async fn post_encoded(sandbox: &Sandbox, encoding: &str, body: Vec<u8>) -> reqwe
 async fn compressed_request_bodies_are_decoded_and_limited_after_decoding() {
     let sandbox = serve(&[]);
     let customer = json!({"name": "Grace Hopper", "email": "grace@example.com"}).to_string();
-    for (encoding, body) in [("gzip", gzip(customer.as_bytes())), ("br", brotli_compress(customer.as_bytes()))] {
+    // Codings are case-insensitive, x-gzip is gzip and identity is none (RFC 9110 §8.4.1).
+    let encoded = [
+        ("gzip", gzip(customer.as_bytes())),
+        ("GZIP", gzip(customer.as_bytes())),
+        ("x-gzip", gzip(customer.as_bytes())),
+        ("br", brotli_compress(customer.as_bytes())),
+        ("Br", brotli_compress(customer.as_bytes())),
+        ("identity", customer.clone().into_bytes()),
+    ];
+    for (encoding, body) in encoded {
         let (_, created) = expect_json(post_encoded(&sandbox, encoding, body).await, 201, encoding).await;
         assert_eq!(created["name"], "Grace Hopper", "{encoding}");
     }
