@@ -15,13 +15,18 @@
 //!   SQLite's writer refuses a queued write past its deadline
 //! ```
 //!
-//! The HTTP layer puts the request's [`Deadlines`] in a task-local ([`scope`]);
-//! the stores read it with [`store_deadline`]. Work outside a request (the
+//! The HTTP layer puts the request's [`RequestClock`] in a task-local
+//! ([`scope`]); the stores read it with [`store_deadline`]. The clock stops
+//! while the request's body arrives ([`excluding`]): that time is bounded by
+//! `--body-timeout`, and the request timeout restarts once the body is in. Work outside a request (the
 //! admin CLI, background maintenance) has none and is bounded by the
 //! per-connection limits alone.
 
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
 
 /// `--request-timeout` unless set.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -111,19 +116,110 @@ impl Deadlines {
     }
 }
 
-tokio::task_local! {
-    static DEADLINES: Deadlines;
+/// A request's deadlines as they run: they count from the request's start,
+/// stop while its body arrives (the body has its own limit, `--body-timeout`,
+/// API.md §1) and count again, from the start, once it has arrived. Shared by
+/// the layers that answer by the deadline and by the body reader.
+#[derive(Debug, Clone)]
+pub struct RequestClock(Arc<Clock>);
+
+#[derive(Debug)]
+struct Clock {
+    budget: Budget,
+    /// `None` while the request's body arrives.
+    running: Mutex<Option<Deadlines>>,
+    /// Woken when `running` changes.
+    moved: Notify,
 }
 
-/// Runs `work` (a request) with `deadlines` visible to [`store_deadline`].
-pub async fn scope<F: Future>(deadlines: Deadlines, work: F) -> F::Output {
-    DEADLINES.scope(deadlines, work).await
+impl RequestClock {
+    /// A clock for a request starting now.
+    pub fn start(budget: Budget) -> Self {
+        Self::with(budget, Deadlines::starting_now(budget))
+    }
+
+    fn with(budget: Budget, deadlines: Deadlines) -> Self {
+        Self(Arc::new(Clock { budget, running: Mutex::new(Some(deadlines)), moved: Notify::new() }))
+    }
+
+    /// The deadlines now; `None` while the body arrives.
+    pub fn deadlines(&self) -> Option<Deadlines> {
+        *self.0.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn set(&self, running: Option<Deadlines>) {
+        *self.0.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = running;
+        self.0.moved.notify_waiters();
+    }
+
+    /// Runs `work` until the answer deadline plus `grace`: `None` if it is
+    /// still running then. While the clock is stopped nothing expires; when it
+    /// restarts, the new deadline counts.
+    pub async fn run<F: Future>(&self, grace: Duration, work: F) -> Option<F::Output> {
+        let work = std::pin::pin!(work);
+        let mut work = work;
+        loop {
+            let moved = self.0.moved.notified();
+            let mut moved = std::pin::pin!(moved);
+            moved.as_mut().enable();
+            let answer_by = self.deadlines().map(|deadlines| deadlines.answer + grace);
+            let expired = async {
+                match answer_by {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                output = &mut work => return Some(output),
+                () = &mut moved => {}
+                () = expired => {
+                    // Expired unless the clock moved meanwhile.
+                    if self.deadlines().map(|deadlines| deadlines.answer + grace) == answer_by {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl From<Deadlines> for RequestClock {
+    /// A clock at these deadlines, which restarts with the budget they leave from now.
+    fn from(deadlines: Deadlines) -> Self {
+        Self::with(Budget::new(deadlines.answer.saturating_duration_since(Instant::now())), deadlines)
+    }
+}
+
+tokio::task_local! {
+    static CLOCK: RequestClock;
+}
+
+/// Runs `work` (a request) with its clock visible to [`store_deadline`] and
+/// [`excluding`].
+pub async fn scope<F: Future>(clock: impl Into<RequestClock>, work: F) -> F::Output {
+    CLOCK.scope(clock.into(), work).await
 }
 
 /// The current request's store deadline; `None` outside a request (and in
-/// tasks a request spawned: they outlive it on purpose).
+/// tasks a request spawned: they outlive it on purpose), and while the
+/// request's body arrives.
 pub fn store_deadline() -> Option<Instant> {
-    DEADLINES.try_with(|deadlines| deadlines.store).ok()
+    CLOCK.try_with(|clock| clock.deadlines().map(|deadlines| deadlines.store)).ok().flatten()
+}
+
+/// Runs `arrival` (the read of the request's body) with the request's clock
+/// stopped, then restarts the clock: the request timeout counts the work done
+/// for the request, not the time its client takes to send it (that is
+/// `--body-timeout`'s, API.md §1). Outside a request, just runs it.
+pub async fn excluding<F: Future>(arrival: F) -> F::Output {
+    let Ok(clock) = CLOCK.try_with(RequestClock::clone) else {
+        return arrival.await;
+    };
+    clock.set(None);
+    let output = arrival.await;
+    clock.set(Some(Deadlines::starting_now(clock.0.budget)));
+    output
 }
 
 /// Whether `needed` still fits before the current request's store deadline
@@ -165,5 +261,41 @@ mod tests {
             assert_eq!(spawned, None, "a spawned task outlives the request");
         })
         .await;
+    }
+
+    #[tokio::test]
+    async fn the_clock_stops_while_the_body_arrives_and_restarts_after() {
+        let budget = Budget::new(Duration::from_millis(300));
+        // Work longer than the budget is cut at the answer deadline.
+        let clock = RequestClock::start(budget);
+        let started = Instant::now();
+        let cut = clock.run(Duration::ZERO, scope(clock.clone(), tokio::time::sleep(Duration::from_secs(5)))).await;
+        assert!(cut.is_none());
+        assert!(started.elapsed() < Duration::from_millis(1_000), "{:?}", started.elapsed());
+
+        // A body arriving for twice the budget, then work within it: answered.
+        let clock = RequestClock::start(budget);
+        let request = async {
+            excluding(async {
+                assert_eq!(store_deadline(), None, "no store deadline while the body arrives");
+                tokio::time::sleep(Duration::from_millis(600)).await;
+            })
+            .await;
+            let restarted = store_deadline().expect("a store deadline once the body is in");
+            assert!(restarted > Instant::now() + Duration::from_millis(100), "counted from the body's end");
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            "answered"
+        };
+        assert_eq!(clock.run(Duration::ZERO, scope(clock.clone(), request)).await, Some("answered"));
+
+        // The restarted deadline still cuts slow work after the body.
+        let clock = RequestClock::start(budget);
+        let request = async {
+            excluding(tokio::time::sleep(Duration::from_millis(50))).await;
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        };
+        let started = Instant::now();
+        assert!(clock.run(Duration::ZERO, scope(clock.clone(), request)).await.is_none());
+        assert!(started.elapsed() < Duration::from_millis(1_000), "{:?}", started.elapsed());
     }
 }

@@ -2,49 +2,50 @@
 //! then is answered `503` ([`ErrorCode::ServiceUnavailable`]) with `Retry-After`, and its
 //! database work has been stopped before (see [`crate::deadline`]).
 //!
-//! Two layers share one pair of [`Deadlines`]: [`limit`], around every route,
-//! sets them for the request's task and answers for a request stuck before
+//! Two layers share one [`RequestClock`]: [`limit`], around every route,
+//! starts it for the request's task and answers for a request stuck before
 //! authentication; [`answer_in_time`], inside the authentication layer of
 //! `/v1` and `/v2`, answers for a request stuck in its handler, so that 503
 //! still gets its rate-limit headers. The inner one wins when both expire.
+//! The clock stops while the request's body arrives (the body reader calls
+//! [`crate::deadline::excluding`]): a slow body is `--body-timeout`'s to
+//! refuse, with `408` (API.md §1).
 
 use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use tokio::time::Instant;
 
 use super::error::{ApiError, ErrorCode};
 use crate::app::AppState;
-use crate::deadline::{self, Deadlines};
+use crate::deadline::{self, RequestClock};
 
 /// The outer layer answers this much after the inner one, so the inner one,
 /// which knows the caller's rate limit, answers when both could.
 const OUTER_GRACE: Duration = Duration::from_millis(5);
 
-/// Sets the request's deadlines and answers 503 when the request outlives them.
+/// Starts the request's clock and answers 503 when the request outlives it.
 pub async fn limit(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let budget = state.config.budget();
-    let deadlines = Deadlines::starting_now(budget);
-    request.extensions_mut().insert(deadlines);
+    let clock = RequestClock::start(budget);
+    request.extensions_mut().insert(clock.clone());
     request.extensions_mut().insert(RequestTimeout(budget.request()));
-    let answer_by = Instant::from_std(deadlines.answer) + OUTER_GRACE;
-    match tokio::time::timeout_at(answer_by, deadline::scope(deadlines, next.run(request))).await {
-        Ok(response) => response,
-        Err(_) => too_late(budget.request()),
+    match clock.run(OUTER_GRACE, deadline::scope(clock.clone(), next.run(request))).await {
+        Some(response) => response,
+        None => too_late(budget.request()),
     }
 }
 
 /// Answers 503 at the request's answer deadline, inside authentication.
 pub async fn answer_in_time(request: Request, next: Next) -> Response {
-    let Some(deadlines) = request.extensions().get::<Deadlines>().copied() else {
+    let Some(clock) = request.extensions().get::<RequestClock>().cloned() else {
         return next.run(request).await;
     };
     let timeout = request.extensions().get::<RequestTimeout>().map_or(Duration::ZERO, |timeout| timeout.0);
-    match tokio::time::timeout_at(Instant::from_std(deadlines.answer), next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => too_late(timeout),
+    match clock.run(Duration::ZERO, next.run(request)).await {
+        Some(response) => response,
+        None => too_late(timeout),
     }
 }
 

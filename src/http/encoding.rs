@@ -107,11 +107,16 @@ fn canonical_coding(value: &[u8]) -> Option<Canonical> {
 #[derive(Clone)]
 struct ReadOutcome(Result<Bytes, ApiError>);
 
+/// Reads the body with the request's clock stopped ([`crate::deadline::excluding`]).
 async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    match Limited::new(body, limit).collect().await {
+    match crate::deadline::excluding(Limited::new(body, limit).collect()).await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Err(ErrorCode::BodyTooLarge.into()),
         Err(error) if is_body_timeout(error.as_ref()) => Err(ErrorCode::RequestTimeout.into()),
+        Err(error) if caused_by::<BodyCutAtShutdown>(error.as_ref()) => Err(ApiError::from(
+            ErrorCode::ServiceUnavailable,
+        )
+        .with_message("the server is shutting down and did not wait for the rest of the body; send the request again")),
         Err(_) => Err(ApiError::new(
             ErrorCode::BodyInvalidJson,
             "the request body could not be read (or decoded, with its Content-Encoding)",
@@ -138,17 +143,36 @@ impl fmt::Display for BodyTimedOut {
 
 impl StdError for BodyTimedOut {}
 
+/// The error a request body gives when the server starts shutting down while
+/// the body is still awaited: a slow client never holds the shutdown (API.md §1).
+#[derive(Debug)]
+pub struct BodyCutAtShutdown;
+
+impl fmt::Display for BodyCutAtShutdown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the server is shutting down and stopped waiting for the request body")
+    }
+}
+
+impl StdError for BodyCutAtShutdown {}
+
 /// Whether a body read failed because its deadline passed: [`BodyTimedOut`]
-/// anywhere in the chain of sources, including inside an `io::Error` (which
-/// a decoder wraps it in, and whose `source` skips its own payload).
+/// anywhere in the chain of sources (see [`caused_by`]).
 pub fn is_body_timeout(error: &(dyn StdError + 'static)) -> bool {
+    caused_by::<BodyTimedOut>(error)
+}
+
+/// Whether `E` is anywhere in the chain of sources of `error`, including
+/// inside an `io::Error` (which a decoder wraps it in, and whose `source`
+/// skips its own payload).
+pub fn caused_by<E: StdError + 'static>(error: &(dyn StdError + 'static)) -> bool {
     let mut current = Some(error);
     while let Some(error) = current {
-        if error.is::<BodyTimedOut>() {
+        if error.is::<E>() {
             return true;
         }
         if let Some(io) = error.downcast_ref::<std::io::Error>()
-            && io.get_ref().is_some_and(|inner| is_body_timeout(inner))
+            && io.get_ref().is_some_and(|inner| caused_by::<E>(inner))
         {
             return true;
         }

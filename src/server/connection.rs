@@ -51,7 +51,13 @@ where
     /// Serves the connection until the client or the watchdog ends it.
     pub async fn run(self, stream: TcpStream) {
         let Self { peer, service, settings, http, activity, watcher, stop } = self;
-        let service = AppService { service, peer, activity: activity.clone(), body_timeout: settings.body_timeout };
+        let service = AppService {
+            service,
+            peer,
+            activity: activity.clone(),
+            body_timeout: settings.body_timeout,
+            stop: stop.clone(),
+        };
         let connection =
             watcher.watch(http.serve_connection(TokioIo::new(WatchedIo::new(stream, activity.clone())), service));
         tokio::select! {
@@ -106,6 +112,8 @@ struct AppService<S> {
     peer: SocketAddr,
     activity: Arc<Activity>,
     body_timeout: Duration,
+    /// `true` once the server is stopping: a body still awaited then is cut.
+    stop: watch::Receiver<bool>,
 }
 
 impl<S, B> hyper::service::Service<Request<Incoming>> for AppService<S>
@@ -119,7 +127,8 @@ where
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let started = self.activity.enter(Phase::Request);
         let deadline = tokio::time::Instant::from_std(started + self.body_timeout);
-        let mut request = request.map(|body| TimedBody::new(body, deadline));
+        let stop = self.stop.clone();
+        let mut request = request.map(|body| TimedBody::new(body, deadline, stop));
         request.extensions_mut().insert(ConnectInfo(self.peer));
         TrackedResponse { inner: self.service.clone().oneshot(request), activity: Some(self.activity.clone()) }
     }
