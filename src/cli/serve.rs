@@ -47,8 +47,8 @@ pub struct ServeArgs {
     #[arg(long = "trusted-proxy", env = "CLIENTELE_TRUSTED_PROXIES", value_delimiter = ',')]
     trusted_proxies: Vec<IpNet>,
 
-    /// Answer 503 to a request still running after this long (N followed by s, m, h or d); its
-    /// database work is stopped first, so a write answered 503 is never applied.
+    /// Answer 503 to a request still running this long after its body arrived (N followed by s,
+    /// m, h or d); its database work is stopped first, so a write answered 503 is never applied.
     #[arg(long = "request-timeout", env = "CLIENTELE_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration)]
     request_deadline: Duration,
 
