@@ -20,7 +20,7 @@ token=$(echo "$seeded" | sed -n 's/^TOKEN=//p')
 id_sql="'cus_0B' || lpad(CAST(n AS TEXT), 24, '0')"
 case "$url" in
   postgres://*|postgresql://*)
-    psql -q -v ON_ERROR_STOP=1 "$url" <<SQL
+    psql -q -v ON_ERROR_STOP=1 "$url" >/dev/null <<SQL
 BEGIN;
 INSERT INTO customers (account_id, id, name, email, email_normalized, phone, has_address, metadata,
                        created_at, updated_at, version)
@@ -35,7 +35,7 @@ SQL
     ;;
   sqlite://*)
     path=${url#sqlite://}
-    sqlite3 "$path" <<SQL
+    sqlite3 "$path" >/dev/null <<SQL
 PRAGMA journal_mode = wal;
 BEGIN;
 WITH RECURSIVE series(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM series WHERE n < $count)
