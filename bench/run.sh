@@ -12,6 +12,12 @@
 # request log written to --request-log (default /dev/null; a real file grows
 # by about 250 bytes a request).
 #
+# More than 50,000 --customers are seeded in bulk SQL (bench/seed_bulk.sh), so
+# `--customers 1000000` takes seconds: run it beside a default run to compare
+# GET by id and a v2 list page at 1,000,000 and 10,000 customers (issue 15).
+# After the rounds, the resident memory (now and peak) of the `clientele serve`
+# processes is printed with the table.
+#
 # The PostgreSQL targets run `clientele serve` on a fresh database created on
 # the server at --postgres (default $CLIENTELE_BENCH_DATABASE_URL, else
 # postgres://postgres@127.0.0.1:5432/postgres) and dropped at the end; they
@@ -52,6 +58,7 @@ cargo build --release --quiet --bin clientele --example hello --example seed --e
 bin=target/release
 work=$(mktemp -d)
 pids=()
+declare -A pid_of
 pg_db=''
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -63,9 +70,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Up to 50,000 customers are created through the store; more in bulk SQL (bench/seed_bulk.sh).
+seed() { if [ "$2" -gt 50000 ]; then bench/seed_bulk.sh "$1" "$2"; else "$bin/examples/seed" "$1" "$2"; fi; }
 db="sqlite://$work/bench.db"
 echo "seeding $customers customers..." >&2
-eval "$("$bin/examples/seed" "$db" "$customers")"
+eval "$(seed "$db" "$customers")"
 export TOKEN
 
 have_postgres=false
@@ -74,25 +83,29 @@ if [ -n "$postgres" ] && psql -q "$postgres" -c 'SELECT 1' >/dev/null 2>&1; then
   psql -q "$postgres" -c "CREATE DATABASE $pg_db" >/dev/null
   pg_url=$(python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' "$postgres" "$pg_db")
   echo "seeding $customers customers in PostgreSQL..." >&2
-  pg_seed=$("$bin/examples/seed" "$pg_url" "$customers")
+  pg_seed=$(seed "$pg_url" "$customers")
   PG_TOKEN=$(echo "$pg_seed" | sed -n 's/^TOKEN=//p')
   PG_CUSTOMER_ID=$(echo "$pg_seed" | sed -n 's/^CUSTOMER_ID=//p')
   have_postgres=true
 fi
 
-start() { # name port command...
+start() { # name port command... (log filter: $LOG, default warn; output to $OUT, default a file in $work)
   local name=$1 port=$2; shift 2
-  CLIENTELE_LOG=warn "$@" >"$work/$name.log" 2>&1 &
-  pids+=($!)
+  local out=${OUT:-$work/$name.log}
+  CLIENTELE_LOG=${LOG:-warn} "$@" >"$out" 2>&1 &
+  pids+=($!); pid_of[$name]=$!
   for _ in $(seq 100); do
     curl -s -o /dev/null "http://127.0.0.1:$port/" && return 0
     sleep 0.05
   done
-  echo "$name did not start:" >&2; cat "$work/$name.log" >&2; exit 1
+  echo "$name did not start:" >&2; cat "$out" >&2; exit 1
 }
 
 start hello 18181 "$bin/examples/hello" 127.0.0.1:18181
-start clientele 18182 "$bin/clientele" serve --database-url "$db" --listen 127.0.0.1:18182 --no-bootstrap
+# `clientele serve` as the README starts it: CLIENTELE_LOG unset (info), the
+# request log on, written to --request-log (default /dev/null) as to a terminal.
+LOG=info OUT=$request_log start clientele 18182 "$bin/clientele" serve --database-url "$db" --listen 127.0.0.1:18182 --no-bootstrap
+start clientele-quiet 18192 "$bin/clientele" serve --database-url "$db" --listen 127.0.0.1:18192 --no-bootstrap
 start limiter-off 18183 "$bin/examples/bench_server" "$db" 127.0.0.1:18183 off
 start metrics-on 18185 "$bin/examples/bench_server" "$db" 127.0.0.1:18185 memory
 start metrics-off 18186 "$bin/examples/bench_server" "$db" 127.0.0.1:18186 memory --no-metrics
@@ -111,7 +124,7 @@ if [ -n "$compare" ]; then
   start compare 18190 "$compare" serve --database-url "$db" --listen 127.0.0.1:18190 --no-bootstrap
 fi
 if $have_postgres; then
-  start postgres 18188 "$bin/clientele" serve --database-url "$pg_url" --listen 127.0.0.1:18188 --no-bootstrap
+  LOG=info OUT=$request_log start postgres 18188 "$bin/clientele" serve --database-url "$pg_url" --listen 127.0.0.1:18188 --no-bootstrap
 fi
 redis_url=${CLIENTELE_BENCH_REDIS_URL:-redis://127.0.0.1:6379}
 have_redis=false
@@ -134,7 +147,8 @@ target() {
 auth="Authorization: Bearer $TOKEN"
 get_path="/v2/customers/$CUSTOMER_ID"
 target "hello world (baseline)" "http://127.0.0.1:18181/"
-target "GET /v2/customers/{id} (clientele serve, memory limiter)" "http://127.0.0.1:18182$get_path" auth
+target "GET /v2/customers/{id} (clientele serve, default config: request log on)" "http://127.0.0.1:18182$get_path" auth
+target "GET /v2/customers/{id} (clientele serve, CLIENTELE_LOG=warn: request log off)" "http://127.0.0.1:18192$get_path" auth
 target "GET /v2/customers/{id} (clientele serve, Accept-Encoding: gzip, br)" "http://127.0.0.1:18182$get_path" auth-accept
 if [ -n "$compare" ]; then
   target "GET /v2/customers/{id} ($compare)" "http://127.0.0.1:18190$get_path" auth
@@ -150,10 +164,12 @@ target "GET /v2/customers/{id} (memory limiter, metrics on, JSON request log)" "
 if $have_redis; then
   target "GET /v2/customers/{id} (Redis limiter)" "http://127.0.0.1:18184$get_path" auth
 fi
-target "POST /v2/customers (clientele serve)" "http://127.0.0.1:18182/v2/customers" post
+target "POST /v2/customers (clientele serve, SQLite synchronous=FULL, request log on)" "http://127.0.0.1:18182/v2/customers" post
+target "GET /v2/customers?limit=20 (clientele serve, v2 list page, request log on)" "http://127.0.0.1:18182/v2/customers?limit=20" auth
 if $have_postgres; then
-  target "GET /v2/customers/{id} (PostgreSQL, memory limiter)" "http://127.0.0.1:18188/v2/customers/$PG_CUSTOMER_ID" pg-auth
-  target "POST /v2/customers (PostgreSQL)" "http://127.0.0.1:18188/v2/customers" pg-post
+  target "GET /v2/customers/{id} (PostgreSQL, request log on)" "http://127.0.0.1:18188/v2/customers/$PG_CUSTOMER_ID" pg-auth
+  target "POST /v2/customers (PostgreSQL, one account, synchronous_commit=on, request log on)" "http://127.0.0.1:18188/v2/customers" pg-post
+  target "GET /v2/customers?limit=20 (PostgreSQL, v2 list page, request log on)" "http://127.0.0.1:18188/v2/customers?limit=20" pg-auth
 fi
 
 declare -A runs_of
@@ -200,4 +216,13 @@ mkdir -p bench/results
     ratio=$(awk -v a="$rps" -v b="$baseline" 'BEGIN { printf "%.2f", a / b }')
     echo "| $label | $rps | $p50 | $p99 | $ratio |"
   done
+  echo
+  # Resident memory of the `clientele serve` processes after the load (peak: VmHWM).
+  for name in clientele postgres; do
+    pid=${pid_of[$name]:-}
+    [ -n "$pid" ] && [ -r "/proc/$pid/status" ] || continue
+    awk -v name="$name" '/^VmRSS/ { rss = $2 } /^VmHWM/ { hwm = $2 }
+      END { printf "RSS of `clientele serve` (%s): %.1f MiB now, %.1f MiB peak\n\n", name, rss / 1024, hwm / 1024 }' "/proc/$pid/status"
+  done
+  echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee bench/results/latest.md

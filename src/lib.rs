@@ -29,7 +29,8 @@
 //! * [`storage::sqlite`] keeps reads on dedicated threads and funnels writes to
 //!   one writer thread that commits concurrent requests together;
 //!   [`storage::postgres`] serves the same trait from PostgreSQL (sqlx), for
-//!   many instances sharing one database. What the two share (row mapping,
+//!   many instances sharing one database; its [`storage::postgres::writer`]
+//!   commits concurrent creates in one statement. What the two share (row mapping,
 //!   metadata encoding, the values a customer is written with) is written once,
 //!   in `storage/row.rs`; lists answer a [`storage::Page`].
 //! * [`lifecycle`] holds when a version is deprecated and ends (`--deprecate`,

@@ -205,4 +205,58 @@ mod needs_postgres {
         let store = storage::open(&database.url).await.expect("open and migrate");
         token_lifecycle_works_on_upgraded_data(&store).await;
     }
+
+    /// 0005: the account's count moves from `accounts.customer_count` to
+    /// `account_counts`; v1's `total` is the same number, and moves on from it.
+    #[tokio::test]
+    async fn postgres_0004_database_with_data_keeps_its_counts_in_account_counts() {
+        let database = TestDatabase::postgres_empty().await;
+        let pool = PgPoolOptions::new().max_connections(1).connect(&database.url).await.unwrap();
+        let upto_0004 = Migrator {
+            migrations: Cow::Owned(storage::postgres::MIGRATOR.migrations[..4].to_vec()),
+            ..Migrator::DEFAULT
+        };
+        upto_0004.run(&pool).await.expect("migrations 0001 to 0004");
+        pool.execute("DELETE FROM pending_data_migrations").await.expect("the data migration done");
+        let rows = OLD_CUSTOMERS.iter().fold(old_rows_sql(), |sql, (_, email)| {
+            sql.replace(&format!("'{}'", email.to_lowercase()), &format!("'{}'", normalize_email(email)))
+        });
+        pool.execute(rows.as_str()).await.expect("old rows");
+        // An account with no customers: no count rows needed.
+        pool.execute(
+            "INSERT INTO accounts (id, name, created_at) VALUES ('acct_01M8PAAAAAAAAAAAAAAAAAAAAB', 'empty', 2)",
+        )
+        .await
+        .expect("an empty account");
+        pool.close().await;
+
+        let store = storage::open(&database.url).await.expect("open and migrate");
+        let account = clientele::domain::AccountId::parse(ACCOUNT_ID).unwrap();
+        let empty = clientele::domain::AccountId::parse("acct_01M8PAAAAAAAAAAAAAAAAAAAAB").unwrap();
+        assert_eq!(store.list_customers_by_offset(&account, 10, 0).await.unwrap().1, 3, "carried over");
+        assert_eq!(store.list_customers_by_offset(&empty, 10, 0).await.unwrap().1, 0);
+        found_by_folded_email(&store).await;
+        let fields = clientele::domain::customer::CustomerFields {
+            name: clientele::domain::customer::CustomerName::parse("New").unwrap(),
+            email: clientele::domain::customer::Email::parse("new@example.com").unwrap(),
+            phone: None,
+            extended: None,
+        };
+        let customer = clientele::domain::Customer::create(clientele::domain::ids::customer_id(), fields, 10);
+        store.insert_customer(&account, customer, None).await.expect("a create after the upgrade");
+        assert_eq!(store.list_customers_by_offset(&account, 10, 0).await.unwrap().1, 4);
+        let old = CustomerId::parse(OLD_CUSTOMERS[0].0).unwrap();
+        store.delete_customer(&account, &old, Default::default()).await.expect("delete an old customer");
+        assert_eq!(store.list_customers_by_offset(&account, 10, 0).await.unwrap().1, 3);
+
+        let pool = PgPoolOptions::new().max_connections(1).connect(&database.url).await.unwrap();
+        let column: Option<String> = sqlx::query_scalar(
+            "SELECT column_name::TEXT FROM information_schema.columns \
+             WHERE table_name = 'accounts' AND column_name = 'customer_count'",
+        )
+        .fetch_optional(&pool)
+        .await
+        .unwrap();
+        assert_eq!(column, None, "the hot row's column is gone");
+    }
 }

@@ -92,6 +92,8 @@ conformance!(
     concurrent_conditional_replaces_have_one_winner,
     concurrent_conditional_deletes_have_one_winner,
     concurrent_inserts_with_one_key_create_one_customer,
+    a_taken_key_among_concurrent_inserts_fails_only_its_own,
+    total_stays_exact_under_concurrent_creates_and_deletes,
     lookups_by_keys_with_nul_find_nothing,
 );
 
@@ -778,6 +780,78 @@ async fn concurrent_inserts_with_one_key_create_one_customer(store: &SharedStore
     assert!(taken.iter().all(|existing| existing == claim), "every loser sees the winner's record");
     let (listed, count) = store.list_customers_by_offset(&acme.id, 100, 0).await.unwrap();
     assert_eq!((listed.items, count), (vec![customer.clone()], 1));
+}
+
+/// Concurrent creates are committed together (PostgreSQL groups them into one
+/// statement, SQLite into one transaction): a key claimed before fails its own
+/// create, with the record stored first, and no other.
+async fn a_taken_key_among_concurrent_inserts_fails_only_its_own(store: &SharedStore) {
+    let acme = new_account(store, "acme").await;
+    let first = Customer::create(ids::customer_id(), fields("First", "first@example.com"), 10);
+    store.insert_customer(&acme.id, first, Some(record("key-7", 10))).await.expect("the first claim");
+    let barrier = Arc::new(tokio::sync::Barrier::new(24));
+    let inserts: Vec<_> = (0..24)
+        .map(|index| {
+            let (store, account_id, barrier) = (store.clone(), acme.id.clone(), barrier.clone());
+            tokio::spawn(async move {
+                let customer =
+                    Customer::create(ids::customer_id(), fields("Batch", &format!("b{index}@example.com")), 20);
+                // Every third create has no key; the others have keys of their own, one of them taken.
+                let claim = (index % 3 != 0).then(|| record(&format!("key-{index}"), 20));
+                barrier.wait().await;
+                (index, store.insert_customer(&account_id, customer, claim).await)
+            })
+        })
+        .collect();
+    for insert in inserts {
+        let (index, result) = insert.await.expect("insert task");
+        match (index, result) {
+            (7, Err(StoreError::IdempotencyKeyTaken(existing))) => assert_eq!(*existing, record("key-7", 10)),
+            (7, other) => panic!("the taken key: {other:?}"),
+            (_, result) => result.expect("a create with a key of its own, or none"),
+        }
+    }
+    assert_eq!(total(store, &acme).await, 24, "the first and 23 of the 24");
+    let listed = store.list_customers_after(&acme.id, cursor(100, None, None)).await.unwrap();
+    assert_eq!(listed.items.len(), 24);
+}
+
+/// v1's `total` is exact while creates and deletes of one account run at once.
+async fn total_stays_exact_under_concurrent_creates_and_deletes(store: &SharedStore) {
+    let acme = new_account(store, "acme").await;
+    let other = new_account(store, "other").await;
+    insert_many(store, &other, 3).await;
+    let tasks: Vec<_> = (0..8)
+        .map(|task| {
+            let (store, account) = (store.clone(), acme.clone());
+            tokio::spawn(async move {
+                let mut kept = 0_u64;
+                for index in 0..30 {
+                    let name = format!("T{task} {index}");
+                    let customer =
+                        insert(&store, &account, fields(&name, &format!("t{task}-{index}@example.com"))).await;
+                    if index % 3 == 0 {
+                        store
+                            .delete_customer(&account.id, &customer.id, Precondition::default())
+                            .await
+                            .expect("delete");
+                    } else {
+                        kept += 1;
+                    }
+                }
+                kept
+            })
+        })
+        .collect();
+    let mut kept = 0;
+    for task in tasks {
+        kept += task.await.expect("writer task");
+    }
+    assert_eq!(kept, 160);
+    assert_eq!(total(store, &acme).await, kept);
+    let (page, count) = store.list_customers_by_offset(&acme.id, 500, 0).await.unwrap();
+    assert_eq!((page.items.len() as u64, count), (kept, kept));
+    assert_eq!(total(store, &other).await, 3, "another account's count is its own");
 }
 
 /// Free text from requests (idempotency keys, account names, email filters,

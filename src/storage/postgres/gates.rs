@@ -29,6 +29,8 @@ pub const RESERVED_FOR_READS: u32 = 4;
 
 type RowKey = (String, String);
 
+/// Cloned, it shares the same turns.
+#[derive(Clone)]
 pub struct WriteGates {
     writers: Arc<Semaphore>,
     rows: Arc<Mutex<HashMap<RowKey, Arc<TurnLock<()>>>>>,

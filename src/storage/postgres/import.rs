@@ -1,9 +1,10 @@
 //! `customers import` on PostgreSQL: a batch of lines in one transaction, one
 //! statement a line (its import record claimed, and the customer inserted
-//! only if the claim succeeded), the account's count moved once at the end.
+//! only if the claim succeeded), the account's count (one of its `account_counts` rows) moved once at the end.
 
 use sqlx::PgPool;
 
+use super::counts::{ADD_TO_COUNT, random_shard};
 use super::queries::bind_customer;
 use crate::domain::AccountId;
 use crate::storage::row::{CustomerColumns, customer_insert_columns};
@@ -45,8 +46,9 @@ pub async fn import_customers(
         created.push(inserted == 1);
     }
     let count = created.iter().filter(|created| **created).count();
-    sqlx::query("UPDATE accounts SET customer_count = customer_count + $2 WHERE id = $1")
+    sqlx::query(ADD_TO_COUNT)
         .bind(account_id.as_str())
+        .bind(random_shard())
         .bind(i64::try_from(count).unwrap_or(i64::MAX))
         .execute(&mut *transaction)
         .await?;

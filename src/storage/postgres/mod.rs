@@ -6,12 +6,14 @@
 
 mod admin;
 mod breaker;
+pub mod counts;
 mod data_migrations;
 mod error;
 mod gates;
 mod import;
 mod queries;
 mod usage;
+pub mod writer;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -25,6 +27,7 @@ use sqlx::{Connection, Executor, PgConnection};
 use self::breaker::Breaker;
 pub use self::error::from_sqlx;
 use self::gates::WriteGates;
+use self::writer::Writer;
 use super::{
     CursorQuery, IdempotencyRecord, ImportLine, OpenError, Page, PoolStatus, Precondition, Rotation, Store, StoreError,
     TokenChange, redact_url,
@@ -59,6 +62,8 @@ pub struct PostgresStore {
     breaker: Arc<Breaker>,
     /// Writes wait here, not on a pooled connection, while their row is busy (see [`gates`]).
     gates: WriteGates,
+    /// Groups concurrent customer creates into one statement (see [`writer`]).
+    writer: Writer,
     /// Whatever must live as long as the store (see [`PostgresStore::keeping`]).
     _kept: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
@@ -105,16 +110,20 @@ impl PostgresStore {
         let options = with_time_limits(options, budget);
         let breaker = Breaker::new(options.clone(), budget.operation_time());
         let pool = pool_options(&breaker).acquire_timeout(budget.acquire_timeout()).connect_lazy_with(options);
-        Ok(Self { pool, breaker, gates: WriteGates::new(MAX_CONNECTIONS, budget.operation_time()), _kept: None })
+        let gates = WriteGates::new(MAX_CONNECTIONS, budget.operation_time());
+        let writer = Writer::new(pool.clone(), gates.clone(), budget.statement_timeout());
+        Ok(Self { pool, breaker, gates, writer, _kept: None })
     }
 
     /// A store over an existing pool, without running migrations (the pool's
     /// connections keep whatever time limits its options set).
     pub fn from_pool(pool: PgPool) -> Self {
-        let operation_time = Budget::default().operation_time();
+        let budget = Budget::default();
+        let operation_time = budget.operation_time();
         let breaker = Breaker::new(pool.connect_options().as_ref().clone(), operation_time);
         let gates = WriteGates::new(pool.options().get_max_connections(), operation_time);
-        Self { pool, breaker, gates, _kept: None }
+        let writer = Writer::new(pool.clone(), gates.clone(), budget.statement_timeout());
+        Self { pool, breaker, gates, writer, _kept: None }
     }
 
     /// Keeps `value` alive until the store is dropped: a test ties the
@@ -245,8 +254,8 @@ impl Store for PostgresStore {
         customer: Customer,
         idempotency: Option<IdempotencyRecord>,
     ) -> Result<(), StoreError> {
-        let _turn = self.gates.enter(None).await?;
-        self.breaker.run(queries::insert_customer(&self.pool, account_id, &customer, idempotency.as_ref())).await
+        // The batch takes the write turn (see [`writer`]).
+        self.breaker.run(self.writer.create(account_id, customer, idempotency)).await
     }
 
     async fn get_customer(

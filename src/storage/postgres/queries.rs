@@ -3,12 +3,15 @@
 //! Every write is atomic on its own: a conditional replace or delete checks
 //! the version in the `WHERE` clause of the one statement that writes (a
 //! concurrent writer blocks on the row lock, and PostgreSQL re-checks the
-//! clause against the row it committed), and the account's `customer_count`
-//! moves in the same statement or transaction as the customer.
+//! clause against the row it committed), and the account's count (a row of
+//! `account_counts`, see [`super::writer`]) moves in the same statement or
+//! transaction as the customer. Creates are grouped by [`super::writer`];
+//! [`insert_customer`] is its fallback for a create on its own.
 
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 
+use super::counts::{COUNT_CUSTOMERS, random_shard};
 use crate::domain::customer::{Customer, Phone};
 use crate::domain::{AccountId, CustomerFields, CustomerId};
 use crate::storage::row::{
@@ -61,23 +64,27 @@ pub async fn get_customer(
     Ok(row.as_ref().map(customer_from_row).transpose()?)
 }
 
-/// Inserts the customer and counts it in the account, in one statement.
+/// Inserts the customer and counts it in one of the account's count rows
+/// (`$18`: the shard), in one statement.
 const INSERT_CUSTOMER: &str = concat!(
     "WITH inserted AS (INSERT INTO customers (",
     customer_insert_columns!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
      RETURNING account_id) \
-     UPDATE accounts SET customer_count = customer_count + 1 WHERE id IN (SELECT account_id FROM inserted)"
+     INSERT INTO account_counts (account_id, shard, n) SELECT account_id, $18, 1 FROM inserted \
+     ON CONFLICT (account_id, shard) DO UPDATE SET n = account_counts.n + excluded.n"
 );
 
-pub async fn insert_customer(
+/// One create in a transaction of its own: the grouped statement of
+/// [`super::writer`] falls back to this when a batch fails for one of its creates.
+pub(super) async fn insert_customer(
     pool: &PgPool,
     account_id: &AccountId,
     customer: &Customer,
+    columns: &CustomerColumns,
     idempotency: Option<&IdempotencyRecord>,
 ) -> Result<(), StoreError> {
-    let columns = CustomerColumns::of(customer);
-    let insert = bind_customer(sqlx::query(INSERT_CUSTOMER), account_id, customer, &columns);
+    let insert = bind_customer(sqlx::query(INSERT_CUSTOMER), account_id, customer, columns).bind(random_shard());
     let Some(record) = idempotency else {
         insert.execute(pool).await?;
         return Ok(());
@@ -232,13 +239,14 @@ pub async fn replace_customer(
     }
 }
 
-/// Deletes if the version matches and uncounts the customer, in one statement.
+/// Deletes if the version matches and uncounts the customer (`$6`: the count's shard), in one statement.
 const DELETE_CUSTOMER: &str = "WITH deleted AS ( \
      DELETE FROM customers WHERE account_id = $1 AND id = $2 AND ($3::BIGINT[] IS NULL OR version = ANY($3)) \
      AND NOT version = ANY($4::BIGINT[]) AND NOT $5 \
      RETURNING account_id), \
      counted AS ( \
-     UPDATE accounts SET customer_count = customer_count - 1 WHERE id IN (SELECT account_id FROM deleted)) \
+     INSERT INTO account_counts (account_id, shard, n) SELECT account_id, $6, -1 FROM deleted \
+     ON CONFLICT (account_id, shard) DO UPDATE SET n = account_counts.n + excluded.n) \
      SELECT count(*) FROM deleted";
 
 pub async fn delete_customer(
@@ -254,6 +262,7 @@ pub async fn delete_customer(
         .bind(accepted)
         .bind(refused)
         .bind(refuse_any)
+        .bind(random_shard())
         .fetch_one(pool)
         .await?;
     if deleted == 1 {
@@ -278,12 +287,9 @@ pub async fn list_by_offset(
         .bind(offset)
         .fetch_all(&mut *connection)
         .await?;
-    let total: Option<i64> = sqlx::query_scalar("SELECT customer_count FROM accounts WHERE id = $1")
-        .bind(account_id.as_str())
-        .fetch_optional(&mut *connection)
-        .await?;
+    let total: i64 = sqlx::query_scalar(COUNT_CUSTOMERS).bind(account_id.as_str()).fetch_one(&mut *connection).await?;
     let page = Page::from_overfetched(customers_from_rows(&rows)?, limit);
-    Ok((page, total.unwrap_or(0).max(0) as u64))
+    Ok((page, total.max(0) as u64))
 }
 
 /// Served by the primary key (account_id, id), or by customers_email
@@ -326,7 +332,7 @@ pub async fn list_after(
     Ok(Page::from_overfetched(customers_from_rows(&rows)?, query.limit))
 }
 
-const FIND_IDEMPOTENCY: &str =
+pub(super) const FIND_IDEMPOTENCY: &str =
     concat!("SELECT ", idempotency_columns!(), " FROM idempotency_keys WHERE account_id = $1 AND key = $2");
 
 pub async fn find_idempotency(
