@@ -23,7 +23,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -x /usr/bin/time ] || { echo "/usr/bin/time is not installed (apt-get install time)" >&2; exit 1; }
-cargo build --release --quiet --example seed
+[ -x target/release/examples/seed ] || cargo build --release --quiet --example seed
 if [ -z "$bin" ]; then cargo build --release --quiet --bin clientele; bin=target/release/clientele; fi
 work=$(mktemp -d) database=
 trap 'rm -rf "$work"; if [ -n "$database" ]; then psql -q "$postgres" -c "DROP DATABASE IF EXISTS $database" >/dev/null; fi' EXIT

@@ -29,9 +29,9 @@ use crate::storage::{CursorQuery, ImportLine, SharedStore};
 /// Customers read from the store per page by export.
 const EXPORT_PAGE: u32 = 1000;
 /// Lines written to the store per transaction by import.
-const IMPORT_BATCH: usize = 1000;
+const IMPORT_BATCH: usize = 5000;
 /// Batches parsed ahead of the store's writes by import.
-const QUEUED_BATCHES: usize = 4;
+const QUEUED_BATCHES: usize = 2;
 
 #[derive(Debug, Subcommand)]
 pub enum CustomersCommand {
