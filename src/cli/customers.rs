@@ -1,10 +1,11 @@
 //! `clientele customers export|import` (API.md §7 "Data tools").
 //!
 //! Both stream: export pages through the store [`EXPORT_PAGE`] customers at a
-//! time, import reads a line at a time and hands the store [`IMPORT_BATCH`]
-//! lines at a time (one transaction each; on SQLite, one job of the writer
-//! thread), parsing the next batch while the store writes the last. Memory
-//! stays flat whatever the file's size. stdout carries only data (the export);
+//! time; import reads and parses lines on a thread of its own and hands the
+//! store [`IMPORT_BATCH`] lines at a time through a bounded queue (one
+//! transaction each, of a few statements; on SQLite, one job of the writer
+//! thread), so parsing and writing overlap. Memory stays flat whatever the
+//! file's size. stdout carries only data (the export);
 //! bad lines, the progress bar (on a terminal only) and the one-line summary
 //! go to stderr.
 
@@ -15,7 +16,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use indicatif::{HumanCount, ProgressBar, ProgressStyle};
-use tokio::task::JoinHandle;
+use tokio::sync::mpsc;
 
 use super::ndjson::{MAX_LINE_BYTES, parse_line};
 use super::output::write_error;
@@ -23,12 +24,14 @@ use crate::domain::customer::Customer;
 use crate::domain::time::now_unix;
 use crate::domain::{Account, ids};
 use crate::http::v2::wire::CustomerV2;
-use crate::storage::{CursorQuery, ImportLine, SharedStore, StoreError};
+use crate::storage::{CursorQuery, ImportLine, SharedStore};
 
 /// Customers read from the store per page by export.
 const EXPORT_PAGE: u32 = 1000;
 /// Lines written to the store per transaction by import.
-const IMPORT_BATCH: usize = 1000;
+const IMPORT_BATCH: usize = 5000;
+/// Batches parsed ahead of the store's writes by import.
+const QUEUED_BATCHES: usize = 2;
 
 #[derive(Debug, Subcommand)]
 pub enum CustomersCommand {
@@ -172,30 +175,19 @@ impl Tally {
     }
 }
 
-/// The store's answer for a batch in flight.
-type InFlight = JoinHandle<Result<Vec<bool>, StoreError>>;
-
-async fn settle(in_flight: Option<InFlight>, tally: &mut Tally) -> anyhow::Result<()> {
-    if let Some(task) = in_flight {
-        let created = task.await.context("the import task failed")?.context("cannot store the customers")?;
-        tally.add(&created);
-    }
-    Ok(())
-}
-
 async fn import(store: &SharedStore, account: &Account, input: Option<&Path>, dry_run: bool) -> anyhow::Result<()> {
-    let (source, length): (Box<dyn Read>, Option<u64>) = match input {
+    let (source, length): (Box<dyn Read + Send>, Option<u64>) = match input {
         Some(path) => {
             let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
             let length = file.metadata().ok().map(|metadata| metadata.len());
             (Box::new(file), length)
         }
-        None => (Box::new(io::stdin().lock()), None),
+        None => (Box::new(io::stdin()), None),
     };
     let bar = progress_bar(length, "{spinner} importing {binary_bytes}/{binary_total_bytes} {wide_bar} {eta} {msg}");
     let mut tally = Tally::default();
-    let result =
-        import_lines(store, account, BufReader::with_capacity(1 << 16, source), dry_run, &bar, &mut tally).await;
+    let reader = BufReader::with_capacity(1 << 16, source);
+    let result = import_lines(store, account, reader, dry_run, &bar, &mut tally).await;
     bar.finish_and_clear();
     if let Err(error) = result {
         let resume = if dry_run { "" } else { "; re-running the same input finishes it" };
@@ -208,71 +200,99 @@ async fn import(store: &SharedStore, account: &Account, input: Option<&Path>, dr
     Ok(())
 }
 
-/// Reads every line, reporting the bad ones, and creates (or, on a dry run,
-/// counts) the valid ones batch by batch, one batch at the store while the
-/// next is parsed.
+/// Valid lines parsed, on their way from the parsing thread to the store.
+struct Batch {
+    lines: Vec<ImportLine>,
+    /// Invalid lines so far (all reported), lines and bytes read so far.
+    invalid: u64,
+    read_lines: u64,
+    read_bytes: u64,
+    /// The input's end was reached: nothing follows.
+    last: bool,
+}
+
+/// Reads every line on a thread of its own, reporting the bad ones, and
+/// creates (or, on a dry run, counts) the valid ones batch by batch as they
+/// arrive: parsing and writing overlap, [`QUEUED_BATCHES`] batches apart at
+/// most, so memory stays flat. The thread is not waited for: should the store
+/// fail, it stops at its next batch, or with the process if it waits on input.
 async fn import_lines(
     store: &SharedStore,
     account: &Account,
-    mut reader: impl BufRead,
+    reader: impl BufRead + Send + 'static,
     dry_run: bool,
     bar: &ProgressBar,
     tally: &mut Tally,
 ) -> anyhow::Result<()> {
+    let (batches, mut arriving) = mpsc::channel(QUEUED_BATCHES);
+    let parser_bar = bar.clone();
+    std::thread::Builder::new()
+        .name("import-parse".to_owned())
+        .spawn(move || {
+            if let Err(error) = parse_batches(reader, &batches, &parser_bar) {
+                let _ = batches.blocking_send(Err(error));
+            }
+        })
+        .context("cannot start the parsing thread")?;
     let mut seen = if dry_run { Some(SeenLines::new()?) } else { None };
-    let mut batch = Vec::with_capacity(IMPORT_BATCH);
-    let mut in_flight: Option<InFlight> = None;
-    let (mut number, mut bytes) = (0u64, 0u64);
+    while let Some(batch) = arriving.recv().await {
+        let batch = batch?;
+        tally.invalid = batch.invalid;
+        if !batch.lines.is_empty() {
+            let created = match seen.as_mut() {
+                Some(seen) => seen.check(store, account, batch.lines).await?,
+                None => store.import_customers(&account.id, batch.lines).await.context("cannot store the customers")?,
+            };
+            tally.add(&created);
+        }
+        bar.set_position(batch.read_bytes);
+        bar.set_message(format!("{} lines", HumanCount(batch.read_lines)));
+        if batch.last {
+            return Ok(());
+        }
+    }
+    bail!("the parsing thread stopped before the input's end")
+}
+
+/// The parsing thread: reads `reader` to its end, sending a [`Batch`] every
+/// [`IMPORT_BATCH`] valid lines and a last one (maybe empty) at the end.
+fn parse_batches(
+    mut reader: impl BufRead,
+    batches: &mpsc::Sender<anyhow::Result<Batch>>,
+    bar: &ProgressBar,
+) -> anyhow::Result<()> {
+    let mut batch =
+        Batch { lines: Vec::with_capacity(IMPORT_BATCH), invalid: 0, read_lines: 0, read_bytes: 0, last: false };
     let mut line = Vec::with_capacity(4096);
     loop {
         line.clear();
         let read = read_line(&mut reader, &mut line).context("cannot read the input")?;
-        if read == 0 {
-            break;
-        }
-        number += 1;
-        bytes += read as u64;
-        // A runaway line was cut to MAX_LINE_BYTES + 1 bytes: parse_line calls it too long.
-        match parse_line(&line) {
-            Ok(Some(parsed)) => {
-                let customer = Customer::create(ids::customer_id(), parsed.fields, now_unix());
-                batch.push(ImportLine { line_hash: parsed.hash, customer });
-            }
-            Ok(None) => {}
-            Err(error) => {
-                tally.invalid += 1;
-                report(bar, &format!("line {number}: {error}"));
-            }
-        }
-        if batch.len() == IMPORT_BATCH {
-            let lines = std::mem::replace(&mut batch, Vec::with_capacity(IMPORT_BATCH));
-            match seen.as_mut() {
-                Some(seen) => tally.add(&seen.check(store, account, lines).await?),
-                None => {
-                    settle(in_flight.take(), tally).await?;
-                    in_flight = Some(spawn_import(store, account, lines));
+        batch.last = read == 0;
+        if !batch.last {
+            batch.read_lines += 1;
+            batch.read_bytes += read as u64;
+            // A runaway line was cut to MAX_LINE_BYTES + 1 bytes: parse_line calls it too long.
+            match parse_line(&line) {
+                Ok(Some(parsed)) => {
+                    let customer = Customer::create(ids::customer_id(), parsed.fields, now_unix());
+                    batch.lines.push(ImportLine { line_hash: parsed.hash, customer });
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    batch.invalid += 1;
+                    report(bar, &format!("line {}: {error}", batch.read_lines));
                 }
             }
-            bar.set_position(bytes);
-            bar.set_message(format!("{} lines", HumanCount(number)));
         }
-    }
-    match seen.as_mut() {
-        Some(seen) if !batch.is_empty() => tally.add(&seen.check(store, account, batch).await?),
-        Some(_) => {}
-        None => {
-            settle(in_flight.take(), tally).await?;
-            if !batch.is_empty() {
-                settle(Some(spawn_import(store, account, batch)), tally).await?;
+        if batch.last || batch.lines.len() == IMPORT_BATCH {
+            let next = Batch { lines: Vec::with_capacity(IMPORT_BATCH), ..batch };
+            let full = std::mem::replace(&mut batch, next);
+            // Refused: the writer stopped (it failed, and says why); nothing more to do.
+            if batches.blocking_send(Ok(full)).is_err() || batch.last {
+                return Ok(());
             }
         }
     }
-    Ok(())
-}
-
-fn spawn_import(store: &SharedStore, account: &Account, lines: Vec<ImportLine>) -> InFlight {
-    let (store, account_id) = (store.clone(), account.id.clone());
-    tokio::spawn(async move { store.import_customers(&account_id, lines).await })
 }
 
 /// Reads up to and including the next `\n` into `line`, but keeps at most

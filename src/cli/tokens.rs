@@ -8,7 +8,7 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::duration::parse_duration;
-use super::output::{print_json, print_line, print_table, time_cell, time_json};
+use super::output::{StdoutClosed, print_json, print_line, print_table, time_cell, time_json};
 use crate::admin::{self, TokenOptions};
 use crate::domain::token::parse_token_name;
 use crate::domain::{Scope, TokenRecord, TokenSecret};
@@ -89,7 +89,9 @@ pub async fn run(store: &SharedStore, command: TokensCommand) -> anyhow::Result<
             let options = TokenOptions { scope, rate_limit, name, expires_in };
             let (secret, record) = admin::issue_token_with(store, &account, options).await?;
             note(&format!("created token {} for account {}", record.id, record.account_name));
-            print_secret(&secret, &record, json)?;
+            if let Err(error) = print_secret(&secret, &record, json) {
+                return Err(withdraw(store, &record, error).await);
+            }
         }
         TokensCommand::List { account, json } => list(store, account.as_deref(), json).await?,
         TokensCommand::Usage { token_id, account, days, json } => {
@@ -109,6 +111,26 @@ pub async fn run(store: &SharedStore, command: TokensCommand) -> anyhow::Result<
         },
     }
     Ok(())
+}
+
+/// The secret of a token just created could not be written (a full disk, a
+/// closed pipe), so nobody has it: the token is revoked at once rather than
+/// left working with a secret no one can know or revoke by. The answer is the
+/// command's error (exit 1, even for a closed pipe): what happened and what to do.
+async fn withdraw(store: &SharedStore, record: &TokenRecord, error: anyhow::Error) -> anyhow::Error {
+    // A closed pipe normally ends a command quietly; here it lost a secret, so it is an error.
+    let error = match error.downcast::<StdoutClosed>() {
+        Ok(closed) => anyhow::anyhow!("cannot write to stdout: {closed}"),
+        Err(error) => error,
+    };
+    let id = &record.id;
+    match admin::revoke_token(store, id.as_str()).await {
+        Ok(_) => error.context(format!("token {id} was revoked, since its secret was never shown; create another")),
+        Err(revoking) => error.context(format!(
+            "token {id} was created but its secret was never shown, and revoking it failed ({revoking:#}); \
+             run `clientele tokens revoke {id}`"
+        )),
+    }
 }
 
 /// One line on stderr, for the operator (stdout stays for the secret alone).

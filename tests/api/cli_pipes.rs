@@ -150,3 +150,45 @@ fn serve_keeps_serving_when_nobody_reads_its_stdout() {
     assert!(healthy && running, "serve answers /healthz with its stdout closed; stderr: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// `tokens create` whose secret cannot be written (`> /dev/full`, or a reader
+/// gone before it) leaves no working token behind: nobody has its secret, so
+/// the command revokes it, says so on stderr and exits 1, even for a closed
+/// pipe. `--json` alike. On both backends.
+#[test]
+fn a_token_whose_secret_cannot_be_written_is_revoked_at_once() {
+    let sandbox = Sandbox::new();
+    sandbox.ok(&["accounts", "create", "acme"]);
+    let create = ["tokens", "create", "--account", "acme", "--name", "lost"];
+    let runs: [(&str, Vec<&str>); 3] = [
+        ("> /dev/full", create.to_vec()),
+        ("--json > /dev/full", [&create[..], &["--json"]].concat()),
+        ("with the reader closed at once", create.to_vec()),
+    ];
+    for (what, args) in runs {
+        let (status, stderr) = blocking(|| {
+            if what.contains("/dev/full") {
+                let full = File::options().write(true).open("/dev/full").expect("/dev/full");
+                finish(spawn(&sandbox, &args, Stdio::from(full)))
+            } else {
+                let mut child = spawn(&sandbox, &args, Stdio::piped());
+                drop(child.stdout.take());
+                finish(child)
+            }
+        });
+        assert_eq!(status.code(), Some(1), "{what}: {stderr}");
+        let error = stderr.lines().last().unwrap_or_default();
+        assert!(error.starts_with("error: token tok_"), "{what}: {stderr}");
+        assert!(error.contains("was revoked, since its secret was never shown"), "{what}: {stderr}");
+        assert!(error.contains("cannot write to stdout"), "{what}: {stderr}");
+        assert!(!stderr.contains("clt_"), "{what}: never a secret on stderr: {stderr}");
+    }
+    let tokens = sandbox.json(&["tokens", "list", "--json"]);
+    let tokens = tokens.as_array().expect("an array");
+    assert_eq!(tokens.len(), 3, "{tokens:?}");
+    for token in tokens {
+        assert!(token["revoked_at"].is_string(), "every token whose secret was lost is revoked: {token}");
+    }
+    let audit = sandbox.ok(&["audit"]);
+    assert_eq!(audit.matches("token.revoked").count(), 3, "each revocation is in the audit trail: {audit}");
+}

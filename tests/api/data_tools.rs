@@ -130,16 +130,16 @@ fn assert_summary(output: &Output, expected: &str) {
 
 fn round_trip(sandbox: &Sandbox) {
     let db = Db::with_accounts(sandbox, &["source", "copy"]);
-    // More than one page of export and one batch of import.
-    let input = input_lines(2_500);
+    // More than one page of export and one batch of import (5,000 lines).
+    let input = input_lines(6_000);
     write_lines(sandbox, "in.ndjson", &input);
     let imported = import(sandbox, "source", "in.ndjson", &[]);
     assert!(imported.status.success(), "{}", describe(&imported));
-    assert_summary(&imported, "imported 2,500, skipped 0 duplicates, 0 invalid");
+    assert_summary(&imported, "imported 6,000, skipped 0 duplicates, 0 invalid");
     assert_eq!(stdout(&imported), "", "stdout carries only data");
 
     let exported = export(sandbox, "source");
-    assert_eq!(exported.len(), 2_500);
+    assert_eq!(exported.len(), 6_000);
     let ids: Vec<&str> = exported.iter().map(|customer| customer["id"].as_str().unwrap()).collect();
     assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "ascending by id");
     for (customer, sent) in exported.iter().zip(&input) {
@@ -164,12 +164,12 @@ fn round_trip(sandbox: &Sandbox) {
 
     // The export, imported into another account: new ids, the same customers.
     let imported = import(sandbox, "copy", "out.ndjson", &[]);
-    assert_summary(&imported, "imported 2,500, skipped 0 duplicates, 0 invalid");
+    assert_summary(&imported, "imported 6,000, skipped 0 duplicates, 0 invalid");
     let copied = export(sandbox, "copy");
     assert_eq!(copied.iter().map(fields).collect::<Vec<_>>(), exported.iter().map(fields).collect::<Vec<_>>());
     let old_ids: HashSet<&str> = ids.iter().copied().collect();
     assert!(copied.iter().all(|customer| !old_ids.contains(customer["id"].as_str().unwrap())), "ids are new");
-    assert_eq!((db.counted("source"), db.counted("copy")), (2_500, 2_500), "v1's total counts them");
+    assert_eq!((db.counted("source"), db.counted("copy")), (6_000, 6_000), "v1's total counts them");
 }
 
 fn bad_lines(sandbox: &Sandbox) {
@@ -217,16 +217,17 @@ fn bad_lines(sandbox: &Sandbox) {
 
 fn reruns(sandbox: &Sandbox) {
     let db = Db::with_accounts(sandbox, &["acme", "other"]);
-    let mut lines = input_lines(1_500);
-    // Two lines repeated within the file: the second of each is a duplicate.
+    let mut lines = input_lines(5_500);
+    // Two lines repeated within the file: the second of each is a duplicate (the last one in
+    // another batch than its first).
     lines.insert(700, lines[3].clone());
     lines.push(lines[1_200].clone());
     write_lines(sandbox, "in.ndjson", &lines);
     let first = import(sandbox, "acme", "in.ndjson", &[]);
-    assert_summary(&first, "imported 1,500, skipped 2 duplicates, 0 invalid");
+    assert_summary(&first, "imported 5,500, skipped 2 duplicates, 0 invalid");
     let again = import(sandbox, "acme", "in.ndjson", &[]);
     assert!(again.status.success(), "{}", describe(&again));
-    assert_summary(&again, "imported 0, skipped 1,502 duplicates, 0 invalid");
+    assert_summary(&again, "imported 0, skipped 5,502 duplicates, 0 invalid");
     // The same lines on stdin are the same keys.
     let piped = blocking(|| {
         let file = fs::File::open(sandbox.dir.path().join("in.ndjson")).unwrap();
@@ -239,37 +240,37 @@ fn reruns(sandbox: &Sandbox) {
             .output()
             .unwrap()
     });
-    assert_summary(&piped, "imported 0, skipped 1,502 duplicates, 0 invalid");
+    assert_summary(&piped, "imported 0, skipped 5,502 duplicates, 0 invalid");
     // The import records outlive the purge of idempotency keys, however old.
     db.runtime.block_on(db.store().purge_idempotency(i64::MAX - 1)).unwrap();
-    assert_summary(&import(sandbox, "acme", "in.ndjson", &[]), "imported 0, skipped 1,502 duplicates, 0 invalid");
-    assert_eq!(db.counted("acme"), 1_500);
-    assert_eq!(export(sandbox, "acme").len(), 1_500);
+    assert_summary(&import(sandbox, "acme", "in.ndjson", &[]), "imported 0, skipped 5,502 duplicates, 0 invalid");
+    assert_eq!(db.counted("acme"), 5_500);
+    assert_eq!(export(sandbox, "acme").len(), 5_500);
     // Keys are per account: another account imports the same file in full.
-    assert_summary(&import(sandbox, "other", "in.ndjson", &[]), "imported 1,500, skipped 2 duplicates, 0 invalid");
+    assert_summary(&import(sandbox, "other", "in.ndjson", &[]), "imported 5,500, skipped 2 duplicates, 0 invalid");
     // One changed byte is a new line.
     lines[0]["name"] = json!("Customer 0 renamed");
     write_lines(sandbox, "changed.ndjson", &lines);
-    assert_summary(&import(sandbox, "acme", "changed.ndjson", &[]), "imported 1, skipped 1,501 duplicates, 0 invalid");
+    assert_summary(&import(sandbox, "acme", "changed.ndjson", &[]), "imported 1, skipped 5,501 duplicates, 0 invalid");
 }
 
 fn dry_runs(sandbox: &Sandbox) {
     let db = Db::with_accounts(sandbox, &["acme"]);
-    let mut lines = input_lines(1_200);
+    let mut lines = input_lines(5_200);
     lines.push(lines[5].clone());
     lines.push(json!({"name": "Bad", "email": "bad"}));
     write_lines(sandbox, "in.ndjson", &lines);
     let dry = import(sandbox, "acme", "in.ndjson", &["--dry-run"]);
     assert_eq!(dry.status.code(), Some(1), "{}", describe(&dry));
-    assert_summary(&dry, "dry run: would import 1,200, skip 1 duplicate, 1 invalid; nothing was written");
-    assert!(stderr(&dry).contains("line 1202: email: email must contain exactly one @"), "{}", describe(&dry));
+    assert_summary(&dry, "dry run: would import 5,200, skip 1 duplicate, 1 invalid; nothing was written");
+    assert!(stderr(&dry).contains("line 5202: email: email must contain exactly one @"), "{}", describe(&dry));
     assert_eq!(db.counted("acme"), 0);
     assert!(export(sandbox, "acme").is_empty(), "nothing was written");
     // The real run then creates everything the dry run said it would: the dry run recorded no key.
-    assert_summary(&import(sandbox, "acme", "in.ndjson", &[]), "imported 1,200, skipped 1 duplicate, 1 invalid");
+    assert_summary(&import(sandbox, "acme", "in.ndjson", &[]), "imported 5,200, skipped 1 duplicate, 1 invalid");
     let dry = import(sandbox, "acme", "in.ndjson", &["--dry-run"]);
-    assert_summary(&dry, "dry run: would import 0, skip 1,201 duplicates, 1 invalid; nothing was written");
-    assert_eq!(db.counted("acme"), 1_200);
+    assert_summary(&dry, "dry run: would import 0, skip 5,201 duplicates, 1 invalid; nothing was written");
+    assert_eq!(db.counted("acme"), 5_200);
 }
 
 #[test]

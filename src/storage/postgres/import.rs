@@ -1,59 +1,149 @@
-//! `customers import` on PostgreSQL: a batch of lines in one transaction, one
-//! statement a line (its import record claimed, and the customer inserted
-//! only if the claim succeeded), the account's count (one of its `account_counts` rows) moved once at the end.
+//! `customers import` on PostgreSQL: a batch of lines in one transaction of
+//! two statements, whatever its size. The first takes the batch as one array
+//! per column (`unnest`), claims each line's import record and inserts the
+//! customers of the claims that succeeded; the second moves the account's
+//! count (one of its `account_counts` rows, see [`super::counts`]) once, by
+//! the number inserted.
+
+use std::collections::HashSet;
 
 use sqlx::PgPool;
 
 use super::counts::{ADD_TO_COUNT, random_shard};
-use super::queries::bind_customer;
 use crate::domain::AccountId;
 use crate::storage::row::{CustomerColumns, customer_insert_columns};
 use crate::storage::{ImportLine, StoreError, import_key};
 
-/// Claims the line's key; inserts the customer only when the claim inserted
-/// a row. A concurrent import of the same line waits for the other
-/// transaction, then finds the key taken.
-const IMPORT_LINE: &str = concat!(
-    "WITH claimed AS (INSERT INTO idempotency_keys (account_id, key, fingerprint, status, body, location, etag, \
-     created_at) VALUES ($1, $18, $19, $20, $21, $22, NULL, $23) ON CONFLICT (account_id, key) DO NOTHING \
-     RETURNING account_id) \
+/// `$1` the account; `$2..$17` the customers' columns after `account_id`, in
+/// the order of [`customer_insert_columns!`]; `$18..$24` their import records'
+/// key, fingerprint, status, body, location, etag and created_at. Claims
+/// first: a concurrent import of the same line waits for the other
+/// transaction, then finds the key taken, and its customer is not inserted.
+/// Answers the keys whose customer was inserted.
+const IMPORT_BATCH: &str = concat!(
+    "WITH input AS (SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+     $7::bool[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], \
+     $15::int8[], $16::int8[], $17::int8[], $18::text[], $19::bytea[], $20::int4[], $21::text[], $22::text[], \
+     $23::text[], $24::int8[]) \
+     AS line (id, name, email, email_normalized, phone, has_address, address_line1, address_line2, address_city, \
+     address_region, address_postal_code, address_country, metadata, created_at, updated_at, version, \
+     key, fingerprint, status, body, location, etag, record_created_at)), \
+     claimed AS (INSERT INTO idempotency_keys (account_id, key, fingerprint, status, body, location, etag, \
+     created_at) SELECT $1, key, fingerprint, status, body, location, etag, record_created_at FROM input \
+     ON CONFLICT (account_id, key) DO NOTHING RETURNING key) \
      INSERT INTO customers (",
     customer_insert_columns!(),
-    ") SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17 FROM claimed"
+    ") SELECT $1, id, name, email, email_normalized, phone, has_address, address_line1, address_line2, \
+     address_city, address_region, address_postal_code, address_country, metadata, created_at, updated_at, \
+     version FROM input JOIN claimed USING (key) RETURNING id"
 );
 
-/// See [`crate::storage::Store::import_customers`].
+/// The columns of a batch's new lines, one array each (see [`IMPORT_BATCH`]).
+#[derive(Default)]
+struct Columns {
+    id: Vec<String>,
+    name: Vec<String>,
+    email: Vec<String>,
+    email_normalized: Vec<String>,
+    phone: Vec<Option<String>>,
+    has_address: Vec<bool>,
+    address: [Vec<Option<String>>; 6],
+    metadata: Vec<String>,
+    created_at: Vec<i64>,
+    updated_at: Vec<i64>,
+    version: Vec<i64>,
+    key: Vec<String>,
+    fingerprint: Vec<Vec<u8>>,
+    status: Vec<i32>,
+    body: Vec<String>,
+    location: Vec<Option<String>>,
+    etag: Vec<Option<String>>,
+    record_created_at: Vec<i64>,
+}
+
+impl Columns {
+    fn push(&mut self, line: &ImportLine) {
+        let (customer, record) = (&line.customer, line.record());
+        let CustomerColumns { email_normalized, has_address, address, metadata } = CustomerColumns::of(customer);
+        self.id.push(customer.id.as_str().to_owned());
+        self.name.push(customer.name.clone());
+        self.email.push(customer.email.clone());
+        self.email_normalized.push(email_normalized);
+        self.phone.push(customer.phone.clone());
+        self.has_address.push(has_address);
+        let parts = [address.line1, address.line2, address.city, address.region, address.postal_code, address.country];
+        for (column, part) in self.address.iter_mut().zip(parts) {
+            column.push(part);
+        }
+        self.metadata.push(metadata);
+        self.created_at.push(customer.created);
+        self.updated_at.push(customer.updated);
+        self.version.push(customer.version);
+        self.key.push(record.key);
+        self.fingerprint.push(record.fingerprint.to_vec());
+        self.status.push(i32::from(record.status));
+        self.body.push(record.body);
+        self.location.push(record.location);
+        self.etag.push(record.etag);
+        self.record_created_at.push(record.created_at);
+    }
+}
+
+/// See [`crate::storage::Store::import_customers`]. A line whose hash came
+/// earlier in `lines` is a duplicate without being sent.
 pub async fn import_customers(
     pool: &PgPool,
     account_id: &AccountId,
     lines: &[ImportLine],
 ) -> Result<Vec<bool>, StoreError> {
-    let mut transaction = pool.begin().await?;
-    let mut created = Vec::with_capacity(lines.len());
-    for line in lines {
-        let (customer, record) = (&line.customer, line.record());
-        let columns = CustomerColumns::of(customer);
-        let inserted = bind_customer(sqlx::query(IMPORT_LINE), account_id, customer, &columns)
-            .bind(&record.key)
-            .bind(record.fingerprint.as_slice())
-            .bind(i32::from(record.status))
-            .bind(&record.body)
-            .bind(&record.location)
-            .bind(record.created_at)
-            .execute(&mut *transaction)
-            .await?
-            .rows_affected();
-        created.push(inserted == 1);
+    let mut first = HashSet::with_capacity(lines.len());
+    let mut columns = Columns::default();
+    for line in lines.iter().filter(|line| first.insert(line.line_hash)) {
+        columns.push(line);
     }
-    let count = created.iter().filter(|created| **created).count();
+    let [line1, line2, city, region, postal_code, country] = &columns.address;
+    let mut transaction = pool.begin().await?;
+    let inserted: Vec<String> = sqlx::query_scalar(IMPORT_BATCH)
+        .bind(account_id.as_str())
+        .bind(&columns.id)
+        .bind(&columns.name)
+        .bind(&columns.email)
+        .bind(&columns.email_normalized)
+        .bind(&columns.phone)
+        .bind(&columns.has_address)
+        .bind(line1)
+        .bind(line2)
+        .bind(city)
+        .bind(region)
+        .bind(postal_code)
+        .bind(country)
+        .bind(&columns.metadata)
+        .bind(&columns.created_at)
+        .bind(&columns.updated_at)
+        .bind(&columns.version)
+        .bind(&columns.key)
+        .bind(&columns.fingerprint)
+        .bind(&columns.status)
+        .bind(&columns.body)
+        .bind(&columns.location)
+        .bind(&columns.etag)
+        .bind(&columns.record_created_at)
+        .fetch_all(&mut *transaction)
+        .await?;
+    // The account's count, once per batch (the only write to it here).
     sqlx::query(ADD_TO_COUNT)
         .bind(account_id.as_str())
         .bind(random_shard())
-        .bind(i64::try_from(count).unwrap_or(i64::MAX))
+        .bind(i64::try_from(inserted.len()).unwrap_or(i64::MAX))
         .execute(&mut *transaction)
         .await?;
     transaction.commit().await?;
-    Ok(created)
+    let inserted: HashSet<String> = inserted.into_iter().collect();
+    let mut answered = HashSet::with_capacity(lines.len());
+    Ok(lines
+        .iter()
+        .map(|line| answered.insert(line.line_hash) && inserted.contains(line.customer.id.as_str()))
+        .collect())
 }
 
 /// Per hash, whether the account has its import record.
@@ -69,6 +159,6 @@ pub async fn imported_lines(
             .bind(&keys)
             .fetch_all(pool)
             .await?;
-    let found: std::collections::HashSet<String> = found.into_iter().collect();
+    let found: HashSet<String> = found.into_iter().collect();
     Ok(keys.iter().map(|key| found.contains(key)).collect())
 }

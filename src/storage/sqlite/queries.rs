@@ -32,7 +32,7 @@ pub fn get_customer(
 }
 
 /// A customer as the columns of its row, bound as ?1..?17 in the order of [`customer_insert_columns!`].
-struct CustomerRow<'a> {
+pub(super) struct CustomerRow<'a> {
     account_id: &'a str,
     customer_id: &'a str,
     customer: &'a Customer,
@@ -40,12 +40,12 @@ struct CustomerRow<'a> {
 }
 
 impl<'a> CustomerRow<'a> {
-    fn new(account_id: &'a AccountId, customer: &'a Customer) -> Self {
+    pub(super) fn new(account_id: &'a AccountId, customer: &'a Customer) -> Self {
         let columns = CustomerColumns::of(customer);
         Self { account_id: account_id.as_str(), customer_id: customer.id.as_str(), customer, columns }
     }
 
-    fn params(&self) -> [&dyn ToSql; 17] {
+    pub(super) fn params(&self) -> [&dyn ToSql; 17] {
         let (customer, columns, address) = (self.customer, &self.columns, &self.columns.address);
         [
             &self.account_id,
@@ -119,7 +119,11 @@ fn claim_idempotency_key(
     }
 }
 
-fn adjust_customer_count(connection: &Connection, account_id: &AccountId, delta: i64) -> Result<(), StoreError> {
+pub(super) fn adjust_customer_count(
+    connection: &Connection,
+    account_id: &AccountId,
+    delta: i64,
+) -> Result<(), StoreError> {
     connection
         .prepare_cached("UPDATE accounts SET customer_count = customer_count + ?2 WHERE id = ?1")?
         .execute(params![account_id.as_str(), delta])?;
