@@ -11,6 +11,7 @@ use ipnet::IpNet;
 use crate::deadline::{Budget, DEFAULT_REQUEST_TIMEOUT};
 use crate::lifecycle::Deprecation;
 use crate::ratelimit::RateLimit;
+use crate::webhooks::WebhookSettings;
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -28,6 +29,8 @@ pub struct ServerConfig {
     pub deprecations: Vec<Deprecation>,
     /// Origins whose browsers get CORS headers (`--cors-origin`); none: no CORS at all.
     pub cors_origins: Vec<CorsOrigin>,
+    /// How webhooks are delivered (`--webhook-allow-insecure`, API.md §8).
+    pub webhooks: WebhookSettings,
 }
 
 impl ServerConfig {
@@ -47,6 +50,7 @@ impl Default for ServerConfig {
             public_url: None,
             deprecations: Vec::new(),
             cors_origins: Vec::new(),
+            webhooks: WebhookSettings::default(),
         }
     }
 }

@@ -48,6 +48,9 @@
 //!
 //! `API.md §N` in comments and docs means section N of `docs/API.md`, the API
 //! reference for integrators (a test fails when a cited section does not exist).
+//! * [`webhooks`] delivers events to webhook endpoints: the URL and address
+//!   policy, Standard Webhooks signatures, the HTTP client, and the worker
+//!   that leases due deliveries from the store and records their outcomes.
 //! * [`server`] accepts connections and runs hyper on them, with the head,
 //!   body and idle timeouts, the connection cap and the shutdown deadline.
 
@@ -70,3 +73,4 @@ pub mod secrets;
 pub mod server;
 pub mod storage;
 pub mod usage;
+pub mod webhooks;

@@ -8,6 +8,7 @@
 //! Every id a method takes is typed ([`crate::domain::ids`]); lists answer a
 //! [`Page`]. What the backends share about rows lives in `row.rs`.
 
+mod deliveries;
 pub mod postgres;
 mod row;
 pub mod sqlite;
@@ -19,8 +20,12 @@ use async_trait::async_trait;
 use crate::deadline::Budget;
 use crate::domain::customer::Customer;
 use crate::domain::token::TokenHash;
-use crate::domain::{Account, AccountId, AuditEntry, CustomerFields, CustomerId, TokenId, TokenRecord};
+use crate::domain::{
+    Account, AccountId, AuditEntry, CustomerFields, CustomerId, TokenId, TokenRecord, WebhookEndpointId,
+};
 use crate::usage::UsageRow;
+
+pub use self::deliveries::{AttemptOutcome, AttemptRecord, Attempted, LeasedDelivery};
 
 pub type SharedStore = Arc<dyn Store>;
 
@@ -345,6 +350,30 @@ pub trait Store: Send + Sync + 'static {
     /// (what `customers import --dry-run` reads; it writes nothing).
     async fn imported_lines(&self, account_id: &AccountId, line_hashes: Vec<[u8; 32]>)
     -> Result<Vec<bool>, StoreError>;
+
+    /// Leases at most `limit` deliveries that are due at `now_ms` (pending,
+    /// `next_attempt_at <= now_ms`, not leased or their lease ended), by
+    /// ascending id, skipping those of `skip_endpoints`, until `now_ms +
+    /// lease_ms` (Unix milliseconds), with their endpoint's URL and secret and
+    /// their event. No other caller, of this or another instance, leases them
+    /// before the lease ends (PostgreSQL: `FOR UPDATE SKIP LOCKED`), API.md §8.
+    async fn lease_deliveries(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u32,
+        skip_endpoints: Vec<WebhookEndpointId>,
+    ) -> Result<Vec<LeasedDelivery>, StoreError>;
+
+    /// Records leased deliveries' outcomes, ending their leases, and in the
+    /// same transaction each endpoint's latest attempt as its
+    /// `last_delivery_at` and `last_delivery_status` (never moved back in time).
+    /// A delivery deleted meanwhile (with its endpoint or event) is skipped.
+    async fn record_deliveries(&self, records: Vec<AttemptRecord>) -> Result<(), StoreError>;
+
+    /// Signalled after this store commits a customer write, which may have
+    /// queued deliveries: the delivery worker wakes on it.
+    fn deliveries_queued(&self) -> &tokio::sync::Notify;
 }
 
 /// Opens the store a URL names, `sqlite://PATH` or `postgres://...`, running

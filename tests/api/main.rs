@@ -46,3 +46,4 @@ mod token_lifecycle;
 mod token_usage;
 mod validation;
 mod version;
+mod webhooks;

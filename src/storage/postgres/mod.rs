@@ -7,6 +7,7 @@
 mod admin;
 mod breaker;
 mod data_migrations;
+mod deliveries;
 mod error;
 mod gates;
 mod import;
@@ -21,18 +22,21 @@ use async_trait::async_trait;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, Executor, PgConnection};
+use tokio::sync::Notify;
 
 use self::breaker::Breaker;
 pub use self::error::from_sqlx;
 use self::gates::WriteGates;
 use super::{
-    CursorQuery, IdempotencyRecord, ImportLine, OpenError, Page, PoolStatus, Precondition, Rotation, Store, StoreError,
-    TokenChange, redact_url,
+    AttemptRecord, CursorQuery, IdempotencyRecord, ImportLine, LeasedDelivery, OpenError, Page, PoolStatus,
+    Precondition, Rotation, Store, StoreError, TokenChange, redact_url,
 };
 use crate::deadline::Budget;
 use crate::domain::customer::Customer;
 use crate::domain::token::TokenHash;
-use crate::domain::{Account, AccountId, AuditEntry, CustomerFields, CustomerId, TokenId, TokenRecord};
+use crate::domain::{
+    Account, AccountId, AuditEntry, CustomerFields, CustomerId, TokenId, TokenRecord, WebhookEndpointId,
+};
 use crate::secrets::redact_quoting;
 use crate::usage::UsageRow;
 
@@ -59,6 +63,8 @@ pub struct PostgresStore {
     breaker: Arc<Breaker>,
     /// Writes wait here, not on a pooled connection, while their row is busy (see [`gates`]).
     gates: WriteGates,
+    /// Poked after each committed customer write ([`Store::deliveries_queued`]).
+    queued: Notify,
     /// Whatever must live as long as the store (see [`PostgresStore::keeping`]).
     _kept: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
@@ -105,7 +111,8 @@ impl PostgresStore {
         let options = with_time_limits(options, budget);
         let breaker = Breaker::new(options.clone(), budget.operation_time());
         let pool = pool_options(&breaker).acquire_timeout(budget.acquire_timeout()).connect_lazy_with(options);
-        Ok(Self { pool, breaker, gates: WriteGates::new(MAX_CONNECTIONS, budget.operation_time()), _kept: None })
+        let gates = WriteGates::new(MAX_CONNECTIONS, budget.operation_time());
+        Ok(Self { pool, breaker, gates, queued: Notify::new(), _kept: None })
     }
 
     /// A store over an existing pool, without running migrations (the pool's
@@ -114,7 +121,7 @@ impl PostgresStore {
         let operation_time = Budget::default().operation_time();
         let breaker = Breaker::new(pool.connect_options().as_ref().clone(), operation_time);
         let gates = WriteGates::new(pool.options().get_max_connections(), operation_time);
-        Self { pool, breaker, gates, _kept: None }
+        Self { pool, breaker, gates, queued: Notify::new(), _kept: None }
     }
 
     /// Keeps `value` alive until the store is dropped: a test ties the
@@ -246,7 +253,10 @@ impl Store for PostgresStore {
         idempotency: Option<IdempotencyRecord>,
     ) -> Result<(), StoreError> {
         let _turn = self.gates.enter(None).await?;
-        self.breaker.run(queries::insert_customer(&self.pool, account_id, &customer, idempotency.as_ref())).await
+        self.breaker
+            .run(queries::insert_customer(&self.pool, account_id, &customer, idempotency.as_ref()))
+            .await
+            .inspect(|_| self.queued.notify_one())
     }
 
     async fn get_customer(
@@ -269,6 +279,7 @@ impl Store for PostgresStore {
         self.breaker
             .run(queries::replace_customer(&self.pool, account_id, customer_id, fields, &precondition, now))
             .await
+            .inspect(|_| self.queued.notify_one())
     }
 
     async fn delete_customer(
@@ -278,7 +289,10 @@ impl Store for PostgresStore {
         precondition: Precondition,
     ) -> Result<(), StoreError> {
         let _turn = self.gates.enter(Some((account_id.as_str(), customer_id.as_str()))).await?;
-        self.breaker.run(queries::delete_customer(&self.pool, account_id, customer_id, &precondition)).await
+        self.breaker
+            .run(queries::delete_customer(&self.pool, account_id, customer_id, &precondition))
+            .await
+            .inspect(|_| self.queued.notify_one())
     }
 
     async fn list_customers_by_offset(
@@ -321,5 +335,23 @@ impl Store for PostgresStore {
         line_hashes: Vec<[u8; 32]>,
     ) -> Result<Vec<bool>, StoreError> {
         self.breaker.run(import::imported_lines(&self.pool, account_id, &line_hashes)).await
+    }
+
+    async fn lease_deliveries(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u32,
+        skip_endpoints: Vec<WebhookEndpointId>,
+    ) -> Result<Vec<LeasedDelivery>, StoreError> {
+        self.breaker.run(deliveries::lease(&self.pool, now_ms, lease_ms, limit, &skip_endpoints)).await
+    }
+
+    async fn record_deliveries(&self, records: Vec<AttemptRecord>) -> Result<(), StoreError> {
+        self.breaker.run(deliveries::record(&self.pool, &records)).await
+    }
+
+    fn deliveries_queued(&self) -> &Notify {
+        &self.queued
     }
 }

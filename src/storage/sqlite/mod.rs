@@ -3,6 +3,7 @@
 
 mod admin;
 pub mod backup;
+mod deliveries;
 mod error;
 mod import;
 mod migrations;
@@ -13,16 +14,20 @@ mod usage;
 use std::path::PathBuf;
 
 use async_trait::async_trait;
+use tokio::sync::Notify;
 
 use self::runtime::Runtime;
 pub use self::runtime::Synchronous;
 use super::{
-    CursorQuery, IdempotencyRecord, ImportLine, OpenError, Page, Precondition, Rotation, Store, StoreError, TokenChange,
+    AttemptRecord, CursorQuery, IdempotencyRecord, ImportLine, LeasedDelivery, OpenError, Page, Precondition, Rotation,
+    Store, StoreError, TokenChange,
 };
 use crate::deadline::Budget;
 use crate::domain::customer::Customer;
 use crate::domain::token::TokenHash;
-use crate::domain::{Account, AccountId, AuditEntry, CustomerFields, CustomerId, TokenId, TokenRecord};
+use crate::domain::{
+    Account, AccountId, AuditEntry, CustomerFields, CustomerId, TokenId, TokenRecord, WebhookEndpointId,
+};
 use crate::usage::UsageRow;
 
 /// Reader threads: enough to keep both cores busy while some wait on the disk.
@@ -30,6 +35,8 @@ const READERS: usize = 4;
 
 pub struct SqliteStore {
     runtime: Runtime,
+    /// Poked after each committed customer write ([`Store::deliveries_queued`]).
+    queued: Notify,
 }
 
 impl SqliteStore {
@@ -74,7 +81,7 @@ impl SqliteStore {
         .await
         .map_err(|error| OpenError::Open(error.to_string()))?
         .map_err(|error| OpenError::Open(format!("{}: {error}", path.display())))?;
-        Ok(Self { runtime })
+        Ok(Self { runtime, queued: Notify::new() })
     }
 }
 
@@ -156,6 +163,7 @@ impl Store for SqliteStore {
         self.runtime
             .write(move |connection| queries::insert_customer(connection, &account_id, &customer, idempotency.as_ref()))
             .await
+            .inspect(|_| self.queued.notify_one())
     }
 
     async fn get_customer(
@@ -180,6 +188,7 @@ impl Store for SqliteStore {
                 queries::replace_customer(connection, &account_id, &customer_id, fields, &precondition, now)
             })
             .await
+            .inspect(|_| self.queued.notify_one())
     }
 
     async fn delete_customer(
@@ -192,6 +201,7 @@ impl Store for SqliteStore {
         self.runtime
             .write(move |connection| queries::delete_customer(connection, &account_id, &customer_id, &precondition))
             .await
+            .inspect(|_| self.queued.notify_one())
     }
 
     async fn list_customers_by_offset(
@@ -237,6 +247,28 @@ impl Store for SqliteStore {
     ) -> Result<Vec<bool>, StoreError> {
         let account_id = account_id.clone();
         self.runtime.read(move |connection| Ok(import::imported_lines(connection, &account_id, &line_hashes)?)).await
+    }
+
+    async fn lease_deliveries(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u32,
+        skip_endpoints: Vec<WebhookEndpointId>,
+    ) -> Result<Vec<LeasedDelivery>, StoreError> {
+        let skip = deliveries::skip_list(&skip_endpoints);
+        if !self.runtime.read_inline(|connection| Ok(deliveries::any_due(connection, now_ms, &skip)?))? {
+            return Ok(Vec::new());
+        }
+        self.runtime.write(move |connection| deliveries::lease(connection, now_ms, lease_ms, limit, &skip)).await
+    }
+
+    async fn record_deliveries(&self, records: Vec<AttemptRecord>) -> Result<(), StoreError> {
+        self.runtime.write(move |connection| deliveries::record(connection, &records)).await
+    }
+
+    fn deliveries_queued(&self) -> &Notify {
+        &self.queued
     }
 }
 
