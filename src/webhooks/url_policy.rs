@@ -51,7 +51,7 @@ pub fn check_url_syntax(url: &Url, allow_insecure: bool) -> Result<(), UrlRefusa
     }
     let address = match url.host() {
         None => return Err(UrlRefusal::NoHost),
-        Some(Host::Domain(domain)) if domain.is_empty() => return Err(UrlRefusal::NoHost),
+        Some(Host::Domain("")) => return Err(UrlRefusal::NoHost),
         Some(Host::Domain(_)) => return Ok(()),
         Some(Host::Ipv4(v4)) => IpAddr::V4(v4),
         Some(Host::Ipv6(v6)) => IpAddr::V6(v6),

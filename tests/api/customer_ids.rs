@@ -9,11 +9,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use clientele::config::ServerConfig;
 use clientele::domain::token::TokenHash;
-use clientele::domain::{Account, AccountId, AuditEntry, Customer, CustomerFields, CustomerId, TokenId, TokenRecord};
+use clientele::domain::{
+    Account, AccountId, AuditEntry, Customer, CustomerFields, CustomerId, TokenId, TokenRecord, WebhookEndpointId,
+};
 use clientele::ratelimit::RateLimiter;
 use clientele::storage::{
-    CursorQuery, IdempotencyRecord, ImportLine, Page, Precondition, Rotation, SharedStore, Store, StoreError,
-    TokenChange,
+    AttemptRecord, CursorQuery, IdempotencyRecord, ImportLine, LeasedDelivery, Page, Precondition, Rotation,
+    SharedStore, Store, StoreError, TokenChange,
 };
 use clientele::usage::UsageRow;
 use reqwest::Method;
@@ -168,6 +170,24 @@ impl Store for CountingStore {
 
     async fn imported_lines(&self, account_id: &AccountId, hashes: Vec<[u8; 32]>) -> Result<Vec<bool>, StoreError> {
         self.inner.imported_lines(account_id, hashes).await
+    }
+
+    async fn lease_deliveries(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u32,
+        skip_endpoints: Vec<WebhookEndpointId>,
+    ) -> Result<Vec<LeasedDelivery>, StoreError> {
+        self.inner.lease_deliveries(now_ms, lease_ms, limit, skip_endpoints).await
+    }
+
+    async fn record_deliveries(&self, records: Vec<AttemptRecord>) -> Result<(), StoreError> {
+        self.inner.record_deliveries(records).await
+    }
+
+    fn deliveries_queued(&self) -> &tokio::sync::Notify {
+        self.inner.deliveries_queued()
     }
 }
 
