@@ -28,7 +28,14 @@ pub struct ServerConfig {
     pub deprecations: Vec<Deprecation>,
     /// Origins whose browsers get CORS headers (`--cors-origin`); none: no CORS at all.
     pub cors_origins: Vec<CorsOrigin>,
+    /// `--event-retention`: events are kept at least this long, then pruned in the background (API.md §8).
+    pub event_retention: Duration,
+    /// `--webhook-allow-insecure`: webhook endpoints may be `http` and private addresses (API.md §8).
+    pub webhook_allow_insecure: bool,
 }
+
+/// How long events are kept by default: 30 days (API.md §8).
+pub const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 impl ServerConfig {
     /// The time limits `request_deadline` implies (see [`crate::deadline`]).
@@ -47,6 +54,8 @@ impl Default for ServerConfig {
             public_url: None,
             deprecations: Vec::new(),
             cors_origins: Vec::new(),
+            event_retention: DEFAULT_EVENT_RETENTION,
+            webhook_allow_insecure: false,
         }
     }
 }

@@ -70,3 +70,4 @@ pub mod secrets;
 pub mod server;
 pub mod storage;
 pub mod usage;
+pub mod webhooks;

@@ -100,6 +100,16 @@ pub struct ServeArgs {
     /// survives a power cut; `normal` may lose the last ones then, for speed (API.md §7).
     #[arg(long, env = "CLIENTELE_SQLITE_SYNCHRONOUS", value_enum, default_value = "full")]
     sqlite_synchronous: SqliteSynchronous,
+
+    /// Keep events at least this long (N followed by s, m, h or d); older ones, and their
+    /// deliveries, are deleted in the background (API.md §8).
+    #[arg(long, env = "CLIENTELE_EVENT_RETENTION", default_value = "30d", value_parser = parse_positive_duration)]
+    event_retention: Duration,
+
+    /// Let webhook endpoints use http and loopback, private or link-local addresses
+    /// (for tests and private networks; API.md §8).
+    #[arg(long, env = "CLIENTELE_WEBHOOK_ALLOW_INSECURE")]
+    webhook_allow_insecure: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -161,6 +171,8 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
         public_url: args.public_url,
         deprecations,
         cors_origins: args.cors_origins,
+        event_retention: args.event_retention,
+        webhook_allow_insecure: args.webhook_allow_insecure,
     };
     let connections = ConnectionSettings {
         header_timeout: args.header_timeout,
