@@ -102,6 +102,11 @@ pub struct ServeArgs {
     #[arg(long, env = "CLIENTELE_SQLITE_SYNCHRONOUS", value_enum, default_value = "full")]
     sqlite_synchronous: SqliteSynchronous,
 
+    /// Keep events at least this long (N followed by s, m, h or d); older ones, and their
+    /// deliveries, are deleted in the background (API.md §8).
+    #[arg(long, env = "CLIENTELE_EVENT_RETENTION", default_value = "30d", value_parser = parse_positive_duration)]
+    event_retention: Duration,
+
     /// Accept http webhook URLs and deliver to any address, loopback and private networks
     /// included (for tests and private networks; API.md §8). Without it: https only, and no
     /// loopback, private, link-local or multicast destination.
@@ -180,6 +185,7 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
         public_url: args.public_url,
         deprecations,
         cors_origins: args.cors_origins,
+        event_retention: args.event_retention,
         webhooks: WebhookSettings {
             allow_insecure: args.webhook_allow_insecure,
             retry_scale: args.webhook_retry_scale,

@@ -28,6 +28,7 @@ mod deadline;
 mod docs;
 mod edge;
 mod errors;
+mod events;
 mod http_semantics;
 mod logging;
 mod metrics;

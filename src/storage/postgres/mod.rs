@@ -9,6 +9,7 @@ mod breaker;
 mod data_migrations;
 mod deliveries;
 mod error;
+mod events;
 mod gates;
 mod import;
 mod queries;
@@ -28,14 +29,15 @@ use self::breaker::Breaker;
 pub use self::error::from_sqlx;
 use self::gates::WriteGates;
 use super::{
-    AttemptRecord, CursorQuery, IdempotencyRecord, ImportLine, LeasedDelivery, OpenError, Page, PoolStatus,
+    AttemptRecord, CursorQuery, EventQuery, IdempotencyRecord, ImportLine, LeasedDelivery, OpenError, Page, PoolStatus,
     Precondition, Rotation, Store, StoreError, TokenChange, redact_url,
 };
 use crate::deadline::Budget;
 use crate::domain::customer::Customer;
 use crate::domain::token::TokenHash;
 use crate::domain::{
-    Account, AccountId, AuditEntry, CustomerFields, CustomerId, TokenId, TokenRecord, WebhookEndpointId,
+    Account, AccountId, AuditEntry, CustomerFields, CustomerId, Event, EventId, TokenId, TokenRecord, WebhookEndpoint,
+    WebhookEndpointId, WebhookSecret,
 };
 use crate::secrets::redact_quoting;
 use crate::usage::UsageRow;
@@ -335,6 +337,47 @@ impl Store for PostgresStore {
         line_hashes: Vec<[u8; 32]>,
     ) -> Result<Vec<bool>, StoreError> {
         self.breaker.run(import::imported_lines(&self.pool, account_id, &line_hashes)).await
+    }
+
+    async fn list_events(&self, account_id: &AccountId, query: EventQuery) -> Result<Page<Event>, StoreError> {
+        self.breaker.run(events::list_events(&self.pool, account_id, &query)).await
+    }
+
+    async fn get_event(&self, account_id: &AccountId, event_id: &EventId) -> Result<Option<Event>, StoreError> {
+        self.breaker.run(events::get_event(&self.pool, account_id, event_id)).await
+    }
+
+    async fn prune_events(&self, before_ms: i64, max_rows: u32) -> Result<u64, StoreError> {
+        self.breaker.run(events::prune_events(&self.pool, before_ms, max_rows)).await
+    }
+
+    async fn create_webhook_endpoint(
+        &self,
+        endpoint: WebhookEndpoint,
+        secret: WebhookSecret,
+        max_per_account: u32,
+    ) -> Result<(), StoreError> {
+        self.breaker.run(events::create_endpoint(&self.pool, &endpoint, &secret, max_per_account)).await
+    }
+
+    async fn list_webhook_endpoints(&self, account_id: &AccountId) -> Result<Vec<WebhookEndpoint>, StoreError> {
+        self.breaker.run(events::list_endpoints(&self.pool, account_id)).await
+    }
+
+    async fn get_webhook_endpoint(
+        &self,
+        account_id: &AccountId,
+        endpoint_id: &WebhookEndpointId,
+    ) -> Result<Option<WebhookEndpoint>, StoreError> {
+        self.breaker.run(events::get_endpoint(&self.pool, account_id, endpoint_id)).await
+    }
+
+    async fn delete_webhook_endpoint(
+        &self,
+        account_id: &AccountId,
+        endpoint_id: &WebhookEndpointId,
+    ) -> Result<(), StoreError> {
+        self.breaker.run(events::delete_endpoint(&self.pool, account_id, endpoint_id)).await
     }
 
     async fn lease_deliveries(

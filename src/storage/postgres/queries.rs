@@ -4,13 +4,15 @@
 //! the version in the `WHERE` clause of the one statement that writes (a
 //! concurrent writer blocks on the row lock, and PostgreSQL re-checks the
 //! clause against the row it committed), and the account's `customer_count`
-//! moves in the same statement or transaction as the customer.
+//! moves in the same statement or transaction as the customer. Each write
+//! records its event in its transaction ([`events::record`]).
 
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 
+use super::events;
 use crate::domain::customer::{Customer, Phone};
-use crate::domain::{AccountId, CustomerFields, CustomerId};
+use crate::domain::{AccountId, CustomerFields, CustomerId, EventType};
 use crate::storage::row::{
     CustomerColumns, column_reader, customer_columns, customer_from_row, customer_insert_columns, idempotency_columns,
     idempotency_from_row,
@@ -78,11 +80,13 @@ pub async fn insert_customer(
 ) -> Result<(), StoreError> {
     let columns = CustomerColumns::of(customer);
     let insert = bind_customer(sqlx::query(INSERT_CUSTOMER), account_id, customer, &columns);
-    let Some(record) = idempotency else {
-        insert.execute(pool).await?;
-        return Ok(());
-    };
     let mut transaction = pool.begin().await?;
+    // The event first: the customer's statement locks the account's counter row until the commit.
+    events::record(&mut transaction, account_id, EventType::CustomerCreated, &[customer]).await?;
+    let Some(record) = idempotency else {
+        insert.execute(&mut *transaction).await?;
+        return Ok(transaction.commit().await?);
+    };
     // A concurrent transaction holding the same key makes this wait for its
     // outcome: if it commits, nothing is inserted here and its record is read below.
     let claimed = sqlx::query(
@@ -204,6 +208,7 @@ pub async fn replace_customer(
     let columns = CustomerColumns::new(fields.email.as_str(), extended.address.as_ref(), &extended.metadata);
     let address = columns.address;
     let (accepted, refused, refuse_any) = precondition_arguments(precondition);
+    let mut transaction = pool.begin().await?;
     let row = sqlx::query(REPLACE_CUSTOMER)
         .bind(account_id.as_str())
         .bind(customer_id.as_str())
@@ -224,22 +229,32 @@ pub async fn replace_customer(
         .bind(accepted)
         .bind(refused)
         .bind(refuse_any)
-        .fetch_optional(pool)
+        .fetch_optional(&mut *transaction)
         .await?;
-    match row {
-        Some(row) => Ok(customer_from_row(&row)?),
-        None => Err(missing_or_stale(pool, account_id, customer_id, precondition).await),
-    }
+    let Some(row) = row else {
+        transaction.rollback().await?;
+        return Err(missing_or_stale(pool, account_id, customer_id, precondition).await);
+    };
+    let replaced = customer_from_row(&row)?;
+    events::record(&mut transaction, account_id, EventType::CustomerUpdated, &[&replaced]).await?;
+    transaction.commit().await?;
+    Ok(replaced)
 }
 
-/// Deletes if the version matches and uncounts the customer, in one statement.
-const DELETE_CUSTOMER: &str = "WITH deleted AS ( \
+/// Deletes if the version matches and uncounts the customer, in one statement;
+/// answers the deleted row (for its event).
+const DELETE_CUSTOMER: &str = concat!(
+    "WITH deleted AS ( \
      DELETE FROM customers WHERE account_id = $1 AND id = $2 AND ($3::BIGINT[] IS NULL OR version = ANY($3)) \
      AND NOT version = ANY($4::BIGINT[]) AND NOT $5 \
-     RETURNING account_id), \
-     counted AS ( \
-     UPDATE accounts SET customer_count = customer_count - 1 WHERE id IN (SELECT account_id FROM deleted)) \
-     SELECT count(*) FROM deleted";
+     RETURNING account_id AS owner, ",
+    customer_columns!(),
+    "), counted AS ( \
+     UPDATE accounts SET customer_count = customer_count - 1 WHERE id IN (SELECT owner FROM deleted)) \
+     SELECT ",
+    customer_columns!(),
+    " FROM deleted"
+);
 
 pub async fn delete_customer(
     pool: &PgPool,
@@ -248,18 +263,21 @@ pub async fn delete_customer(
     precondition: &Precondition,
 ) -> Result<(), StoreError> {
     let (accepted, refused, refuse_any) = precondition_arguments(precondition);
-    let deleted: i64 = sqlx::query_scalar(DELETE_CUSTOMER)
+    let mut transaction = pool.begin().await?;
+    let row = sqlx::query(DELETE_CUSTOMER)
         .bind(account_id.as_str())
         .bind(customer_id.as_str())
         .bind(accepted)
         .bind(refused)
         .bind(refuse_any)
-        .fetch_one(pool)
+        .fetch_optional(&mut *transaction)
         .await?;
-    if deleted == 1 {
-        return Ok(());
-    }
-    Err(missing_or_stale(pool, account_id, customer_id, precondition).await)
+    let Some(row) = row else {
+        transaction.rollback().await?;
+        return Err(missing_or_stale(pool, account_id, customer_id, precondition).await);
+    };
+    events::record(&mut transaction, account_id, EventType::CustomerDeleted, &[&customer_from_row(&row)?]).await?;
+    Ok(transaction.commit().await?)
 }
 
 pub async fn list_by_offset(

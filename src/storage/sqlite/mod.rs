@@ -5,6 +5,7 @@ mod admin;
 pub mod backup;
 mod deliveries;
 mod error;
+mod events;
 mod import;
 mod migrations;
 mod queries;
@@ -19,14 +20,15 @@ use tokio::sync::Notify;
 use self::runtime::Runtime;
 pub use self::runtime::Synchronous;
 use super::{
-    AttemptRecord, CursorQuery, IdempotencyRecord, ImportLine, LeasedDelivery, OpenError, Page, Precondition, Rotation,
-    Store, StoreError, TokenChange,
+    AttemptRecord, CursorQuery, EventQuery, IdempotencyRecord, ImportLine, LeasedDelivery, OpenError, Page,
+    Precondition, Rotation, Store, StoreError, TokenChange,
 };
 use crate::deadline::Budget;
 use crate::domain::customer::Customer;
 use crate::domain::token::TokenHash;
 use crate::domain::{
-    Account, AccountId, AuditEntry, CustomerFields, CustomerId, TokenId, TokenRecord, WebhookEndpointId,
+    Account, AccountId, AuditEntry, CustomerFields, CustomerId, Event, EventId, EventType, TokenId, TokenRecord,
+    WebhookEndpoint, WebhookEndpointId, WebhookSecret,
 };
 use crate::usage::UsageRow;
 
@@ -161,7 +163,10 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let account_id = account_id.clone();
         self.runtime
-            .write(move |connection| queries::insert_customer(connection, &account_id, &customer, idempotency.as_ref()))
+            .write(move |connection| {
+                queries::insert_customer(connection, &account_id, &customer, idempotency.as_ref())?;
+                events::record(connection, &account_id, EventType::CustomerCreated, &customer)
+            })
             .await
             .inspect(|_| self.queued.notify_one())
     }
@@ -185,7 +190,10 @@ impl Store for SqliteStore {
         let (account_id, customer_id) = (account_id.clone(), customer_id.clone());
         self.runtime
             .write(move |connection| {
-                queries::replace_customer(connection, &account_id, &customer_id, fields, &precondition, now)
+                let replaced =
+                    queries::replace_customer(connection, &account_id, &customer_id, fields, &precondition, now)?;
+                events::record(connection, &account_id, EventType::CustomerUpdated, &replaced)?;
+                Ok(replaced)
             })
             .await
             .inspect(|_| self.queued.notify_one())
@@ -199,7 +207,10 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let (account_id, customer_id) = (account_id.clone(), customer_id.clone());
         self.runtime
-            .write(move |connection| queries::delete_customer(connection, &account_id, &customer_id, &precondition))
+            .write(move |connection| {
+                let deleted = queries::delete_customer(connection, &account_id, &customer_id, &precondition)?;
+                events::record(connection, &account_id, EventType::CustomerDeleted, &deleted)
+            })
             .await
             .inspect(|_| self.queued.notify_one())
     }
@@ -238,6 +249,52 @@ impl Store for SqliteStore {
     async fn import_customers(&self, account_id: &AccountId, lines: Vec<ImportLine>) -> Result<Vec<bool>, StoreError> {
         let account_id = account_id.clone();
         self.runtime.write(move |connection| import::import_customers(connection, &account_id, &lines)).await
+    }
+
+    async fn list_events(&self, account_id: &AccountId, query: EventQuery) -> Result<Page<Event>, StoreError> {
+        let account_id = account_id.clone();
+        self.runtime.read(move |connection| Ok(events::list_events(connection, &account_id, &query)?)).await
+    }
+
+    async fn get_event(&self, account_id: &AccountId, event_id: &EventId) -> Result<Option<Event>, StoreError> {
+        self.runtime.read_inline(|connection| Ok(events::get_event(connection, account_id, event_id)?))
+    }
+
+    async fn prune_events(&self, before_ms: i64, max_rows: u32) -> Result<u64, StoreError> {
+        self.runtime.write(move |connection| Ok(events::prune_events(connection, before_ms, max_rows)?)).await
+    }
+
+    async fn create_webhook_endpoint(
+        &self,
+        endpoint: WebhookEndpoint,
+        secret: WebhookSecret,
+        max_per_account: u32,
+    ) -> Result<(), StoreError> {
+        self.runtime
+            .write(move |connection| events::create_endpoint(connection, &endpoint, &secret, max_per_account))
+            .await
+    }
+
+    async fn list_webhook_endpoints(&self, account_id: &AccountId) -> Result<Vec<WebhookEndpoint>, StoreError> {
+        let account_id = account_id.clone();
+        self.runtime.read(move |connection| Ok(events::list_endpoints(connection, &account_id)?)).await
+    }
+
+    async fn get_webhook_endpoint(
+        &self,
+        account_id: &AccountId,
+        endpoint_id: &WebhookEndpointId,
+    ) -> Result<Option<WebhookEndpoint>, StoreError> {
+        self.runtime.read_inline(|connection| Ok(events::get_endpoint(connection, account_id, endpoint_id)?))
+    }
+
+    async fn delete_webhook_endpoint(
+        &self,
+        account_id: &AccountId,
+        endpoint_id: &WebhookEndpointId,
+    ) -> Result<(), StoreError> {
+        let (account_id, endpoint_id) = (account_id.clone(), endpoint_id.clone());
+        self.runtime.write(move |connection| events::delete_endpoint(connection, &account_id, &endpoint_id)).await
     }
 
     async fn imported_lines(
