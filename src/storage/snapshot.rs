@@ -33,10 +33,11 @@ pub(crate) fn event_from_row<R: ColumnReader>(row: &R) -> Result<Event, R::Error
 }
 
 /// The columns [`endpoint_from_row`] reads, then `event_types` (index 7), which
-/// each backend reads itself; a literal for `concat!`.
+/// each backend reads itself; a literal for `concat!`. The status is an
+/// `INTEGER` (4 bytes in PostgreSQL), read as the 64-bit integer both backends give.
 macro_rules! endpoint_columns {
     () => {
-        "id, account_id, url, description, created_at, last_delivery_at, last_delivery_status, event_types"
+        "id, account_id, url, description, created_at, last_delivery_at, CAST(last_delivery_status AS BIGINT), event_types"
     };
 }
 pub(crate) use endpoint_columns;
