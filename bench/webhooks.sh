@@ -2,9 +2,9 @@
 # Measures webhook delivery throughput (API.md §8) on 127.0.0.1: one
 # `clientele serve` instance delivers to a local receiver that answers 204 at once.
 #
-#   bench/webhooks.sh [--events N] [--connections C] [--postgres URL] [--sqlite-synchronous full|normal]
+#   bench/webhooks.sh [--duration SECS] [--connections C] [--postgres URL] [--sqlite-synchronous full|normal]
 #
-# N customers are created with wrk (POST /v2/customers, C connections) while
+# Customers are created for SECS seconds with wrk (POST /v2/customers, C connections) while
 # the server delivers each event to the endpoint; the receiver reports when
 # it got the first and the last one. Delivery throughput = distinct events /
 # (last - first); how many were delivered when the writes ended shows whether
@@ -15,14 +15,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-events=20000 connections=16 postgres='' synchronous=full
+duration=8 connections=16 postgres='' synchronous=full
 while [ $# -gt 0 ]; do
   case "$1" in
-    --events) events=$2; shift 2 ;;
+    --duration) duration=$2; shift 2 ;;
     --connections) connections=$2; shift 2 ;;
     --postgres) postgres=$2; shift 2 ;;
     --sqlite-synchronous) synchronous=$2; shift 2 ;;
-    *) echo "usage: bench/webhooks.sh [--events N] [--connections C] [--postgres URL] [--sqlite-synchronous full|normal]" >&2; exit 2 ;;
+    *) echo "usage: bench/webhooks.sh [--duration SECS] [--connections C] [--postgres URL] [--sqlite-synchronous full|normal]" >&2; exit 2 ;;
   esac
 done
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
@@ -60,21 +60,14 @@ curl -fs -X POST http://127.0.0.1:18091/v2/webhook_endpoints -H "Authorization: 
   -H 'Content-Type: application/json' \
   -d '{"url":"http://127.0.0.1:18090/hook","event_types":["customer.created"]}' >/dev/null
 
-# wrk runs until N requests were sent (its script stops the thread), at most 120 s.
-cat >"$work/post_n.lua" <<LUA
+cat >"$work/post.lua" <<LUA
 wrk.method = "POST"
 wrk.body = '{"name":"Bench Customer","email":"bench@example.com"}'
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer $token"
-local sent = 0
-request = function()
-  sent = sent + 1
-  if sent > math.ceil($events / $connections) * $connections then wrk.thread:stop() end
-  return wrk.format()
-end
 LUA
 started_ms=$(date +%s%3N)
-TOKEN=$token wrk -t1 -c"$connections" -d120s -s "$work/post_n.lua" http://127.0.0.1:18091/v2/customers >"$work/wrk.txt"
+wrk -t1 -c"$connections" -d"${duration}s" -s "$work/post.lua" http://127.0.0.1:18091/v2/customers >"$work/wrk.txt"
 written_ms=$(date +%s%3N)
 backlog=$(curl -fs http://127.0.0.1:18090/stats)
 load=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -94,7 +87,8 @@ received=$(echo "$stats" | sed -n 's/.*"received":\([0-9]*\).*/\1/p')
 backlog_distinct=$(echo "$backlog" | sed -n 's/.*"distinct":\([0-9]*\).*/\1/p')
 write_s=$(awk "BEGIN{printf \"%.2f\", ($written_ms-$started_ms)/1000}")
 deliver_s=$(awk "BEGIN{printf \"%.2f\", ($last-$first)/1000}")
-echo "backend: ${postgres:+PostgreSQL}${postgres:-SQLite (synchronous=$synchronous)}; load average before draining: $load"
+if [ -n "$postgres" ]; then backend=PostgreSQL; else backend="SQLite (synchronous=$synchronous)"; fi
+echo "backend: $backend; load average before draining: $load"
 echo "writes: $created customers in ${write_s} s ($(awk "BEGIN{printf \"%.0f\", $created/$write_s}")/s, wrk -t1 -c$connections)"
 echo "delivered when the writes ended: $backlog_distinct of $created"
 echo "deliveries: $distinct distinct events ($received POSTs) from first to last in ${deliver_s} s: $(awk "BEGIN{printf \"%.0f\", $distinct/$deliver_s}") events/s"

@@ -19,7 +19,7 @@
 //! in flight until the shutdown deadline; those cut then are retried once
 //! their lease ends.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -99,7 +99,7 @@ impl Worker {
             // After a lease that found nothing, the next waits out the spacing (and no longer).
             let spacing = last_empty.map_or(Duration::ZERO, |at| IDLE_LEASE_SPACING.saturating_sub(at.elapsed()));
             if batches.len() < CONCURRENCY && spacing.is_zero() {
-                let skip: Vec<WebhookEndpointId> = busy.values().cloned().collect::<HashSet<_>>().into_iter().collect();
+                let skip: Vec<WebhookEndpointId> = busy.values().cloned().collect();
                 match self.store.lease_deliveries(now_unix_ms(), millis(LEASE), LEASE_BATCH, skip).await {
                     Ok(leased) => {
                         if std::mem::take(&mut failing) {

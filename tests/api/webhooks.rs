@@ -385,3 +385,99 @@ mod needs_postgres {
         assert_eq!(delivered, WRITES as f64, "the two instances' attempts add up to one per event");
     }
 }
+
+/// The store's side of delivery, without a worker: leases exclude each other
+/// until they end, skip the endpoints asked, and outcomes end them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leased_delivery_is_leased_by_no_one_else_until_its_lease_ends_or_its_outcome_is_recorded() {
+    use clientele::admin;
+    use clientele::domain::{
+        Customer, CustomerFields, CustomerName, Email, EventType, WebhookEndpoint, WebhookSecret, ids,
+    };
+    use clientele::storage::{AttemptOutcome, AttemptRecord, Attempted};
+
+    use crate::support::database::{TestDatabase, open_test_store};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_test_store(TestDatabase::create(dir.path(), "test.db").await).await;
+    let account = admin::create_account(&store, "acme").await.unwrap();
+    let now = clientele::domain::time::now_unix_ms();
+    let endpoint = |url: &str| WebhookEndpoint {
+        id: ids::webhook_endpoint_id(),
+        account_id: account.id.clone(),
+        url: url.to_owned(),
+        event_types: vec![EventType::CustomerCreated],
+        description: None,
+        created_at_ms: now,
+        last_delivery_at_ms: None,
+        last_delivery_status: None,
+    };
+    let (first, second) = (endpoint("https://a.example.com/"), endpoint("https://b.example.com/"));
+    for endpoint in [&first, &second] {
+        store.create_webhook_endpoint(endpoint.clone(), WebhookSecret::generate(), 16).await.unwrap();
+    }
+    let fields = CustomerFields {
+        name: CustomerName::parse("Ada").unwrap(),
+        email: Email::parse("ada@example.com").unwrap(),
+        phone: None,
+        extended: None,
+    };
+    let customer = Customer::create(ids::customer_id(), fields, now / 1000);
+    store.insert_customer(&account.id, customer.clone(), None).await.unwrap();
+
+    let lease = |at: i64, skip: Vec<_>| {
+        let store = store.clone();
+        async move { store.lease_deliveries(at, 60_000, 10, skip).await.unwrap() }
+    };
+    let at = clientele::domain::time::now_unix_ms();
+    let leased = lease(at, vec![second.id.clone()]).await;
+    assert_eq!(leased.len(), 1, "the skipped endpoint's delivery stays");
+    assert_eq!(leased[0].endpoint_id, first.id);
+    assert_eq!(leased[0].event.customer, customer, "the event comes with the lease");
+    assert_eq!(leased[0].attempts, 0);
+    assert_eq!(leased[0].url, "https://a.example.com/");
+    let others = lease(at, vec![]).await;
+    assert_eq!(others.len(), 1, "a leased delivery is not leased again");
+    assert_eq!(others[0].endpoint_id, second.id);
+    assert!(lease(at + 59_000, vec![]).await.is_empty(), "nor before its lease ends");
+    let again = lease(at + 61_000, vec![]).await;
+    assert_eq!(again.len(), 2, "an ended lease (a crashed worker) makes it due again");
+
+    let attempted = Attempted { at_ms: at + 61_500, status: 503 };
+    let retry_at = at + 70_000;
+    store
+        .record_deliveries(vec![
+            AttemptRecord {
+                delivery_id: again[0].id,
+                endpoint_id: again[0].endpoint_id.clone(),
+                outcome: AttemptOutcome::Retry(attempted, retry_at),
+            },
+            AttemptRecord {
+                delivery_id: again[1].id,
+                endpoint_id: again[1].endpoint_id.clone(),
+                outcome: AttemptOutcome::Delivered(Attempted { status: 204, ..attempted }),
+            },
+        ])
+        .await
+        .unwrap();
+    assert!(lease(retry_at - 1, vec![]).await.is_empty(), "the retry is not due yet; the delivered one is done");
+    let retried = lease(retry_at, vec![]).await;
+    assert_eq!(retried.len(), 1);
+    assert_eq!((retried[0].id, retried[0].attempts), (again[0].id, 1), "one attempt counted");
+    store
+        .record_deliveries(vec![AttemptRecord {
+            delivery_id: retried[0].id,
+            endpoint_id: retried[0].endpoint_id.clone(),
+            outcome: AttemptOutcome::Released,
+        }])
+        .await
+        .unwrap();
+    let released = lease(retry_at, vec![]).await;
+    assert_eq!(released.len(), 1, "a released delivery is due again at once");
+    assert_eq!(released[0].attempts, 1, "releasing counts no attempt");
+
+    let shown = store.get_webhook_endpoint(&account.id, &again[0].endpoint_id).await.unwrap().unwrap();
+    assert_eq!((shown.last_delivery_at_ms, shown.last_delivery_status), (Some(at + 61_500), Some(503)));
+    let shown = store.get_webhook_endpoint(&account.id, &again[1].endpoint_id).await.unwrap().unwrap();
+    assert_eq!((shown.last_delivery_at_ms, shown.last_delivery_status), (Some(at + 61_500), Some(204)));
+}
