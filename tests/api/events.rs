@@ -377,14 +377,14 @@ async fn each_event_is_queued_for_every_endpoint_subscribed_to_its_type() {
     let path = format!("/v2/customers/{id}");
     assert_eq!(app.put_json(&path, &json!({"name": "Ada L", "email": "ada@example.com"})).await.status(), 200);
     assert_eq!(app.delete(&path).await.status(), 204);
-    let events: Vec<String> = events(&app).await.iter().map(|event| event["id"].as_str().unwrap().to_owned()).collect();
+    let events: Vec<String> = events(app).await.iter().map(|event| event["id"].as_str().unwrap().to_owned()).collect();
     let (a, b) = (on_create["id"].as_str().unwrap().to_owned(), on_change["id"].as_str().unwrap().to_owned());
     let pending = |endpoint: &str, event: &str| (endpoint.to_owned(), event.to_owned(), "pending".to_owned());
-    assert_eq!(deliveries(&app).await, [pending(&a, &events[0]), pending(&b, &events[1]), pending(&b, &events[2])]);
+    assert_eq!(deliveries(app).await, [pending(&a, &events[0]), pending(&b, &events[1]), pending(&b, &events[2])]);
 
     // A deleted endpoint's deliveries go with it.
     assert_eq!(app.delete(&format!("/v2/webhook_endpoints/{b}")).await.status(), 204);
-    assert_eq!(deliveries(&app).await, [pending(&a, &events[0])]);
+    assert_eq!(deliveries(app).await, [pending(&a, &events[0])]);
 }
 
 #[tokio::test]

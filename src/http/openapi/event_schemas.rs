@@ -80,6 +80,7 @@ pub fn url_input() -> Schema {
     string()
         .format(Some(SchemaFormat::Custom("uri".into())))
         .max_length(Some(URL_MAX_CHARS))
+        .pattern(Some("^https://[^\\u0000-\\u0020]+$"))
         .description(Some(
             "An absolute `https` URL, at most 2048 characters. It must not resolve to a loopback, private, \
              link-local or multicast address (unless the operator allows it with `--webhook-allow-insecure`).",

@@ -171,8 +171,8 @@ impl<E: DeserializeError + MergeWithError<FieldError>> Deserr<E> for EventTypes 
 /// Create a webhook endpoint
 ///
 /// Events of the types named are POSTed to `url`, signed with the secret this response shows (and no
-/// other will). An account has at most 16 endpoints: the 17th is refused with `400 parameter_invalid`
-/// (no `param`: no one field is at fault).
+/// other will). An account has at most 16 endpoints: the 17th is refused with a `400` whose code
+/// says a parameter is invalid, without `param` (no one field is at fault; delete an endpoint first).
 #[utoipa::path(
     post,
     path = "/v2/webhook_endpoints",
