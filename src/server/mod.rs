@@ -114,8 +114,7 @@ pub async fn serve_with(
         state.metrics.webhook_deliveries(),
         stop_deliveries,
         settings.shutdown_timeout,
-    )
-    .map_err(|error| std::io::Error::other(format!("cannot build the webhook client: {error}")))?;
+    );
     let shutdown = async move {
         shutdown.await;
         let _ = stopping.send(true);

@@ -20,7 +20,7 @@
 //! their lease ends.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, watch};
@@ -65,22 +65,26 @@ pub fn spawn(
     counters: WebhookCounters,
     shutdown: watch::Receiver<bool>,
     drain: Duration,
-) -> Result<JoinHandle<()>, reqwest::Error> {
+) -> JoinHandle<()> {
     let worker = Arc::new(Worker {
-        client: WebhookClient::new(settings.allow_insecure)?,
+        client: OnceLock::new(),
+        allow_insecure: settings.allow_insecure,
         retry_scale: settings.retry_scale,
         sending: Semaphore::new(CONCURRENCY),
         store,
         render,
         counters,
     });
-    Ok(tokio::spawn(worker.run(shutdown, drain)))
+    tokio::spawn(worker.run(shutdown, drain))
 }
 
 struct Worker {
     store: SharedStore,
     render: RenderEvent,
-    client: WebhookClient,
+    /// Built at the first attempt: loading the TLS roots takes a moment a
+    /// server that never delivers (most tests) should not spend at start.
+    client: OnceLock<Result<WebhookClient, String>>,
+    allow_insecure: bool,
     retry_scale: f64,
     counters: WebhookCounters,
     /// One permit per endpoint being sent to.
@@ -94,10 +98,16 @@ impl Worker {
         let mut busy: HashMap<tokio::task::Id, WebhookEndpointId> = HashMap::new();
         let mut failing = false;
         let mut last_empty: Option<Instant> = None;
+        // The first lease waits a poll interval, or a write: a server leaves its
+        // first moments to whatever starts with it.
+        let first_poll = Instant::now() + POLL_INTERVAL;
+        let mut woken = false;
         while !*shutdown.borrow() {
             let mut full = false;
             // After a lease that found nothing, the next waits out the spacing (and no longer).
             let spacing = last_empty.map_or(Duration::ZERO, |at| IDLE_LEASE_SPACING.saturating_sub(at.elapsed()));
+            let spacing =
+                if woken { spacing } else { spacing.max(first_poll.saturating_duration_since(Instant::now())) };
             if batches.len() < CONCURRENCY && spacing.is_zero() {
                 let skip: Vec<WebhookEndpointId> = busy.values().cloned().collect();
                 match self.store.lease_deliveries(now_unix_ms(), millis(LEASE), LEASE_BATCH, skip).await {
@@ -124,7 +134,7 @@ impl Worker {
                 tokio::select! {
                     // Also when the sender is gone: the server stopped without a drain.
                     changed = shutdown.changed() => if changed.is_err() { break },
-                    _ = self.store.deliveries_queued().notified() => {}
+                    _ = self.store.deliveries_queued().notified() => woken = true,
                     _ = tokio::time::sleep(if spacing.is_zero() { POLL_INTERVAL } else { spacing }) => {}
                     Some(done) = batches.join_next_with_id() => forget(&mut busy, done),
                 }
@@ -165,6 +175,15 @@ impl Worker {
         }
     }
 
+    fn client(&self) -> &Result<WebhookClient, String> {
+        self.client.get_or_init(|| {
+            WebhookClient::new(self.allow_insecure).map_err(|error| {
+                tracing::error!(%error, "cannot build the webhook client");
+                format!("cannot build the webhook client: {error}")
+            })
+        })
+    }
+
     /// Makes one attempt and judges it: delivered, retried later, or given up.
     async fn attempt(&self, delivery: &LeasedDelivery) -> AttemptOutcome {
         let event_id = delivery.event.id.as_str();
@@ -173,7 +192,10 @@ impl Worker {
                 let body = (self.render)(&delivery.event);
                 let timestamp = now_unix_ms().div_euclid(1000);
                 let attempt = Attempt { url: &delivery.url, message_id: event_id, key: &key, timestamp, body };
-                self.client.send(attempt).await
+                match self.client() {
+                    Ok(client) => client.send(attempt).await,
+                    Err(error) => Answer::NoResponse(error.clone()),
+                }
             }
             None => Answer::NoResponse("the endpoint's signing secret cannot be read".into()),
         };
