@@ -4,7 +4,9 @@
 -- (a transactional outbox). Ids are evt_ + a ULID: the key order is creation
 -- order within an account. data is the customer after the write (for a
 -- deletion, its last stored state), in the storage's own JSON encoding
--- (src/storage/snapshot.rs), not a wire format.
+-- (src/storage/snapshot.rs), not a wire format. Retention deletes by id
+-- (a ULID starts with its time), so created_at needs no index of its own:
+-- every index is paid for by every customer write.
 CREATE TABLE events (
     id          TEXT PRIMARY KEY,
     account_id  TEXT NOT NULL REFERENCES accounts (id),
@@ -12,9 +14,8 @@ CREATE TABLE events (
     created_at  INTEGER NOT NULL,
     customer_id TEXT NOT NULL,
     data        TEXT NOT NULL
-);
+) WITHOUT ROWID;
 CREATE INDEX events_account ON events (account_id, id);
-CREATE INDEX events_created ON events (created_at);
 
 -- event_types: a JSON array of event type names. secret: whsec_..., shown
 -- to its owner once. last_delivery_status: an HTTP status, 0 for no response.

@@ -32,6 +32,15 @@ pub(crate) fn event_from_row<R: ColumnReader>(row: &R) -> Result<Event, R::Error
     })
 }
 
+/// The lowest event id made at or after `before_ms` (Unix milliseconds): ids are
+/// `evt_` + a ULID, whose first characters are its time, so the events created
+/// before `before_ms` are those with a lower id. Retention prunes by the
+/// primary key this way, and `created_at` needs no index of its own.
+pub(crate) fn event_id_bound(before_ms: i64) -> String {
+    let millis = u64::try_from(before_ms).unwrap_or(0).min((1 << 48) - 1);
+    format!("evt_{}", ulid::Ulid::from_parts(millis, 0))
+}
+
 /// The columns [`endpoint_from_row`] reads, then `event_types` (index 7), which
 /// each backend reads itself; a literal for `concat!`. The status is an
 /// `INTEGER` (4 bytes in PostgreSQL), read as the 64-bit integer both backends give.
@@ -172,6 +181,18 @@ mod tests {
         customer.phone = None;
         assert_eq!(decode_customer(&encode_customer(&customer)).unwrap(), customer);
         assert!(decode_customer("{}").is_err());
+    }
+
+    #[test]
+    fn event_ids_made_before_a_time_sort_below_its_bound() {
+        let before = crate::domain::ids::event_id();
+        let now = crate::domain::time::now_unix_ms();
+        let bound = event_id_bound(now + 1);
+        assert!(before.as_str() < bound.as_str(), "{before} < {bound}");
+        assert!(event_id_bound(now + 2000).as_str() > bound.as_str());
+        assert!(crate::domain::ids::event_id().as_str() > event_id_bound(now - 1000).as_str());
+        assert_eq!(event_id_bound(0), "evt_00000000000000000000000000");
+        assert!(event_id_bound(-5) < event_id_bound(i64::MAX));
     }
 
     #[test]

@@ -5,12 +5,14 @@
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 
+use super::queries::Statement;
 use crate::domain::time::now_unix_ms;
 use crate::domain::{
     AccountId, Customer, Event, EventId, EventType, WebhookEndpoint, WebhookEndpointId, WebhookSecret,
 };
 use crate::storage::snapshot::{
     decode_event_type, encode_customer, endpoint_columns, endpoint_from_row, event_columns, event_from_row,
+    event_id_bound,
 };
 use crate::storage::{EventQuery, Page, StoreError, overfetch};
 
@@ -47,6 +49,45 @@ pub async fn record(
     Ok(())
 }
 
+/// A creation's event, written by the customer's own insert statement, which
+/// starts with [`created_event_ctes!`]: one round trip, no transaction.
+pub(super) struct NewEvent {
+    id: String,
+    data: String,
+    created_at_ms: i64,
+}
+
+impl NewEvent {
+    pub fn of(customer: &Customer) -> Self {
+        Self {
+            id: crate::domain::ids::event_id().to_string(),
+            data: encode_customer(customer),
+            created_at_ms: now_unix_ms(),
+        }
+    }
+
+    /// Binds `$18` (the event id), `$19` (its data) and `$20` (now, in milliseconds),
+    /// after the customer's `$1` (account id) .. `$17`.
+    pub fn bind<'q>(&'q self, statement: Statement<'q>) -> Statement<'q> {
+        statement.bind(&self.id).bind(&self.data).bind(self.created_at_ms)
+    }
+}
+
+/// The start of a `WITH` that records a creation's `customer.created` event
+/// and its deliveries, from the customer's own arguments (`$1` the account id,
+/// `$2` the customer id) and [`NewEvent::bind`]'s; the statement goes on with
+/// `, name AS (...)` and its main query. A literal for `concat!`.
+macro_rules! created_event_ctes {
+    () => {
+        "WITH event AS (INSERT INTO events (id, account_id, type, created_at, customer_id, data) \
+         VALUES ($18, $1, 'customer.created', $20, $2, $19)), \
+         deliveries AS (INSERT INTO webhook_deliveries (account_id, endpoint_id, event_id, next_attempt_at) \
+         SELECT account_id, id, $18, $20 FROM webhook_endpoints \
+         WHERE account_id = $1 AND 'customer.created' = ANY (event_types) ORDER BY id)"
+    };
+}
+pub(super) use created_event_ctes;
+
 fn events_from_rows(rows: &[PgRow]) -> Result<Vec<Event>, StoreError> {
     Ok(rows.iter().map(event_from_row).collect::<Result<_, _>>()?)
 }
@@ -78,14 +119,16 @@ pub async fn get_event(pool: &PgPool, account_id: &AccountId, event_id: &EventId
 }
 
 /// Deletes the oldest `max_rows` events created before `before_ms`, and their
-/// deliveries, in one statement. Rows another instance is pruning are skipped.
+/// deliveries, in one statement, by the primary key ([`event_id_bound`]). Rows
+/// another instance is pruning are skipped.
 pub async fn prune_events(pool: &PgPool, before_ms: i64, max_rows: u32) -> Result<u64, StoreError> {
     const SQL: &str = "WITH doomed AS ( \
-         SELECT id FROM events WHERE created_at < $1 ORDER BY created_at, id LIMIT $2 FOR UPDATE SKIP LOCKED), \
+         SELECT id FROM events WHERE id < $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED), \
          deliveries AS (DELETE FROM webhook_deliveries WHERE event_id IN (SELECT id FROM doomed)), \
          deleted AS (DELETE FROM events WHERE id IN (SELECT id FROM doomed) RETURNING 1) \
          SELECT count(*) FROM deleted";
-    let deleted: i64 = sqlx::query_scalar(SQL).bind(before_ms).bind(i64::from(max_rows)).fetch_one(pool).await?;
+    let bound = event_id_bound(before_ms);
+    let deleted: i64 = sqlx::query_scalar(SQL).bind(bound).bind(i64::from(max_rows)).fetch_one(pool).await?;
     Ok(deleted.max(0) as u64)
 }
 

@@ -5,7 +5,8 @@
 //! concurrent writer blocks on the row lock, and PostgreSQL re-checks the
 //! clause against the row it committed), and the account's `customer_count`
 //! moves in the same statement or transaction as the customer. Each write
-//! records its event in its transaction ([`events::record`]).
+//! records its event in the same statement (a creation) or transaction
+//! ([`events::record`]).
 
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
@@ -63,9 +64,11 @@ pub async fn get_customer(
     Ok(row.as_ref().map(customer_from_row).transpose()?)
 }
 
-/// Inserts the customer and counts it in the account, in one statement.
+/// Inserts the customer, counts it in the account and records its event with
+/// its deliveries ([`events::created_event_ctes!`]), in one statement.
 const INSERT_CUSTOMER: &str = concat!(
-    "WITH inserted AS (INSERT INTO customers (",
+    events::created_event_ctes!(),
+    ", inserted AS (INSERT INTO customers (",
     customer_insert_columns!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
      RETURNING account_id) \
@@ -79,14 +82,13 @@ pub async fn insert_customer(
     idempotency: Option<&IdempotencyRecord>,
 ) -> Result<(), StoreError> {
     let columns = CustomerColumns::of(customer);
-    let insert = bind_customer(sqlx::query(INSERT_CUSTOMER), account_id, customer, &columns);
-    let mut transaction = pool.begin().await?;
-    // The event first: the customer's statement locks the account's counter row until the commit.
-    events::record(&mut transaction, account_id, EventType::CustomerCreated, &[customer]).await?;
+    let event = events::NewEvent::of(customer);
+    let insert = event.bind(bind_customer(sqlx::query(INSERT_CUSTOMER), account_id, customer, &columns));
     let Some(record) = idempotency else {
-        insert.execute(&mut *transaction).await?;
-        return Ok(transaction.commit().await?);
+        insert.execute(pool).await?;
+        return Ok(());
     };
+    let mut transaction = pool.begin().await?;
     // A concurrent transaction holding the same key makes this wait for its
     // outcome: if it commits, nothing is inserted here and its record is read below.
     let claimed = sqlx::query(

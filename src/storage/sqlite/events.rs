@@ -12,7 +12,7 @@ use crate::domain::{
 };
 use crate::storage::snapshot::{
     decode_event_types, encode_customer, encode_event_types, endpoint_columns, endpoint_from_row, event_columns,
-    event_from_row,
+    event_from_row, event_id_bound,
 };
 use crate::storage::{EventQuery, Page, StoreError, overfetch};
 
@@ -86,15 +86,17 @@ pub fn get_event(
         .optional()
 }
 
-/// Deletes the oldest `max_rows` events created before `before_ms`, and their deliveries.
+/// Deletes the oldest `max_rows` events created before `before_ms`, and their
+/// deliveries, by the primary key ([`event_id_bound`]).
 pub fn prune_events(connection: &Connection, before_ms: i64, max_rows: u32) -> rusqlite::Result<u64> {
-    const DOOMED: &str = "SELECT id FROM events WHERE created_at < ?1 ORDER BY created_at, id LIMIT ?2";
+    const DOOMED: &str = "SELECT id FROM events WHERE id < ?1 ORDER BY id LIMIT ?2";
+    let bound = event_id_bound(before_ms);
     connection
         .prepare_cached(&format!("DELETE FROM webhook_deliveries WHERE event_id IN ({DOOMED})"))?
-        .execute(params![before_ms, max_rows])?;
+        .execute(params![bound, max_rows])?;
     let deleted = connection
         .prepare_cached(&format!("DELETE FROM events WHERE id IN ({DOOMED})"))?
-        .execute(params![before_ms, max_rows])?;
+        .execute(params![bound, max_rows])?;
     Ok(deleted as u64)
 }
 
