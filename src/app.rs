@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::auth::{Authenticator, FailedAuthLimiter};
 use crate::config::ServerConfig;
-use crate::domain::time::now_unix;
+use crate::domain::time::{now_unix, now_unix_ms};
 use crate::idempotency::{InFlight, RETENTION_SECS};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
@@ -65,6 +65,32 @@ const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 /// requests/s five seconds of them take about 4 MB.
 const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
+/// The most events one prune deletes: one short write at a time (API.md §8).
+const EVENT_PRUNE_CHUNK: u32 = 1000;
+
+/// How often old events are pruned: a quarter of the retention, from 100 ms to a minute.
+pub fn event_prune_interval(retention: Duration) -> Duration {
+    (retention / 4).clamp(Duration::from_millis(100), Duration::from_secs(60))
+}
+
+/// Deletes the events older than `--event-retention`, with their deliveries,
+/// in chunks of [`EVENT_PRUNE_CHUNK`] so no write holds the database long;
+/// returns how many events went.
+pub async fn prune_events(state: &AppState) -> Result<u64, crate::storage::StoreError> {
+    let retention_ms = i64::try_from(state.config.event_retention.as_millis()).unwrap_or(i64::MAX);
+    let before_ms = now_unix_ms().saturating_sub(retention_ms);
+    let mut pruned = 0;
+    loop {
+        let deleted = state.store.prune_events(before_ms, EVENT_PRUNE_CHUNK).await?;
+        pruned += deleted;
+        if deleted < u64::from(EVENT_PRUNE_CHUNK) {
+            return Ok(pruned);
+        }
+        // Let the writes of requests go between chunks.
+        tokio::task::yield_now().await;
+    }
+}
+
 /// Adds the requests counted since the last flush to the store (API.md §7,
 /// `tokens usage`); what cannot be written now is kept for the next flush.
 pub async fn flush_usage(state: &AppState) {
@@ -79,12 +105,14 @@ pub async fn flush_usage(state: &AppState) {
 }
 
 /// Forgets ended rate-limit windows and idle cache entries; purges expired
-/// idempotency keys; folds latency samples into their histograms.
+/// idempotency keys and old events; folds latency samples into their histograms.
 pub async fn maintain(state: AppState) {
     let mut prune = tokio::time::interval(PRUNE_INTERVAL);
     let mut purge = tokio::time::interval(PURGE_INTERVAL);
     let mut upkeep = tokio::time::interval(METRICS_UPKEEP_INTERVAL);
     let mut usage = tokio::time::interval(FLUSH_INTERVAL);
+    let mut events = tokio::time::interval(event_prune_interval(state.config.event_retention));
+    events.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = usage.tick() => flush_usage(&state).await,
@@ -94,6 +122,11 @@ pub async fn maintain(state: AppState) {
                 state.failed_auth.prune();
                 state.authenticator.prune();
             }
+            _ = events.tick() => match prune_events(&state).await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::info!(pruned, "pruned events past their retention"),
+                Err(error) => tracing::warn!(%error, "cannot prune old events"),
+            },
             _ = purge.tick() => {
                 match state.store.purge_idempotency(now_unix() - RETENTION_SECS).await {
                     Ok(0) => {}

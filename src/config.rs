@@ -11,6 +11,7 @@ use ipnet::IpNet;
 use crate::deadline::{Budget, DEFAULT_REQUEST_TIMEOUT};
 use crate::lifecycle::Deprecation;
 use crate::ratelimit::RateLimit;
+use crate::webhooks::WebhookSettings;
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -28,7 +29,14 @@ pub struct ServerConfig {
     pub deprecations: Vec<Deprecation>,
     /// Origins whose browsers get CORS headers (`--cors-origin`); none: no CORS at all.
     pub cors_origins: Vec<CorsOrigin>,
+    /// `--event-retention`: events are kept at least this long, then pruned in the background (API.md §8).
+    pub event_retention: Duration,
+    /// How webhooks are delivered (`--webhook-allow-insecure`, API.md §8).
+    pub webhooks: WebhookSettings,
 }
+
+/// How long events are kept by default: 30 days (API.md §8).
+pub const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 impl ServerConfig {
     /// The time limits `request_deadline` implies (see [`crate::deadline`]).
@@ -47,6 +55,8 @@ impl Default for ServerConfig {
             public_url: None,
             deprecations: Vec::new(),
             cors_origins: Vec::new(),
+            event_retention: DEFAULT_EVENT_RETENTION,
+            webhooks: WebhookSettings::default(),
         }
     }
 }

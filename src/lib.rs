@@ -23,9 +23,15 @@
 //! * [`app`] is the application state and its background upkeep; [`auth`]
 //!   turns a token into a [`auth::Principal`] and limits failed attempts;
 //!   [`idempotency`] fingerprints requests and tracks keys in flight.
-//! * [`domain`] has no HTTP and no SQL: customers, accounts, tokens, and
-//!   their typed ids ([`domain::ids`]), parsed once where they enter, so an
-//!   account id cannot be passed as a customer id.
+//! * [`domain`] has no HTTP and no SQL: customers, accounts, tokens, events,
+//!   webhook endpoints, and their typed ids ([`domain::ids`]), parsed once where
+//!   they enter, so an account id cannot be passed as a customer id.
+//! * Events (API.md §8) are a transactional outbox: each store writes a
+//!   customer write's event, and a delivery row per subscribed webhook endpoint,
+//!   in the write's transaction (`storage/*/events.rs`, the customer snapshot's
+//!   encoding in `storage/snapshot.rs`); [`http::v2::events::render_event`] is
+//!   the one JSON of an event; [`app`] prunes events past `--event-retention`;
+//!   [`webhooks`] delivers them.
 //! * [`storage::sqlite`] keeps reads on dedicated threads and funnels writes to
 //!   one writer thread that commits concurrent requests together;
 //!   [`storage::postgres`] serves the same trait from PostgreSQL (sqlx), for
@@ -49,6 +55,9 @@
 //!
 //! `API.md §N` in comments and docs means section N of `docs/API.md`, the API
 //! reference for integrators (a test fails when a cited section does not exist).
+//! * [`webhooks`] delivers events to webhook endpoints: the URL and address
+//!   policy, Standard Webhooks signatures, the HTTP client, and the worker
+//!   that leases due deliveries from the store and records their outcomes.
 //! * [`server`] accepts connections and runs hyper on them, with the head,
 //!   body and idle timeouts, the connection cap and the shutdown deadline.
 
@@ -71,3 +80,4 @@ pub mod secrets;
 pub mod server;
 pub mod storage;
 pub mod usage;
+pub mod webhooks;

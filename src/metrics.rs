@@ -25,6 +25,7 @@ pub const POOL_CONNECTIONS: &str = "clientele_db_pool_connections";
 pub const POOL_IDLE: &str = "clientele_db_pool_idle_connections";
 pub const POOL_MAX: &str = "clientele_db_pool_max_connections";
 pub const LOG_LINES_DROPPED: &str = crate::logging::LOG_LINES_DROPPED;
+pub const WEBHOOK_DELIVERIES: &str = "clientele_webhook_deliveries_total";
 
 /// The route label of a request no route matched: never its path, so clients cannot mint series.
 pub const UNMATCHED: &str = "unmatched";
@@ -48,6 +49,53 @@ pub struct Metrics {
     routes: DashMap<Box<str>, RouteMetrics, ahash::RandomState>,
     /// By limiter state, then allowed (0) or limited (1); registered when first counted.
     decisions: [[OnceLock<Counter>; 2]; 3],
+    webhooks: WebhookCounters,
+}
+
+/// What became of one webhook delivery attempt (API.md §8), the `outcome`
+/// label of `clientele_webhook_deliveries_total`. Each attempt counts once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// Answered `2xx`: `delivered`.
+    Delivered,
+    /// Failed, and tried again later: `failed_attempt`.
+    FailedAttempt,
+    /// Failed, and it was the last attempt: `given_up`.
+    GivenUp,
+}
+
+impl DeliveryOutcome {
+    const ALL: [DeliveryOutcome; 3] = [Self::Delivered, Self::FailedAttempt, Self::GivenUp];
+
+    /// The label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::FailedAttempt => "failed_attempt",
+            Self::GivenUp => "given_up",
+        }
+    }
+}
+
+/// The webhook delivery counters, by outcome, for the delivery worker (cheap to clone).
+#[derive(Clone)]
+pub struct WebhookCounters {
+    by_outcome: [Counter; 3],
+}
+
+impl WebhookCounters {
+    fn register(recorder: &PrometheusRecorder) -> Self {
+        Self {
+            by_outcome: DeliveryOutcome::ALL.map(|outcome| {
+                recorder.register_counter(&key(WEBHOOK_DELIVERIES, &[("outcome", outcome.label())]), &METADATA)
+            }),
+        }
+    }
+
+    /// Counts one attempt.
+    pub fn count(&self, outcome: DeliveryOutcome) {
+        self.by_outcome[outcome as usize].increment(1);
+    }
 }
 
 /// One route's handles, by method.
@@ -77,6 +125,7 @@ impl Metrics {
             .build_recorder();
         describe(&recorder);
         Self {
+            webhooks: WebhookCounters::register(&recorder),
             handle: recorder.handle(),
             recorder,
             enabled: true,
@@ -88,6 +137,11 @@ impl Metrics {
     /// Records nothing: for measuring what recording costs.
     pub fn disabled() -> Self {
         Self { enabled: false, ..Self::new() }
+    }
+
+    /// The webhook delivery counters, registered from the start (each outcome at 0).
+    pub fn webhook_deliveries(&self) -> WebhookCounters {
+        self.webhooks.clone()
     }
 
     /// Counts one answered request; `route` is the matched route template, or [`UNMATCHED`].
@@ -208,6 +262,12 @@ fn describe(recorder: &PrometheusRecorder) {
         help(LOG_LINES_DROPPED),
         None,
         "Log lines dropped because the log writer's queue was full (stderr not keeping up).".into(),
+    );
+    recorder.describe_counter(
+        help(WEBHOOK_DELIVERIES),
+        None,
+        "Webhook delivery attempts, by outcome: delivered (2xx), failed_attempt (retried later), given_up (the last)."
+            .into(),
     );
     recorder.describe_gauge(help(POOL_CONNECTIONS), None, "Database connections open.".into());
     recorder.describe_gauge(help(POOL_IDLE), None, "Database connections open and idle.".into());

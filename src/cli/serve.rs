@@ -24,6 +24,7 @@ use crate::secrets::{SecretUrl, redact, redact_quoting};
 use crate::server::{self, ConnectionSettings};
 use crate::storage::sqlite::Synchronous;
 use crate::storage::{self, OpenOptions, SharedStore};
+use crate::webhooks::WebhookSettings;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -100,6 +101,29 @@ pub struct ServeArgs {
     /// survives a power cut; `normal` may lose the last ones then, for speed (API.md §7).
     #[arg(long, env = "CLIENTELE_SQLITE_SYNCHRONOUS", value_enum, default_value = "full")]
     sqlite_synchronous: SqliteSynchronous,
+
+    /// Keep events at least this long (N followed by s, m, h or d); older ones, and their
+    /// deliveries, are deleted in the background (API.md §8).
+    #[arg(long, env = "CLIENTELE_EVENT_RETENTION", default_value = "30d", value_parser = parse_positive_duration)]
+    event_retention: Duration,
+
+    /// Accept http webhook URLs and deliver to any address, loopback and private networks
+    /// included (for tests and private networks; API.md §8). Without it: https only, and no
+    /// loopback, private, link-local or multicast destination.
+    #[arg(long, env = "CLIENTELE_WEBHOOK_ALLOW_INSECURE")]
+    webhook_allow_insecure: bool,
+
+    /// For tests only: multiplies the webhook retry schedule (0.01 retries after 50 ms, 600 ms, ...).
+    #[arg(long, env = "CLIENTELE_WEBHOOK_RETRY_SCALE", default_value = "1", hide = true, value_parser = parse_scale)]
+    webhook_retry_scale: f64,
+}
+
+/// A finite, non-negative factor.
+fn parse_scale(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(scale) if scale.is_finite() && scale >= 0.0 => Ok(scale),
+        _ => Err(format!("'{text}' is not a non-negative number")),
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -161,6 +185,11 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
         public_url: args.public_url,
         deprecations,
         cors_origins: args.cors_origins,
+        event_retention: args.event_retention,
+        webhooks: WebhookSettings {
+            allow_insecure: args.webhook_allow_insecure,
+            retry_scale: args.webhook_retry_scale,
+        },
     };
     let connections = ConnectionSettings {
         header_timeout: args.header_timeout,

@@ -104,6 +104,18 @@ typed_id!(
     "tok_",
     token_id
 );
+typed_id!(
+    /// An event's id, `evt_` + 26 characters: events sort by creation (API.md §8).
+    EventId,
+    "evt_",
+    event_id
+);
+typed_id!(
+    /// A webhook endpoint's id, `we_` + 26 characters (API.md §8).
+    WebhookEndpointId,
+    "we_",
+    webhook_endpoint_id
+);
 
 #[cfg(test)]
 mod tests {
@@ -147,6 +159,9 @@ mod tests {
         }
         assert!(AccountId::parse("cus_01JDQ8ZK3V5W6X7Y8Z9A0B1C2D").is_none());
         assert!(TokenId::parse("tok_x").is_none());
+        assert!(EventId::parse(event_id().as_str()).is_some());
+        assert!(WebhookEndpointId::parse(webhook_endpoint_id().as_str()).is_some());
+        assert!(EventId::parse("we_01JDQ8ZK3V5W6X7Y8Z9A0B1C2D").is_none());
     }
 
     #[test]

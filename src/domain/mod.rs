@@ -4,15 +4,19 @@ pub mod account;
 pub mod audit;
 pub mod country;
 pub mod customer;
+pub mod event;
 pub mod ids;
 pub mod time;
 pub mod token;
+pub mod webhook;
 
 pub use account::{Account, AccountName};
 pub use audit::{AuditAction, AuditEntry};
 pub use customer::{Address, Customer, CustomerFields, CustomerName, Email, ExtendedFields, Metadata, Phone};
-pub use ids::{AccountId, CustomerId, TokenId};
+pub use event::{Event, EventType};
+pub use ids::{AccountId, CustomerId, EventId, TokenId, WebhookEndpointId};
 pub use token::{PreviousSecret, Scope, TokenRecord, TokenSecret};
+pub use webhook::{WebhookEndpoint, WebhookSecret};
 
 /// Why a field was refused; the HTTP edge answers it with a `400` whose
 /// `param` is the field's dotted path.

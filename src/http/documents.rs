@@ -32,7 +32,7 @@ use utoipa::openapi::{Deprecated, InfoBuilder, LicenseBuilder, Ref, RefOr, Requi
 use super::auth::{add_rate_limit_headers, identify, presents_token};
 use super::error::{ErrorCode, ErrorType};
 use super::openapi::responses::{self, rate_limit_headers, request_id_header};
-use super::openapi::schemas;
+use super::openapi::{event_schemas, schemas, webhooks};
 use super::{v1, v2};
 use crate::api_version::ApiVersion;
 use crate::app::AppState;
@@ -57,6 +57,12 @@ struct V1Doc;
         v2::handlers::replace,
         v2::handlers::delete,
         v2::token::show,
+        v2::events::list,
+        v2::events::get,
+        v2::webhook_endpoints::create,
+        v2::webhook_endpoints::list,
+        v2::webhook_endpoints::get,
+        v2::webhook_endpoints::delete,
     ),
     components(schemas(schemas::ErrorEnvelope, schemas::ErrorDetail, ErrorType, ErrorCode, v2::wire::AddressInput))
 )]
@@ -198,6 +204,18 @@ fn finish(doc: &mut utoipa::openapi::OpenApi, version: ApiVersion, tailoring: &T
     let mut tags = vec![TagBuilder::new().name("customers").description(Some("Customer records.")).build()];
     if version == ApiVersion::V2 {
         tags.push(TagBuilder::new().name("tokens").description(Some("The calling token.")).build());
+        tags.push(
+            TagBuilder::new()
+                .name("events")
+                .description(Some("What happened to the account's customers, oldest first (API.md §8)."))
+                .build(),
+        );
+        tags.push(
+            TagBuilder::new()
+                .name("webhooks")
+                .description(Some("Where events are POSTed, signed as Standard Webhooks specifies (API.md §8)."))
+                .build(),
+        );
     }
     doc.tags = Some(tags);
     if let Some(url) = &tailoring.public_url {
@@ -213,6 +231,8 @@ fn finish(doc: &mut utoipa::openapi::OpenApi, version: ApiVersion, tailoring: &T
     let components = doc.components.get_or_insert_with(Default::default);
     if version == ApiVersion::V2 {
         components.schemas.insert("CountryCode".into(), RefOr::T(schemas::country_code_component()));
+        components.schemas.insert("KnownEventType".into(), RefOr::T(event_schemas::known_event_types()));
+        doc.extensions.get_or_insert_with(Default::default).insert("webhooks".into(), webhooks::section());
     }
     components.schemas.insert("KnownErrorCode".into(), RefOr::T(schemas::known_error_codes()));
     components.schemas.insert("KnownErrorType".into(), RefOr::T(schemas::known_error_types()));
@@ -324,6 +344,22 @@ fn prose(version: ApiVersion) -> String {
              no limit."
         }
     };
+    let events = match version {
+        ApiVersion::V1 => {
+            "\n## Events\nEvery successful customer write of v1 records an event too; v1 has no routes to read \
+             them: see v2 (`GET /v2/events`, webhook endpoints).\n"
+        }
+        ApiVersion::V2 => {
+            "\n## Events and webhooks\nEvery successful customer write, from either version, records an event \
+             (`customer.created`, `customer.updated`, `customer.deleted`) in the same transaction: `GET /v2/events` \
+             lists them, oldest first. A replayed idempotent request, a refused or failed write and the operator's \
+             `customers import` record none. Events are kept at least as long as the server's event retention \
+             (30 days by default). Webhook endpoints (at most 16 per account) get each event of the types they \
+             name POSTed to them, as the `webhooks` section of this document describes, signed with the \
+             endpoint's secret (shown once, when it is created) as Standard Webhooks specifies: at least once, \
+             usually in order.\n"
+        }
+    };
     format!(
         "Customer records for integrators. {specific}
 
@@ -341,7 +377,7 @@ the window ends), and the same numbers as the IETF structured fields `RateLimit-
 `RateLimit: \"default\";r=R;t=T` (draft-ietf-httpapi-ratelimit-headers). Over the limit: ⟨RateLimited⟩ with \
 `Retry-After`. Failed authentication is limited per client address (default 20 per 60 s): over it, `429` before \
 any token is looked up.{token_route}
-
+{events}
 ## Requests
 - Bodies must be `Content-Type: application/json` (`charset=utf-8` allowed; otherwise `415`), at most 64 KiB \
 (`413`), and a JSON object (⟨BodyInvalidJson⟩).

@@ -35,6 +35,10 @@ pub const FIELD_ORDER: &[&str] = &[
     "limit",
     "offset",
     "starting_after",
+    "type",
+    "url",
+    "event_types",
+    "description",
 ];
 
 /// Every bad field of a request, as deserr found them; [`WireError::first`] picks the one to report.

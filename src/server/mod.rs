@@ -42,7 +42,7 @@ use tokio::task::JoinSet;
 use tower::Service;
 
 use crate::app::{self, AppState};
-use crate::http;
+use crate::{http, webhooks};
 
 use self::activity::{Activity, Registry};
 pub use self::body::{BodyTimedOut, is_body_timeout};
@@ -96,7 +96,8 @@ pub async fn serve(
 
 /// [`serve`] with these timeouts, connection cap and shutdown deadline.
 /// Responses are compressed here, around the whole router
-/// ([`http::compress::Compress`]); the application's upkeep runs beside it.
+/// ([`http::compress::Compress`]); the application's upkeep and the webhook
+/// delivery worker ([`webhooks::worker`]) run beside it.
 pub async fn serve_with(
     listener: TcpListener,
     state: AppState,
@@ -104,9 +105,26 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let maintenance = tokio::spawn(app::maintain(state.clone()));
+    // The delivery worker stops leasing when the drain starts, and gets the same deadline.
+    let (stopping, stop_deliveries) = watch::channel(false);
+    let deliveries = webhooks::spawn(
+        state.store.clone(),
+        Arc::new(http::v2::events::render_event),
+        &state.config.webhooks,
+        state.metrics.webhook_deliveries(),
+        stop_deliveries,
+        settings.shutdown_timeout,
+    );
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stopping.send(true);
+    };
     let service = http::compress::Compress::new(http::router(state.clone()));
     let served = serve_service(listener, service, settings, shutdown).await;
     maintenance.abort();
+    if let Err(error) = deliveries.await {
+        tracing::error!(%error, "the webhook delivery worker failed");
+    }
     // The requests served since the last periodic flush (API.md §7: at graceful shutdown).
     app::flush_usage(&state).await;
     served

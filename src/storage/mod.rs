@@ -8,8 +8,10 @@
 //! Every id a method takes is typed ([`crate::domain::ids`]); lists answer a
 //! [`Page`]. What the backends share about rows lives in `row.rs`.
 
+mod deliveries;
 pub mod postgres;
 mod row;
+mod snapshot;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -19,8 +21,13 @@ use async_trait::async_trait;
 use crate::deadline::Budget;
 use crate::domain::customer::Customer;
 use crate::domain::token::TokenHash;
-use crate::domain::{Account, AccountId, AuditEntry, CustomerFields, CustomerId, TokenId, TokenRecord};
+use crate::domain::{
+    Account, AccountId, AuditEntry, CustomerFields, CustomerId, Event, EventId, EventType, TokenId, TokenRecord,
+    WebhookEndpoint, WebhookEndpointId, WebhookSecret,
+};
 use crate::usage::UsageRow;
+
+pub use self::deliveries::{AttemptOutcome, AttemptRecord, Attempted, LeasedDelivery};
 
 pub type SharedStore = Arc<dyn Store>;
 
@@ -38,6 +45,9 @@ pub enum StoreError {
     #[error("idempotency key already used")]
     IdempotencyKeyTaken(Box<IdempotencyRecord>),
     /// The database cannot be reached or is busy: worth retrying.
+    /// The account already has the most webhook endpoints it may have (API.md §8).
+    #[error("the account has {0} webhook endpoints, the most it may have")]
+    TooManyEndpoints(u32),
     #[error("database unavailable: {0}")]
     Unavailable(String),
     #[error("database error: {0}")]
@@ -185,6 +195,17 @@ pub struct CursorQuery {
     pub email_normalized: Option<String>,
 }
 
+/// A page of an account's events (`GET /v2/events`, API.md §8): ascending
+/// ids after a cursor, optionally of one type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventQuery {
+    /// The most events the page holds.
+    pub limit: u32,
+    /// Free text, as for [`CursorQuery::starting_after`]: the page starts after where it would sort.
+    pub starting_after: Option<String>,
+    pub event_type: Option<EventType>,
+}
+
 /// One page of a list, oldest (lowest id) first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page<T> {
@@ -286,7 +307,9 @@ pub trait Store: Send + Sync + 'static {
     async fn touch_token(&self, token_id: &TokenId, at: i64) -> Result<(), StoreError>;
 
     /// Stores a new customer and, in the same transaction, its idempotency
-    /// record. `IdempotencyKeyTaken` carries the record that was there first.
+    /// record and its `customer.created` event, with a delivery for each of the
+    /// account's endpoints subscribed to it (API.md §8). `IdempotencyKeyTaken`
+    /// carries the record that was there first (and nothing is written).
     async fn insert_customer(
         &self,
         account_id: &AccountId,
@@ -298,7 +321,8 @@ pub trait Store: Send + Sync + 'static {
         account_id: &AccountId,
         customer_id: &CustomerId,
     ) -> Result<Option<Customer>, StoreError>;
-    /// Replaces the fields if the precondition holds, bumping the version; returns the new state.
+    /// Replaces the fields if the precondition holds, bumping the version, and
+    /// records a `customer.updated` event in the same transaction; returns the new state.
     async fn replace_customer(
         &self,
         account_id: &AccountId,
@@ -307,6 +331,8 @@ pub trait Store: Send + Sync + 'static {
         precondition: Precondition,
         now: i64,
     ) -> Result<Customer, StoreError>;
+    /// Deletes the customer if the precondition holds, and records a
+    /// `customer.deleted` event of its last stored state in the same transaction.
     async fn delete_customer(
         &self,
         account_id: &AccountId,
@@ -335,16 +361,72 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes idempotency records created before `before`; returns how many.
     async fn purge_idempotency(&self, before: i64) -> Result<u64, StoreError>;
 
+    /// At most `query.limit` of the account's events by ascending id (creation order) after the cursor.
+    async fn list_events(&self, account_id: &AccountId, query: EventQuery) -> Result<Page<Event>, StoreError>;
+    /// One of the account's events; `None` for another account's.
+    async fn get_event(&self, account_id: &AccountId, event_id: &EventId) -> Result<Option<Event>, StoreError>;
+    /// Deletes at most `max_rows` events created before `before_ms` (Unix
+    /// milliseconds), oldest first, with their deliveries; returns how many events.
+    async fn prune_events(&self, before_ms: i64, max_rows: u32) -> Result<u64, StoreError>;
+
+    /// Stores a new endpoint with its secret unless its account already has
+    /// `max_per_account` endpoints (`TooManyEndpoints`), counted atomically with the insert.
+    async fn create_webhook_endpoint(
+        &self,
+        endpoint: WebhookEndpoint,
+        secret: WebhookSecret,
+        max_per_account: u32,
+    ) -> Result<(), StoreError>;
+    /// The account's endpoints, oldest first.
+    async fn list_webhook_endpoints(&self, account_id: &AccountId) -> Result<Vec<WebhookEndpoint>, StoreError>;
+    /// One of the account's endpoints; `None` for another account's.
+    async fn get_webhook_endpoint(
+        &self,
+        account_id: &AccountId,
+        endpoint_id: &WebhookEndpointId,
+    ) -> Result<Option<WebhookEndpoint>, StoreError>;
+    /// Deletes one of the account's endpoints and all its deliveries; `NotFound` when there is none.
+    async fn delete_webhook_endpoint(
+        &self,
+        account_id: &AccountId,
+        endpoint_id: &WebhookEndpointId,
+    ) -> Result<(), StoreError>;
+
     /// Creates, in one transaction, the customer of each line whose hash the
     /// account has not imported before (nor earlier in `lines`), recording the
     /// hash in the same transaction ([`ImportLine::record`]). Answers, line by
-    /// line, whether it created the customer (`false`: a duplicate).
+    /// line, whether it created the customer (`false`: a duplicate). Records no
+    /// event (API.md §7, §8).
     async fn import_customers(&self, account_id: &AccountId, lines: Vec<ImportLine>) -> Result<Vec<bool>, StoreError>;
 
     /// Key by key, whether the account already imported a line with this hash
     /// (what `customers import --dry-run` reads; it writes nothing).
     async fn imported_lines(&self, account_id: &AccountId, line_hashes: Vec<[u8; 32]>)
     -> Result<Vec<bool>, StoreError>;
+
+    /// Leases at most `limit` deliveries that are due at `now_ms` (pending,
+    /// `next_attempt_at <= now_ms`, not leased or their lease ended), by
+    /// ascending id, skipping those of `skip_endpoints`, until `now_ms +
+    /// lease_ms` (Unix milliseconds), with their endpoint's URL and secret and
+    /// their event. No other caller, of this or another instance, leases them
+    /// before the lease ends (PostgreSQL: `FOR UPDATE SKIP LOCKED`), API.md §8.
+    async fn lease_deliveries(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u32,
+        skip_endpoints: Vec<WebhookEndpointId>,
+    ) -> Result<Vec<LeasedDelivery>, StoreError>;
+
+    /// Records leased deliveries' outcomes, ending their leases, and in the
+    /// same transaction each endpoint's latest attempt as its
+    /// `last_delivery_at` and `last_delivery_status` (never moved back in time).
+    /// A delivery deleted meanwhile (with its endpoint or event) is skipped.
+    async fn record_deliveries(&self, records: Vec<AttemptRecord>) -> Result<(), StoreError>;
+
+    /// Signalled after this store commits a customer write, which may have
+    /// queued deliveries: the delivery worker wakes on it.
+    fn deliveries_queued(&self) -> &tokio::sync::Notify;
 }
 
 /// Opens the store a URL names, `sqlite://PATH` or `postgres://...`, running

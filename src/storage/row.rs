@@ -215,7 +215,7 @@ pub(crate) fn idempotency_from_row<R: ColumnReader>(row: &R) -> Result<Idempoten
 }
 
 /// An id column, refused unless it has its kind's shape.
-fn id<R: ColumnReader, Id>(row: &R, index: usize, parse: fn(&str) -> Option<Id>) -> Result<Id, R::Error> {
+pub(crate) fn id<R: ColumnReader, Id>(row: &R, index: usize, parse: fn(&str) -> Option<Id>) -> Result<Id, R::Error> {
     let raw = row.text(index)?;
     parse(&raw).ok_or_else(|| R::invalid(index, format!("not a well-formed id: {raw:?}").into()))
 }

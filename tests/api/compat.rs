@@ -149,7 +149,18 @@ async fn documents_are_tailored_to_the_token_that_asks() {
     let read_v2 = document(&app, "v2", Some(&reader)).await;
     assert_eq!(read_v2.status(), 200);
     let read_v2 = body(read_v2).await;
-    assert_eq!(methods(&read_v2), ["get /v2/customers", "get /v2/customers/{id}", "get /v2/token"]);
+    assert_eq!(
+        methods(&read_v2),
+        [
+            "get /v2/customers",
+            "get /v2/customers/{id}",
+            "get /v2/events",
+            "get /v2/events/{id}",
+            "get /v2/token",
+            "get /v2/webhook_endpoints",
+            "get /v2/webhook_endpoints/{id}",
+        ]
+    );
     assert_eq!(read_v2["servers"], serde_json::json!([{"url": "https://api.example.com"}]));
     let description = read_v2["info"]["description"].as_str().unwrap();
     assert!(description.contains(&format!("tailored to the token `{reader_id}`")), "{description}");
@@ -160,7 +171,7 @@ async fn documents_are_tailored_to_the_token_that_asks() {
     assert_eq!(methods(&read_v1), ["get /v1/customers", "get /v1/customers/{id}"]);
 
     let write_v2 = body(document(&app, "v2", Some(&app.token)).await).await;
-    assert_eq!(methods(&write_v2).len(), 6, "{:?}", methods(&write_v2));
+    assert_eq!(methods(&write_v2).len(), 12, "{:?}", methods(&write_v2));
     assert!(write_v2["info"]["description"].as_str().unwrap().contains("50 requests per window of 3600 seconds"));
 
     // Asking for a document counts toward no limit.
@@ -251,7 +262,18 @@ async fn clientele_openapi_prints_the_documents_for_the_operator() {
     assert!(String::from_utf8(full.stdout).unwrap() == committed, "the untailored document is the committed one");
     assert!(tailored.status.success(), "{}", String::from_utf8_lossy(&tailored.stderr));
     let tailored: Value = serde_json::from_slice(&tailored.stdout).unwrap();
-    assert_eq!(methods(&tailored), ["get /v2/customers", "get /v2/customers/{id}", "get /v2/token"]);
+    assert_eq!(
+        methods(&tailored),
+        [
+            "get /v2/customers",
+            "get /v2/customers/{id}",
+            "get /v2/events",
+            "get /v2/events/{id}",
+            "get /v2/token",
+            "get /v2/webhook_endpoints",
+            "get /v2/webhook_endpoints/{id}",
+        ]
+    );
     assert_eq!(tailored["servers"], serde_json::json!([{"url": "https://api.example.com"}]));
     assert!(
         tailored["info"]["description"]

@@ -9,11 +9,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use clientele::config::ServerConfig;
 use clientele::domain::token::TokenHash;
-use clientele::domain::{Account, AccountId, AuditEntry, Customer, CustomerFields, CustomerId, TokenId, TokenRecord};
+use clientele::domain::{
+    Account, AccountId, AuditEntry, Customer, CustomerFields, CustomerId, Event, EventId, TokenId, TokenRecord,
+    WebhookEndpoint, WebhookEndpointId, WebhookSecret,
+};
 use clientele::ratelimit::RateLimiter;
 use clientele::storage::{
-    CursorQuery, IdempotencyRecord, ImportLine, Page, Precondition, Rotation, SharedStore, Store, StoreError,
-    TokenChange,
+    AttemptRecord, CursorQuery, EventQuery, IdempotencyRecord, ImportLine, LeasedDelivery, Page, Precondition,
+    Rotation, SharedStore, Store, StoreError, TokenChange,
 };
 use clientele::usage::UsageRow;
 use reqwest::Method;
@@ -168,6 +171,65 @@ impl Store for CountingStore {
 
     async fn imported_lines(&self, account_id: &AccountId, hashes: Vec<[u8; 32]>) -> Result<Vec<bool>, StoreError> {
         self.inner.imported_lines(account_id, hashes).await
+    }
+
+    async fn list_events(&self, account_id: &AccountId, query: EventQuery) -> Result<Page<Event>, StoreError> {
+        self.inner.list_events(account_id, query).await
+    }
+
+    async fn get_event(&self, account_id: &AccountId, event_id: &EventId) -> Result<Option<Event>, StoreError> {
+        self.inner.get_event(account_id, event_id).await
+    }
+
+    async fn prune_events(&self, before_ms: i64, max_rows: u32) -> Result<u64, StoreError> {
+        self.inner.prune_events(before_ms, max_rows).await
+    }
+
+    async fn create_webhook_endpoint(
+        &self,
+        endpoint: WebhookEndpoint,
+        secret: WebhookSecret,
+        max_per_account: u32,
+    ) -> Result<(), StoreError> {
+        self.inner.create_webhook_endpoint(endpoint, secret, max_per_account).await
+    }
+
+    async fn list_webhook_endpoints(&self, account_id: &AccountId) -> Result<Vec<WebhookEndpoint>, StoreError> {
+        self.inner.list_webhook_endpoints(account_id).await
+    }
+
+    async fn get_webhook_endpoint(
+        &self,
+        account_id: &AccountId,
+        endpoint_id: &WebhookEndpointId,
+    ) -> Result<Option<WebhookEndpoint>, StoreError> {
+        self.inner.get_webhook_endpoint(account_id, endpoint_id).await
+    }
+
+    async fn delete_webhook_endpoint(
+        &self,
+        account_id: &AccountId,
+        endpoint_id: &WebhookEndpointId,
+    ) -> Result<(), StoreError> {
+        self.inner.delete_webhook_endpoint(account_id, endpoint_id).await
+    }
+
+    async fn lease_deliveries(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u32,
+        skip_endpoints: Vec<WebhookEndpointId>,
+    ) -> Result<Vec<LeasedDelivery>, StoreError> {
+        self.inner.lease_deliveries(now_ms, lease_ms, limit, skip_endpoints).await
+    }
+
+    async fn record_deliveries(&self, records: Vec<AttemptRecord>) -> Result<(), StoreError> {
+        self.inner.record_deliveries(records).await
+    }
+
+    fn deliveries_queued(&self) -> &tokio::sync::Notify {
+        self.inner.deliveries_queued()
     }
 }
 

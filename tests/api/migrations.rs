@@ -1,5 +1,5 @@
 //! Schema migrations as upgrades of a database written by an earlier release
-//! (schema 0001, or 0002, with data): the store opens it, migrates it, and
+//! (schema 0001, 0002 or 0004, with data): the store opens it, migrates it, and
 //! serves its rows by the new rules.
 
 use std::borrow::Cow;
@@ -9,9 +9,11 @@ use clientele::admin::{self, TokenOptions};
 use clientele::domain::audit::AuditAction;
 use clientele::domain::customer::normalize_email;
 use clientele::domain::token::TokenHash;
-use clientele::domain::{CustomerId, Scope};
+use clientele::domain::{
+    CustomerFields, CustomerId, CustomerName, Email, EventType, Scope, WebhookEndpoint, WebhookSecret, ids,
+};
 use clientele::ratelimit::RateLimit;
-use clientele::storage::{self, CursorQuery, SharedStore};
+use clientele::storage::{self, CursorQuery, EventQuery, Precondition, SharedStore};
 use clientele::usage::UsageRow;
 use tempfile::TempDir;
 
@@ -151,7 +153,75 @@ async fn sqlite_0002_database_with_data_is_upgraded_to_the_token_lifecycle() {
     drop(store);
     let connection = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
-    assert_eq!(version, 4, "0003 and 0004 applied");
+    assert_eq!(version, 6, "0003 to 0006 applied");
+}
+
+/// After the upgrade to 0006: the old customers have no events; a write of one
+/// records its event (with a delivery to a new endpoint), and endpoints work.
+async fn events_work_on_upgraded_data(store: &SharedStore) {
+    let account = clientele::domain::AccountId::parse(ACCOUNT_ID).unwrap();
+    let query = EventQuery { limit: 10, starting_after: None, event_type: None };
+    assert!(store.list_events(&account, query.clone()).await.unwrap().items.is_empty(), "no history");
+    let endpoint = WebhookEndpoint {
+        id: ids::webhook_endpoint_id(),
+        account_id: account.clone(),
+        url: "https://hooks.example.com/".into(),
+        event_types: vec![EventType::CustomerUpdated],
+        description: None,
+        created_at_ms: 1,
+        last_delivery_at_ms: None,
+        last_delivery_status: None,
+    };
+    store.create_webhook_endpoint(endpoint.clone(), WebhookSecret::generate(), 16).await.expect("an endpoint");
+    assert_eq!(store.list_webhook_endpoints(&account).await.unwrap(), [endpoint]);
+    let customer_id = CustomerId::parse(OLD_CUSTOMERS[2].0).unwrap();
+    let fields = CustomerFields {
+        name: CustomerName::parse("New").unwrap(),
+        email: Email::parse("new@example.com").unwrap(),
+        phone: None,
+        extended: None,
+    };
+    let replaced = store.replace_customer(&account, &customer_id, fields, Precondition::NONE, 2).await.unwrap();
+    assert_eq!(replaced.version, 2);
+    let events = store.list_events(&account, query).await.unwrap().items;
+    assert_eq!(events.len(), 1);
+    assert_eq!((events[0].event_type, &events[0].customer), (EventType::CustomerUpdated, &replaced));
+    assert_eq!(store.get_event(&account, &events[0].id).await.unwrap().as_ref(), Some(&events[0]));
+}
+
+/// A database as the 0004 release left it, with data: 0001's rows (keys folded by 0002) and a token.
+fn sqlite_0004_database(path: &std::path::Path) {
+    let connection = rusqlite::Connection::open(path).unwrap();
+    for sql in [
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+        include_str!("../../migrations/sqlite/0003_token_lifecycle.sql"),
+        include_str!("../../migrations/sqlite/0004_token_usage.sql"),
+    ] {
+        connection.execute_batch(sql).unwrap();
+    }
+    let rows = OLD_CUSTOMERS.iter().fold(old_rows_sql().replace("FALSE", "0"), |sql, (_, email)| {
+        sql.replace(&format!("'{}'", email.to_lowercase()), &format!("'{}'", normalize_email(email)))
+    });
+    connection.execute_batch(&rows).unwrap();
+    connection.execute_batch(&old_token_sql(&format!("X'{}'", old_token_hash_hex()))).unwrap();
+    connection.pragma_update(None, "user_version", 4).unwrap();
+}
+
+#[tokio::test]
+async fn sqlite_0004_database_with_data_is_upgraded_to_events() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("old.db");
+    sqlite_0004_database(&path);
+    let store = storage::open(&format!("sqlite://{}", path.display())).await.expect("open and migrate");
+    token_lifecycle_works_on_upgraded_data(&store).await;
+    events_work_on_upgraded_data(&store).await;
+    drop(store);
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
+    assert_eq!(version, 6, "0005 and 0006 applied");
+    let deliveries: i64 =
+        connection.query_row("SELECT count(*) FROM webhook_deliveries", [], |row| row.get(0)).unwrap();
+    assert_eq!(deliveries, 1, "the update was queued for the endpoint");
 }
 
 mod needs_postgres {
@@ -258,5 +328,30 @@ mod needs_postgres {
         .await
         .unwrap();
         assert_eq!(column, None, "the hot row's column is gone");
+    }
+
+    /// 0006: events and webhook endpoints on a database with data.
+    #[tokio::test]
+    async fn postgres_0004_database_with_data_is_upgraded_to_events() {
+        let database = TestDatabase::postgres_empty().await;
+        let pool = PgPoolOptions::new().max_connections(1).connect(&database.url).await.unwrap();
+        let upto_0004 = Migrator {
+            migrations: Cow::Owned(storage::postgres::MIGRATOR.migrations[..4].to_vec()),
+            ..Migrator::DEFAULT
+        };
+        upto_0004.run(&pool).await.expect("migrations 0001 to 0004");
+        pool.execute("DELETE FROM pending_data_migrations").await.expect("the data migration done");
+        let rows = OLD_CUSTOMERS.iter().fold(old_rows_sql(), |sql, (_, email)| {
+            sql.replace(&format!("'{}'", email.to_lowercase()), &format!("'{}'", normalize_email(email)))
+        });
+        pool.execute(rows.as_str()).await.expect("old rows");
+        pool.close().await;
+
+        let store = storage::open(&database.url).await.expect("open and migrate");
+        events_work_on_upgraded_data(&store).await;
+        let pool = PgPoolOptions::new().max_connections(1).connect(&database.url).await.unwrap();
+        let deliveries: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM webhook_deliveries").fetch_one(&pool).await.unwrap();
+        assert_eq!(deliveries, 1, "the update was queued for the endpoint");
     }
 }

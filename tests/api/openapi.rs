@@ -148,8 +148,8 @@ async fn each_document_describes_its_version() {
         assert_eq!(doc["openapi"], "3.1.0");
         // Exactly the five operations, all under this version.
         let paths: Vec<&str> = doc["paths"].as_object().unwrap().keys().map(String::as_str).collect();
-        // v2 also has `GET /v2/token`.
-        assert_eq!(paths.len(), if version == "v1" { 2 } else { 3 }, "{version}: {paths:?}");
+        // v2 also has `GET /v2/token`, events and webhook endpoints (API.md §8).
+        assert_eq!(paths.len(), if version == "v1" { 2 } else { 7 }, "{version}: {paths:?}");
         assert!(paths.iter().all(|path| path.starts_with(&format!("/{version}/"))), "{version}: {paths:?}");
         for (path, method, operation_id) in OPERATIONS {
             let op = operation(doc, version, path, method);

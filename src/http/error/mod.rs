@@ -104,12 +104,14 @@ impl ApiError {
 
     /// `404` for a customer id, echoed only if short and printable so the message stays safe to log.
     pub fn customer_not_found(customer_id: &str) -> Self {
-        let shown = if customer_id.len() <= 64 && customer_id.chars().all(|c| c.is_ascii_graphic()) {
-            customer_id
-        } else {
-            "(invalid id)"
-        };
-        Self::new(ErrorCode::ResourceNotFound, format!("no such customer: {shown}")).with_param("id")
+        Self::not_found("customer", customer_id)
+    }
+
+    /// `404` for the id of a `what` (`customer`, `event`, `webhook endpoint`): `no such <what>: <id>`,
+    /// the id echoed only if short and printable so the message stays safe to log.
+    pub fn not_found(what: &str, id: &str) -> Self {
+        let shown = if id.len() <= 64 && id.chars().all(|c| c.is_ascii_graphic()) { id } else { "(invalid id)" };
+        Self::new(ErrorCode::ResourceNotFound, format!("no such {what}: {shown}")).with_param("id")
     }
 
     /// `429` with `Retry-After` in seconds.

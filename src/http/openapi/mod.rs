@@ -3,5 +3,7 @@
 //! ([`responses`]). The versions' wire types and handlers use them; the
 //! documents are assembled from those in [`super::documents`].
 
+pub mod event_schemas;
 pub mod responses;
 pub mod schemas;
+pub mod webhooks;

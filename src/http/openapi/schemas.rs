@@ -291,7 +291,7 @@ impl utoipa::PartialSchema for ErrorCode {
 impl ToSchema for ErrorCode {}
 
 /// Either one of the known values (the component `known`) or any other string.
-fn open_set(known: &str, description: &str) -> RefOr<Schema> {
+pub(crate) fn open_set(known: &str, description: &str) -> RefOr<Schema> {
     AnyOfBuilder::new()
         .item(utoipa::openapi::Ref::from_schema_name(known))
         .item(string().description(Some("A value added by a later release.")))

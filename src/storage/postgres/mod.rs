@@ -8,7 +8,9 @@ mod admin;
 mod breaker;
 pub mod counts;
 mod data_migrations;
+mod deliveries;
 mod error;
+mod events;
 mod gates;
 mod import;
 mod queries;
@@ -23,19 +25,23 @@ use async_trait::async_trait;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, Executor, PgConnection};
+use tokio::sync::Notify;
 
 use self::breaker::Breaker;
 pub use self::error::from_sqlx;
 use self::gates::WriteGates;
 use self::writer::Writer;
 use super::{
-    CursorQuery, IdempotencyRecord, ImportLine, OpenError, Page, PoolStatus, Precondition, Rotation, Store, StoreError,
-    TokenChange, redact_url,
+    AttemptRecord, CursorQuery, EventQuery, IdempotencyRecord, ImportLine, LeasedDelivery, OpenError, Page, PoolStatus,
+    Precondition, Rotation, Store, StoreError, TokenChange, redact_url,
 };
 use crate::deadline::Budget;
 use crate::domain::customer::Customer;
 use crate::domain::token::TokenHash;
-use crate::domain::{Account, AccountId, AuditEntry, CustomerFields, CustomerId, TokenId, TokenRecord};
+use crate::domain::{
+    Account, AccountId, AuditEntry, CustomerFields, CustomerId, Event, EventId, TokenId, TokenRecord, WebhookEndpoint,
+    WebhookEndpointId, WebhookSecret,
+};
 use crate::secrets::redact_quoting;
 use crate::usage::UsageRow;
 
@@ -64,6 +70,8 @@ pub struct PostgresStore {
     gates: WriteGates,
     /// Groups concurrent customer creates into one statement (see [`writer`]).
     writer: Writer,
+    /// Poked after each committed customer write ([`Store::deliveries_queued`]).
+    queued: Notify,
     /// Whatever must live as long as the store (see [`PostgresStore::keeping`]).
     _kept: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
@@ -112,7 +120,7 @@ impl PostgresStore {
         let pool = pool_options(&breaker).acquire_timeout(budget.acquire_timeout()).connect_lazy_with(options);
         let gates = WriteGates::new(MAX_CONNECTIONS, budget.operation_time());
         let writer = Writer::new(pool.clone(), gates.clone(), budget.statement_timeout());
-        Ok(Self { pool, breaker, gates, writer, _kept: None })
+        Ok(Self { pool, breaker, gates, writer, queued: Notify::new(), _kept: None })
     }
 
     /// A store over an existing pool, without running migrations (the pool's
@@ -123,7 +131,7 @@ impl PostgresStore {
         let breaker = Breaker::new(pool.connect_options().as_ref().clone(), operation_time);
         let gates = WriteGates::new(pool.options().get_max_connections(), operation_time);
         let writer = Writer::new(pool.clone(), gates.clone(), budget.statement_timeout());
-        Self { pool, breaker, gates, writer, _kept: None }
+        Self { pool, breaker, gates, writer, queued: Notify::new(), _kept: None }
     }
 
     /// Keeps `value` alive until the store is dropped: a test ties the
@@ -255,7 +263,10 @@ impl Store for PostgresStore {
         idempotency: Option<IdempotencyRecord>,
     ) -> Result<(), StoreError> {
         // The batch takes the write turn (see [`writer`]).
-        self.breaker.run(self.writer.create(account_id, customer, idempotency)).await
+        self.breaker
+            .run(self.writer.create(account_id, customer, idempotency))
+            .await
+            .inspect(|_| self.queued.notify_one())
     }
 
     async fn get_customer(
@@ -278,6 +289,7 @@ impl Store for PostgresStore {
         self.breaker
             .run(queries::replace_customer(&self.pool, account_id, customer_id, fields, &precondition, now))
             .await
+            .inspect(|_| self.queued.notify_one())
     }
 
     async fn delete_customer(
@@ -287,7 +299,10 @@ impl Store for PostgresStore {
         precondition: Precondition,
     ) -> Result<(), StoreError> {
         let _turn = self.gates.enter(Some((account_id.as_str(), customer_id.as_str()))).await?;
-        self.breaker.run(queries::delete_customer(&self.pool, account_id, customer_id, &precondition)).await
+        self.breaker
+            .run(queries::delete_customer(&self.pool, account_id, customer_id, &precondition))
+            .await
+            .inspect(|_| self.queued.notify_one())
     }
 
     async fn list_customers_by_offset(
@@ -330,5 +345,64 @@ impl Store for PostgresStore {
         line_hashes: Vec<[u8; 32]>,
     ) -> Result<Vec<bool>, StoreError> {
         self.breaker.run(import::imported_lines(&self.pool, account_id, &line_hashes)).await
+    }
+
+    async fn list_events(&self, account_id: &AccountId, query: EventQuery) -> Result<Page<Event>, StoreError> {
+        self.breaker.run(events::list_events(&self.pool, account_id, &query)).await
+    }
+
+    async fn get_event(&self, account_id: &AccountId, event_id: &EventId) -> Result<Option<Event>, StoreError> {
+        self.breaker.run(events::get_event(&self.pool, account_id, event_id)).await
+    }
+
+    async fn prune_events(&self, before_ms: i64, max_rows: u32) -> Result<u64, StoreError> {
+        self.breaker.run(events::prune_events(&self.pool, before_ms, max_rows)).await
+    }
+
+    async fn create_webhook_endpoint(
+        &self,
+        endpoint: WebhookEndpoint,
+        secret: WebhookSecret,
+        max_per_account: u32,
+    ) -> Result<(), StoreError> {
+        self.breaker.run(events::create_endpoint(&self.pool, &endpoint, &secret, max_per_account)).await
+    }
+
+    async fn list_webhook_endpoints(&self, account_id: &AccountId) -> Result<Vec<WebhookEndpoint>, StoreError> {
+        self.breaker.run(events::list_endpoints(&self.pool, account_id)).await
+    }
+
+    async fn get_webhook_endpoint(
+        &self,
+        account_id: &AccountId,
+        endpoint_id: &WebhookEndpointId,
+    ) -> Result<Option<WebhookEndpoint>, StoreError> {
+        self.breaker.run(events::get_endpoint(&self.pool, account_id, endpoint_id)).await
+    }
+
+    async fn delete_webhook_endpoint(
+        &self,
+        account_id: &AccountId,
+        endpoint_id: &WebhookEndpointId,
+    ) -> Result<(), StoreError> {
+        self.breaker.run(events::delete_endpoint(&self.pool, account_id, endpoint_id)).await
+    }
+
+    async fn lease_deliveries(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u32,
+        skip_endpoints: Vec<WebhookEndpointId>,
+    ) -> Result<Vec<LeasedDelivery>, StoreError> {
+        self.breaker.run(deliveries::lease(&self.pool, now_ms, lease_ms, limit, &skip_endpoints)).await
+    }
+
+    async fn record_deliveries(&self, records: Vec<AttemptRecord>) -> Result<(), StoreError> {
+        self.breaker.run(deliveries::record(&self.pool, &records)).await
+    }
+
+    fn deliveries_queued(&self) -> &Notify {
+        &self.queued
     }
 }

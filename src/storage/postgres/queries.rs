@@ -5,15 +5,18 @@
 //! concurrent writer blocks on the row lock, and PostgreSQL re-checks the
 //! clause against the row it committed), and the account's count (a row of
 //! `account_counts`, see [`super::writer`]) moves in the same statement or
-//! transaction as the customer. Creates are grouped by [`super::writer`];
-//! [`insert_customer`] is its fallback for a create on its own.
+//! transaction as the customer. Each write records its event in the same
+//! statement (a creation) or transaction ([`events::record`]). Creates are
+//! grouped by [`super::writer`]; [`insert_customer`] is its fallback for a
+//! create on its own.
 
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 
 use super::counts::{COUNT_CUSTOMERS, random_shard};
+use super::events;
 use crate::domain::customer::{Customer, Phone};
-use crate::domain::{AccountId, CustomerFields, CustomerId};
+use crate::domain::{AccountId, CustomerFields, CustomerId, EventType};
 use crate::storage::row::{
     CustomerColumns, column_reader, customer_columns, customer_from_row, customer_insert_columns, idempotency_columns,
     idempotency_from_row,
@@ -64,14 +67,16 @@ pub async fn get_customer(
     Ok(row.as_ref().map(customer_from_row).transpose()?)
 }
 
-/// Inserts the customer and counts it in one of the account's count rows
-/// (`$18`: the shard), in one statement.
+/// Inserts the customer, counts it in one of the account's count rows (`$21`:
+/// the shard) and records its event with its deliveries
+/// ([`events::created_event_ctes!`]), in one statement.
 const INSERT_CUSTOMER: &str = concat!(
-    "WITH inserted AS (INSERT INTO customers (",
+    events::created_event_ctes!(),
+    ", inserted AS (INSERT INTO customers (",
     customer_insert_columns!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
      RETURNING account_id) \
-     INSERT INTO account_counts (account_id, shard, n) SELECT account_id, $18, 1 FROM inserted \
+     INSERT INTO account_counts (account_id, shard, n) SELECT account_id, $21, 1 FROM inserted \
      ON CONFLICT (account_id, shard) DO UPDATE SET n = account_counts.n + excluded.n"
 );
 
@@ -84,7 +89,9 @@ pub(super) async fn insert_customer(
     columns: &CustomerColumns,
     idempotency: Option<&IdempotencyRecord>,
 ) -> Result<(), StoreError> {
-    let insert = bind_customer(sqlx::query(INSERT_CUSTOMER), account_id, customer, columns).bind(random_shard());
+    let event = events::NewEvent::of(customer);
+    let insert =
+        event.bind(bind_customer(sqlx::query(INSERT_CUSTOMER), account_id, customer, columns)).bind(random_shard());
     let Some(record) = idempotency else {
         insert.execute(pool).await?;
         return Ok(());
@@ -211,6 +218,7 @@ pub async fn replace_customer(
     let columns = CustomerColumns::new(fields.email.as_str(), extended.address.as_ref(), &extended.metadata);
     let address = columns.address;
     let (accepted, refused, refuse_any) = precondition_arguments(precondition);
+    let mut transaction = pool.begin().await?;
     let row = sqlx::query(REPLACE_CUSTOMER)
         .bind(account_id.as_str())
         .bind(customer_id.as_str())
@@ -231,23 +239,33 @@ pub async fn replace_customer(
         .bind(accepted)
         .bind(refused)
         .bind(refuse_any)
-        .fetch_optional(pool)
+        .fetch_optional(&mut *transaction)
         .await?;
-    match row {
-        Some(row) => Ok(customer_from_row(&row)?),
-        None => Err(missing_or_stale(pool, account_id, customer_id, precondition).await),
-    }
+    let Some(row) = row else {
+        transaction.rollback().await?;
+        return Err(missing_or_stale(pool, account_id, customer_id, precondition).await);
+    };
+    let replaced = customer_from_row(&row)?;
+    events::record(&mut transaction, account_id, EventType::CustomerUpdated, &[&replaced]).await?;
+    transaction.commit().await?;
+    Ok(replaced)
 }
 
-/// Deletes if the version matches and uncounts the customer (`$6`: the count's shard), in one statement.
-const DELETE_CUSTOMER: &str = "WITH deleted AS ( \
+/// Deletes if the version matches and uncounts the customer (`$6`: the
+/// count's shard), in one statement; answers the deleted row (for its event).
+const DELETE_CUSTOMER: &str = concat!(
+    "WITH deleted AS ( \
      DELETE FROM customers WHERE account_id = $1 AND id = $2 AND ($3::BIGINT[] IS NULL OR version = ANY($3)) \
      AND NOT version = ANY($4::BIGINT[]) AND NOT $5 \
-     RETURNING account_id), \
-     counted AS ( \
-     INSERT INTO account_counts (account_id, shard, n) SELECT account_id, $6, -1 FROM deleted \
+     RETURNING account_id AS owner, ",
+    customer_columns!(),
+    "), counted AS ( \
+     INSERT INTO account_counts (account_id, shard, n) SELECT owner, $6, -1 FROM deleted \
      ON CONFLICT (account_id, shard) DO UPDATE SET n = account_counts.n + excluded.n) \
-     SELECT count(*) FROM deleted";
+     SELECT ",
+    customer_columns!(),
+    " FROM deleted"
+);
 
 pub async fn delete_customer(
     pool: &PgPool,
@@ -256,19 +274,22 @@ pub async fn delete_customer(
     precondition: &Precondition,
 ) -> Result<(), StoreError> {
     let (accepted, refused, refuse_any) = precondition_arguments(precondition);
-    let deleted: i64 = sqlx::query_scalar(DELETE_CUSTOMER)
+    let mut transaction = pool.begin().await?;
+    let row = sqlx::query(DELETE_CUSTOMER)
         .bind(account_id.as_str())
         .bind(customer_id.as_str())
         .bind(accepted)
         .bind(refused)
         .bind(refuse_any)
         .bind(random_shard())
-        .fetch_one(pool)
+        .fetch_optional(&mut *transaction)
         .await?;
-    if deleted == 1 {
-        return Ok(());
-    }
-    Err(missing_or_stale(pool, account_id, customer_id, precondition).await)
+    let Some(row) = row else {
+        transaction.rollback().await?;
+        return Err(missing_or_stale(pool, account_id, customer_id, precondition).await);
+    };
+    events::record(&mut transaction, account_id, EventType::CustomerDeleted, &[&customer_from_row(&row)?]).await?;
+    Ok(transaction.commit().await?)
 }
 
 pub async fn list_by_offset(

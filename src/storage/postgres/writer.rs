@@ -75,16 +75,21 @@ pub const MAX_BATCH: usize = 512;
 pub const BATCHES_IN_FLIGHT: usize = 4;
 /// One create of [`INSERT_BATCH`]: `$1..$17` are the customer columns of
 /// `customer_insert_columns!` as arrays, `$18..$24` the idempotency record
-/// (NULL key: none), `$25` the count shard. Answers the keys it claimed.
+/// (NULL key: none), `$25` the count shard, `$26`/`$27` each create's
+/// `customer.created` event id and customer snapshot, `$28` now (Unix
+/// milliseconds). Each inserted customer's event, and a delivery per endpoint
+/// of its account subscribed to the type, are written by the same statement
+/// (API.md §8: in the write's transaction). Answers the keys it claimed.
 const INSERT_BATCH: &str = "WITH input AS ( \
      SELECT * FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::BOOLEAN[], \
      $8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[], $13::TEXT[], $14::TEXT[], \
      $15::BIGINT[], $16::BIGINT[], $17::BIGINT[], \
-     $18::TEXT[], $19::BYTEA[], $20::INTEGER[], $21::TEXT[], $22::TEXT[], $23::TEXT[], $24::BIGINT[]) \
+     $18::TEXT[], $19::BYTEA[], $20::INTEGER[], $21::TEXT[], $22::TEXT[], $23::TEXT[], $24::BIGINT[], \
+     $26::TEXT[], $27::TEXT[]) \
      AS i (account_id, id, name, email, email_normalized, phone, has_address, \
      address_line1, address_line2, address_city, address_region, address_postal_code, address_country, \
      metadata, created_at, updated_at, version, \
-     key, fingerprint, status, body, location, etag, key_created_at)), \
+     key, fingerprint, status, body, location, etag, key_created_at, event_id, event_data)), \
      claimed AS ( \
      INSERT INTO idempotency_keys (account_id, key, fingerprint, status, body, location, etag, created_at) \
      SELECT account_id, key, fingerprint, status, body, location, etag, key_created_at FROM input \
@@ -99,7 +104,17 @@ const INSERT_BATCH: &str = "WITH input AS ( \
      address_line1, address_line2, address_city, address_region, address_postal_code, address_country, \
      metadata, created_at, updated_at, version FROM input \
      WHERE key IS NULL OR (account_id COLLATE \"C\", key COLLATE \"C\") IN (SELECT account_id, key FROM claimed) \
-     RETURNING account_id), \
+     RETURNING account_id, id), \
+     recorded AS ( \
+     INSERT INTO events (id, account_id, type, created_at, customer_id, data) \
+     SELECT input.event_id, input.account_id, 'customer.created', $28, input.id, input.event_data \
+     FROM input JOIN inserted ON inserted.account_id = input.account_id AND inserted.id = input.id \
+     RETURNING id, account_id), \
+     queued AS ( \
+     INSERT INTO webhook_deliveries (account_id, endpoint_id, event_id, next_attempt_at) \
+     SELECT w.account_id, w.id, recorded.id, $28 FROM recorded JOIN webhook_endpoints w \
+     ON w.account_id = recorded.account_id WHERE 'customer.created' = ANY (w.event_types) \
+     ORDER BY recorded.id, w.id), \
      counted AS ( \
      INSERT INTO account_counts (account_id, shard, n) \
      SELECT account_id, $25, count(*) FROM inserted GROUP BY account_id ORDER BY account_id \
@@ -370,6 +385,8 @@ async fn insert_batch(
     let mut location = Vec::with_capacity(count);
     let mut etag = Vec::with_capacity(count);
     let mut key_created = Vec::with_capacity(count);
+    let mut event_id = Vec::with_capacity(count);
+    let mut event_data = Vec::with_capacity(count);
     for job in jobs {
         let (customer, columns, address) = (&job.customer, &job.columns, &job.columns.address);
         account_id.push(job.account_id.as_str());
@@ -397,6 +414,8 @@ async fn insert_batch(
         location.push(record.and_then(|record| record.location.as_deref()));
         etag.push(record.and_then(|record| record.etag.as_deref()));
         key_created.push(record.map(|record| record.created_at));
+        event_id.push(crate::domain::ids::event_id().to_string());
+        event_data.push(crate::storage::snapshot::encode_customer(customer));
     }
     let rows = sqlx::query(INSERT_BATCH)
         .bind(account_id)
@@ -424,6 +443,9 @@ async fn insert_batch(
         .bind(etag)
         .bind(key_created)
         .bind(random_shard())
+        .bind(event_id)
+        .bind(event_data)
+        .bind(crate::domain::time::now_unix_ms())
         .fetch_all(&mut **connection)
         .await?;
     let mut claimed = HashSet::with_capacity(rows.len());

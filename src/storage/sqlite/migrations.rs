@@ -19,6 +19,10 @@ const MIGRATIONS: &[Migration] = &[
     Migration::Sql(include_str!("../../../migrations/sqlite/0003_token_lifecycle.sql")),
     // Requests per token and day (API.md §7, `tokens usage`).
     Migration::Sql(include_str!("../../../migrations/sqlite/0004_token_usage.sql")),
+    // PostgreSQL's account_counts; nothing on SQLite (the file says why).
+    Migration::Sql(include_str!("../../../migrations/sqlite/0005_account_counts.sql")),
+    // Events, webhook endpoints and their deliveries (API.md §8).
+    Migration::Sql(include_str!("../../../migrations/sqlite/0006_events.sql")),
 ];
 
 /// Applies the missing migrations in one exclusive transaction, so two

@@ -3,7 +3,9 @@
 
 mod admin;
 pub mod backup;
+mod deliveries;
 mod error;
+mod events;
 mod import;
 mod migrations;
 mod queries;
@@ -13,16 +15,21 @@ mod usage;
 use std::path::PathBuf;
 
 use async_trait::async_trait;
+use tokio::sync::Notify;
 
 use self::runtime::Runtime;
 pub use self::runtime::Synchronous;
 use super::{
-    CursorQuery, IdempotencyRecord, ImportLine, OpenError, Page, Precondition, Rotation, Store, StoreError, TokenChange,
+    AttemptRecord, CursorQuery, EventQuery, IdempotencyRecord, ImportLine, LeasedDelivery, OpenError, Page,
+    Precondition, Rotation, Store, StoreError, TokenChange,
 };
 use crate::deadline::Budget;
 use crate::domain::customer::Customer;
 use crate::domain::token::TokenHash;
-use crate::domain::{Account, AccountId, AuditEntry, CustomerFields, CustomerId, TokenId, TokenRecord};
+use crate::domain::{
+    Account, AccountId, AuditEntry, CustomerFields, CustomerId, Event, EventId, EventType, TokenId, TokenRecord,
+    WebhookEndpoint, WebhookEndpointId, WebhookSecret,
+};
 use crate::usage::UsageRow;
 
 /// Reader threads: enough to keep both cores busy while some wait on the disk.
@@ -30,6 +37,8 @@ const READERS: usize = 4;
 
 pub struct SqliteStore {
     runtime: Runtime,
+    /// Poked after each committed customer write ([`Store::deliveries_queued`]).
+    queued: Notify,
 }
 
 impl SqliteStore {
@@ -74,7 +83,7 @@ impl SqliteStore {
         .await
         .map_err(|error| OpenError::Open(error.to_string()))?
         .map_err(|error| OpenError::Open(format!("{}: {error}", path.display())))?;
-        Ok(Self { runtime })
+        Ok(Self { runtime, queued: Notify::new() })
     }
 }
 
@@ -154,8 +163,12 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let account_id = account_id.clone();
         self.runtime
-            .write(move |connection| queries::insert_customer(connection, &account_id, &customer, idempotency.as_ref()))
+            .write(move |connection| {
+                queries::insert_customer(connection, &account_id, &customer, idempotency.as_ref())?;
+                events::record(connection, &account_id, EventType::CustomerCreated, &customer)
+            })
             .await
+            .inspect(|_| self.queued.notify_one())
     }
 
     async fn get_customer(
@@ -177,9 +190,13 @@ impl Store for SqliteStore {
         let (account_id, customer_id) = (account_id.clone(), customer_id.clone());
         self.runtime
             .write(move |connection| {
-                queries::replace_customer(connection, &account_id, &customer_id, fields, &precondition, now)
+                let replaced =
+                    queries::replace_customer(connection, &account_id, &customer_id, fields, &precondition, now)?;
+                events::record(connection, &account_id, EventType::CustomerUpdated, &replaced)?;
+                Ok(replaced)
             })
             .await
+            .inspect(|_| self.queued.notify_one())
     }
 
     async fn delete_customer(
@@ -190,8 +207,12 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let (account_id, customer_id) = (account_id.clone(), customer_id.clone());
         self.runtime
-            .write(move |connection| queries::delete_customer(connection, &account_id, &customer_id, &precondition))
+            .write(move |connection| {
+                let deleted = queries::delete_customer(connection, &account_id, &customer_id, &precondition)?;
+                events::record(connection, &account_id, EventType::CustomerDeleted, &deleted)
+            })
             .await
+            .inspect(|_| self.queued.notify_one())
     }
 
     async fn list_customers_by_offset(
@@ -230,6 +251,52 @@ impl Store for SqliteStore {
         self.runtime.write(move |connection| import::import_customers(connection, &account_id, &lines)).await
     }
 
+    async fn list_events(&self, account_id: &AccountId, query: EventQuery) -> Result<Page<Event>, StoreError> {
+        let account_id = account_id.clone();
+        self.runtime.read(move |connection| Ok(events::list_events(connection, &account_id, &query)?)).await
+    }
+
+    async fn get_event(&self, account_id: &AccountId, event_id: &EventId) -> Result<Option<Event>, StoreError> {
+        self.runtime.read_inline(|connection| Ok(events::get_event(connection, account_id, event_id)?))
+    }
+
+    async fn prune_events(&self, before_ms: i64, max_rows: u32) -> Result<u64, StoreError> {
+        self.runtime.write(move |connection| Ok(events::prune_events(connection, before_ms, max_rows)?)).await
+    }
+
+    async fn create_webhook_endpoint(
+        &self,
+        endpoint: WebhookEndpoint,
+        secret: WebhookSecret,
+        max_per_account: u32,
+    ) -> Result<(), StoreError> {
+        self.runtime
+            .write(move |connection| events::create_endpoint(connection, &endpoint, &secret, max_per_account))
+            .await
+    }
+
+    async fn list_webhook_endpoints(&self, account_id: &AccountId) -> Result<Vec<WebhookEndpoint>, StoreError> {
+        let account_id = account_id.clone();
+        self.runtime.read(move |connection| Ok(events::list_endpoints(connection, &account_id)?)).await
+    }
+
+    async fn get_webhook_endpoint(
+        &self,
+        account_id: &AccountId,
+        endpoint_id: &WebhookEndpointId,
+    ) -> Result<Option<WebhookEndpoint>, StoreError> {
+        self.runtime.read_inline(|connection| Ok(events::get_endpoint(connection, account_id, endpoint_id)?))
+    }
+
+    async fn delete_webhook_endpoint(
+        &self,
+        account_id: &AccountId,
+        endpoint_id: &WebhookEndpointId,
+    ) -> Result<(), StoreError> {
+        let (account_id, endpoint_id) = (account_id.clone(), endpoint_id.clone());
+        self.runtime.write(move |connection| events::delete_endpoint(connection, &account_id, &endpoint_id)).await
+    }
+
     async fn imported_lines(
         &self,
         account_id: &AccountId,
@@ -237,6 +304,28 @@ impl Store for SqliteStore {
     ) -> Result<Vec<bool>, StoreError> {
         let account_id = account_id.clone();
         self.runtime.read(move |connection| Ok(import::imported_lines(connection, &account_id, &line_hashes)?)).await
+    }
+
+    async fn lease_deliveries(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u32,
+        skip_endpoints: Vec<WebhookEndpointId>,
+    ) -> Result<Vec<LeasedDelivery>, StoreError> {
+        let skip = deliveries::skip_list(&skip_endpoints);
+        if !self.runtime.read_inline(|connection| Ok(deliveries::any_due(connection, now_ms, &skip)?))? {
+            return Ok(Vec::new());
+        }
+        self.runtime.write(move |connection| deliveries::lease(connection, now_ms, lease_ms, limit, &skip)).await
+    }
+
+    async fn record_deliveries(&self, records: Vec<AttemptRecord>) -> Result<(), StoreError> {
+        self.runtime.write(move |connection| deliveries::record(connection, &records)).await
+    }
+
+    fn deliveries_queued(&self) -> &Notify {
+        &self.queued
     }
 }
 

@@ -161,21 +161,21 @@ pub fn replace_customer(
     Ok(replaced)
 }
 
+/// Deletes if the precondition holds; returns the customer as it was last stored (for its event).
 pub fn delete_customer(
     connection: &Connection,
     account_id: &AccountId,
     customer_id: &CustomerId,
     precondition: &Precondition,
-) -> Result<(), StoreError> {
-    let version: Option<i64> = connection
-        .prepare_cached("SELECT version FROM customers WHERE account_id = ?1 AND id = ?2")?
-        .query_row(params![account_id.as_str(), customer_id.as_str()], |row| row.get(0))
-        .optional()?;
-    precondition.check(version)?;
+) -> Result<Customer, StoreError> {
+    let current = get_customer(connection, account_id, customer_id)?;
+    precondition.check(current.as_ref().map(|customer| customer.version))?;
+    let current = current.ok_or(StoreError::NotFound)?;
     connection
         .prepare_cached("DELETE FROM customers WHERE account_id = ?1 AND id = ?2")?
         .execute(params![account_id.as_str(), customer_id.as_str()])?;
-    adjust_customer_count(connection, account_id, -1)
+    adjust_customer_count(connection, account_id, -1)?;
+    Ok(current)
 }
 
 pub fn list_by_offset(
