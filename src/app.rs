@@ -73,22 +73,14 @@ pub fn event_prune_interval(retention: Duration) -> Duration {
     (retention / 4).clamp(Duration::from_millis(100), Duration::from_secs(60))
 }
 
-/// Deletes the events older than `--event-retention`, with their deliveries,
-/// in chunks of [`EVENT_PRUNE_CHUNK`] so no write holds the database long;
-/// returns how many events went.
+/// Deletes one chunk of [`EVENT_PRUNE_CHUNK`] events older than
+/// `--event-retention`, with their deliveries; returns how many went. A full
+/// chunk means more may be due: [`maintain`] then prunes again at once, with
+/// its other upkeep (the usage flush among it) free to run in between.
 pub async fn prune_events(state: &AppState) -> Result<u64, crate::storage::StoreError> {
     let retention_ms = i64::try_from(state.config.event_retention.as_millis()).unwrap_or(i64::MAX);
     let before_ms = now_unix_ms().saturating_sub(retention_ms);
-    let mut pruned = 0;
-    loop {
-        let deleted = state.store.prune_events(before_ms, EVENT_PRUNE_CHUNK).await?;
-        pruned += deleted;
-        if deleted < u64::from(EVENT_PRUNE_CHUNK) {
-            return Ok(pruned);
-        }
-        // Let the writes of requests go between chunks.
-        tokio::task::yield_now().await;
-    }
+    state.store.prune_events(before_ms, EVENT_PRUNE_CHUNK).await
 }
 
 /// Adds the requests counted since the last flush to the store (API.md §7,
@@ -124,7 +116,12 @@ pub async fn maintain(state: AppState) {
             }
             _ = events.tick() => match prune_events(&state).await {
                 Ok(0) => {}
-                Ok(pruned) => tracing::info!(pruned, "pruned events past their retention"),
+                Ok(pruned) => {
+                    tracing::debug!(pruned, "pruned events past their retention");
+                    if pruned >= u64::from(EVENT_PRUNE_CHUNK) {
+                        events.reset_immediately();
+                    }
+                }
                 Err(error) => tracing::warn!(%error, "cannot prune old events"),
             },
             _ = purge.tick() => {

@@ -12,8 +12,13 @@ CREATE TABLE account_counts (
     PRIMARY KEY (account_id, shard)
 );
 
--- The counts so far, exact: carried over in this migration's transaction.
+-- The counts so far, exact: carried over in this migration's transaction,
+-- with the accounts locked against writes from instances of the previous
+-- release meanwhile.
+LOCK TABLE accounts IN SHARE ROW EXCLUSIVE MODE;
 INSERT INTO account_counts (account_id, shard, n)
 SELECT id, 0, customer_count FROM accounts WHERE customer_count <> 0;
 
-ALTER TABLE accounts DROP COLUMN customer_count;
+-- accounts.customer_count stays, unread, for one release: instances of the
+-- previous release, still running during a rolling upgrade, write it
+-- (docs/deploying.md: a migration only adds). A later release drops it.

@@ -1,9 +1,11 @@
 -- Events and webhooks (API.md §8): the same tables as
--- migrations/sqlite/0005_events.sql. Times here are Unix MILLISECONDS.
+-- migrations/sqlite/0006_events.sql. Times here are Unix MILLISECONDS.
 
 CREATE TABLE events (
     id          TEXT COLLATE "C" PRIMARY KEY,
-    account_id  TEXT COLLATE "C" NOT NULL REFERENCES accounts (id),
+    -- No foreign key to accounts: checking it would share-lock the account's
+    -- row on every customer write (see 0005_account_counts.sql).
+    account_id  TEXT COLLATE "C" NOT NULL,
     type        TEXT NOT NULL,
     created_at  BIGINT NOT NULL,
     customer_id TEXT COLLATE "C" NOT NULL,

@@ -22,7 +22,7 @@ pub mod signature;
 pub mod url_policy;
 pub mod worker;
 
-pub use self::url_policy::{UrlRefusal, check_url_syntax};
+pub use self::url_policy::{UrlRefusal, check_url, check_url_syntax};
 pub use self::worker::{RenderEvent, spawn};
 
 /// How a server delivers webhooks (`clientele serve`, API.md §8).

@@ -20,6 +20,8 @@ pub enum UrlRefusal {
     /// An IP address that is loopback, private, link-local, multicast or
     /// otherwise special ([`super::addresses::is_forbidden`]).
     ForbiddenAddress(IpAddr),
+    /// A host name that resolves (among others, perhaps) to such an address.
+    ForbiddenName { host: String, address: IpAddr },
 }
 
 impl fmt::Display for UrlRefusal {
@@ -30,6 +32,11 @@ impl fmt::Display for UrlRefusal {
             Self::ForbiddenAddress(address) => write!(
                 f,
                 "url must not point at a loopback, private, link-local, multicast or reserved address ({address})"
+            ),
+            Self::ForbiddenName { host, address } => write!(
+                f,
+                "url must not resolve to a loopback, private, link-local, multicast or reserved address \
+                 ({host} resolves to {address})"
             ),
         }
     }
@@ -58,6 +65,30 @@ pub fn check_url_syntax(url: &Url, allow_insecure: bool) -> Result<(), UrlRefusa
     };
     if !allow_insecure && is_forbidden(address) {
         return Err(UrlRefusal::ForbiddenAddress(address));
+    }
+    Ok(())
+}
+
+/// How long [`check_url`] waits for a host name to resolve.
+pub const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// [`check_url_syntax`], then, for a host name, every address it resolves to
+/// now (API.md §8: an endpoint URL must not resolve to a forbidden address),
+/// unless `allow_insecure`. A name that does not resolve (yet), or not within
+/// [`RESOLVE_TIMEOUT`], is accepted: it is judged again at every delivery, at
+/// connect time ([`super::resolver`]).
+pub async fn check_url(url: &Url, allow_insecure: bool) -> Result<(), UrlRefusal> {
+    check_url_syntax(url, allow_insecure)?;
+    let Some(Host::Domain(host)) = url.host() else { return Ok(()) };
+    if allow_insecure {
+        return Ok(());
+    }
+    let lookup = tokio::net::lookup_host((host, url.port_or_known_default().unwrap_or(443)));
+    let Ok(Ok(addresses)) = tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await else { return Ok(()) };
+    for address in addresses {
+        if is_forbidden(address.ip()) {
+            return Err(UrlRefusal::ForbiddenName { host: host.to_owned(), address: address.ip() });
+        }
     }
     Ok(())
 }

@@ -155,12 +155,16 @@ impl Worker {
         let mut records = Vec::with_capacity(batch.len());
         {
             let _turn = self.sending.acquire().await;
+            // Once an attempt fails, the endpoint's other deliveries are released
+            // untried: a receiver that hangs costs its slot one timeout, not one a delivery.
+            let mut failing = false;
             for delivery in batch {
-                let outcome = if leased_at.elapsed() < SEND_WINDOW {
-                    self.attempt(&delivery).await
-                } else {
+                let outcome = if failing || leased_at.elapsed() >= SEND_WINDOW {
                     AttemptOutcome::Released
+                } else {
+                    self.attempt(&delivery).await
                 };
+                failing |= !matches!(outcome, AttemptOutcome::Delivered(_) | AttemptOutcome::Released);
                 records.push(AttemptRecord { delivery_id: delivery.id, endpoint_id: delivery.endpoint_id, outcome });
             }
         }

@@ -270,7 +270,14 @@ async fn an_endpoint_receives_only_its_own_account_events() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_flag_only_https_to_public_addresses_is_accepted() {
     let app = TestApp::spawn().await;
-    for url in ["https://127.0.0.1/hook", "https://10.0.0.1/", "https://[::1]/", "http://hooks.example.com/"] {
+    // A name counts by what it resolves to: `localhost` is loopback (API.md §8).
+    for url in [
+        "https://127.0.0.1/hook",
+        "https://10.0.0.1/",
+        "https://[::1]/",
+        "http://hooks.example.com/",
+        "https://localhost/h",
+    ] {
         let body = json!({"url": url, "event_types": ["customer.created"]});
         let response = app.post_json("/v2/webhook_endpoints", &body).await;
         let (_, error) = expect_error(response, 400, "parameter_invalid", url).await;
@@ -282,7 +289,9 @@ async fn without_the_flag_only_https_to_public_addresses_is_accepted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_name_that_resolves_to_loopback_is_refused_at_delivery_and_nothing_connects() {
-    // Without --webhook-allow-insecure: `localhost` passes at creation (a name), not at delivery.
+    // Without --webhook-allow-insecure. A name that resolved to a public address when its
+    // endpoint was created may resolve to loopback later (DNS rebinding): such an endpoint is
+    // put in the store directly, past the check at creation, as if it had.
     let app = TestApp::spawn_with_config(ServerConfig {
         webhooks: WebhookSettings { allow_insecure: false, retry_scale: 100.0 },
         ..ServerConfig::default()
@@ -297,7 +306,20 @@ async fn a_name_that_resolves_to_loopback_is_refused_at_delivery_and_nothing_con
             counted.fetch_add(1, Ordering::SeqCst);
         }
     });
-    let (endpoint_id, _) = create_endpoint(&app, &app.token, &format!("https://localhost:{port}/hook")).await;
+    let account = app.store.find_account("default").await.unwrap().expect("the default account");
+    let endpoint = clientele::domain::WebhookEndpoint {
+        id: clientele::domain::ids::webhook_endpoint_id(),
+        account_id: account.id,
+        url: format!("https://localhost:{port}/hook"),
+        event_types: vec![clientele::domain::EventType::CustomerCreated],
+        description: None,
+        created_at_ms: 1,
+        last_delivery_at_ms: None,
+        last_delivery_status: None,
+    };
+    let endpoint_id = endpoint.id.to_string();
+    let secret = clientele::domain::WebhookSecret::generate();
+    app.store.create_webhook_endpoint(endpoint, secret, 16).await.expect("an endpoint");
     app.create_customer("Ada", "ada@example.com").await;
 
     let endpoint = wait_for_attempt(&app, &endpoint_id, Duration::from_secs(10)).await;

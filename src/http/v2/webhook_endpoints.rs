@@ -192,7 +192,8 @@ pub async fn create(
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
     let input = from_object::<EndpointInput>(body)?;
-    crate::webhooks::check_url_syntax(&input.url.0, state.config.webhooks.allow_insecure)
+    crate::webhooks::check_url(&input.url.0, state.config.webhooks.allow_insecure)
+        .await
         .map_err(|refusal| ApiError::invalid("url", refusal.to_string()))?;
     let endpoint = WebhookEndpoint {
         id: ids::webhook_endpoint_id(),

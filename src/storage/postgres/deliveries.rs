@@ -13,12 +13,20 @@ use crate::storage::{AttemptRecord, LeasedDelivery, StoreError};
 
 /// Leases, then reads each leased delivery with its endpoint and event (the
 /// event's columns first, in the order of `snapshot::event_columns!`).
-const LEASE: &str = "WITH leased AS ( \
-       UPDATE webhook_deliveries SET leased_until = $2 WHERE id IN ( \
-         SELECT id FROM webhook_deliveries \
-         WHERE state = 'pending' AND next_attempt_at <= $1 \
-           AND (leased_until IS NULL OR leased_until < $1) AND endpoint_id <> ALL($4::TEXT[]) \
-         ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+///
+/// Leases are judged by the database's clock (`clock`), not the instance's
+/// `$1`, so instances whose clocks disagree never hold one delivery at once;
+/// `$1` only says which deliveries are due. A delivery of an endpoint deleted
+/// meanwhile is not leased (it goes with its event at pruning).
+const LEASE: &str = "WITH clock AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::BIGINT AS now), \
+     leased AS ( \
+       UPDATE webhook_deliveries SET leased_until = (SELECT now FROM clock) + $2 WHERE id IN ( \
+         SELECT d.id FROM webhook_deliveries d \
+         WHERE d.state = 'pending' AND d.next_attempt_at <= $1 \
+           AND (d.leased_until IS NULL OR d.leased_until < (SELECT now FROM clock)) \
+           AND d.endpoint_id <> ALL($4::TEXT[]) \
+           AND EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.id = d.endpoint_id) \
+         ORDER BY d.id LIMIT $3 FOR UPDATE SKIP LOCKED) \
        RETURNING id, endpoint_id, event_id, attempts) \
      SELECT e.id, e.account_id, e.type, e.created_at, e.data, l.id, l.endpoint_id, l.attempts, w.url, w.secret \
      FROM leased l JOIN webhook_endpoints w ON w.id = l.endpoint_id JOIN events e ON e.id = l.event_id \
@@ -33,13 +41,8 @@ pub async fn lease(
     skip_endpoints: &[WebhookEndpointId],
 ) -> Result<Vec<LeasedDelivery>, StoreError> {
     let skip: Vec<&str> = skip_endpoints.iter().map(WebhookEndpointId::as_str).collect();
-    let rows = sqlx::query(LEASE)
-        .bind(now_ms)
-        .bind(now_ms.saturating_add(lease_ms))
-        .bind(i64::from(limit))
-        .bind(&skip)
-        .fetch_all(pool)
-        .await?;
+    let rows =
+        sqlx::query(LEASE).bind(now_ms).bind(lease_ms).bind(i64::from(limit)).bind(&skip).fetch_all(pool).await?;
     rows.iter().map(leased_from_row).collect()
 }
 
