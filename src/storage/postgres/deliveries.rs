@@ -14,16 +14,14 @@ use crate::storage::{AttemptRecord, LeasedDelivery, StoreError};
 /// Leases, then reads each leased delivery with its endpoint and event (the
 /// event's columns first, in the order of `snapshot::event_columns!`).
 ///
-/// Leases are judged by the database's clock (`clock`), not the instance's
-/// `$1`, so instances whose clocks disagree never hold one delivery at once;
-/// `$1` only says which deliveries are due. A delivery of an endpoint deleted
-/// meanwhile is not leased (it goes with its event at pruning).
-const LEASE: &str = "WITH clock AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::BIGINT AS now), \
-     leased AS ( \
-       UPDATE webhook_deliveries SET leased_until = (SELECT now FROM clock) + $2 WHERE id IN ( \
+/// A delivery of an endpoint deleted meanwhile is not leased (it goes with
+/// its event at pruning). Leases are judged by the instances' clocks, which
+/// must agree (NTP) to well within the lease.
+const LEASE: &str = "WITH leased AS ( \
+       UPDATE webhook_deliveries SET leased_until = $2 WHERE id IN ( \
          SELECT d.id FROM webhook_deliveries d \
          WHERE d.state = 'pending' AND d.next_attempt_at <= $1 \
-           AND (d.leased_until IS NULL OR d.leased_until < (SELECT now FROM clock)) \
+           AND (d.leased_until IS NULL OR d.leased_until < $1) \
            AND d.endpoint_id <> ALL($4::TEXT[]) \
            AND EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.id = d.endpoint_id) \
          ORDER BY d.id LIMIT $3 FOR UPDATE SKIP LOCKED) \
