@@ -39,8 +39,13 @@ pub async fn lease(
     skip_endpoints: &[WebhookEndpointId],
 ) -> Result<Vec<LeasedDelivery>, StoreError> {
     let skip: Vec<&str> = skip_endpoints.iter().map(WebhookEndpointId::as_str).collect();
-    let rows =
-        sqlx::query(LEASE).bind(now_ms).bind(lease_ms).bind(i64::from(limit)).bind(&skip).fetch_all(pool).await?;
+    let rows = sqlx::query(LEASE)
+        .bind(now_ms)
+        .bind(now_ms.saturating_add(lease_ms))
+        .bind(i64::from(limit))
+        .bind(&skip)
+        .fetch_all(pool)
+        .await?;
     rows.iter().map(leased_from_row).collect()
 }
 
