@@ -156,7 +156,7 @@ step "schemathesis ($EXAMPLES examples per operation, seed $SEED, all checks)"
 # tools/schemathesis_hooks.py: a fresh Idempotency-Key per call (a reused one is rightly 422).
 for version in v1 v2; do
   # Run from $WORK so schemathesis' cache stays out of the work tree.
-  (cd "$WORK" && CLIENTELE_API_TOOLS_TOKEN="$TOKEN" SCHEMATHESIS_HOOKS="$ROOT/tools/schemathesis_hooks.py" \
+  (cd "$WORK" && CLIENTELE_API_TOOLS_TOKEN="$TOKEN" CLIENTELE_API_TOOLS_BASE="$BASE" SCHEMATHESIS_HOOKS="$ROOT/tools/schemathesis_hooks.py" \
     "$ROOT/$VENV/bin/schemathesis" --config-file "$ROOT/tools/schemathesis.toml" \
     run "$WORK/$version.json" --url "$BASE" --checks all \
     --seed "$SEED" --max-examples "$EXAMPLES" --workers 1 --no-color \

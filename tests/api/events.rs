@@ -236,6 +236,7 @@ async fn endpoint_bodies_are_parsed_strictly() {
         (json!({"url": null, "event_types": created}), "parameter_missing", "url"),
         (json!({"url": "https://a.example.com"}), "parameter_missing", "event_types"),
         (json!({"url": "https://a.example.com", "event_types": []}), "parameter_invalid", "event_types"),
+        (json!({"url": "https://\u{f8}\u{bc}/", "event_types": created}), "parameter_invalid", "url"),
         (json!({"url": "https://a.example.com", "event_types": ["customer.paid"]}), "parameter_invalid", "event_types"),
         (
             json!({"url": "https://a.example.com", "event_types": "customer.created"}),

@@ -119,6 +119,12 @@ impl<E: DeserializeError + MergeWithError<FieldError>> Deserr<E> for EndpointUrl
             if raw.contains(|c: char| c.is_whitespace() || c.is_control()) {
                 return Err(invalid("must not contain whitespace or control characters"));
             }
+            // A URI is ASCII (RFC 3986): an internationalized name is sent in its `xn--` form.
+            if !raw.is_ascii() {
+                return Err(invalid(
+                    "must be ASCII: write an internationalized host name in its xn-- form and percent-encode the rest",
+                ));
+            }
             Url::parse(raw)
                 .map(EndpointUrl)
                 .map_err(|_| invalid("must be an absolute URL, such as https://example.com/hooks"))
