@@ -7,7 +7,7 @@ Usage: python read_client_check.py BASE_URL READ_TOKEN DOCUMENT PUBLIC_URL
 The document names PUBLIC_URL as its one server and states the token's rate limit; the client has
 no create, replace or delete methods (they could only ever answer 403), and its methods that read
 work: list customers, read one, and GET /v2/token, which reports the read scope and counts toward
-no limit.
+no limit. Its events and webhook endpoints are read-only too (API.md §8).
 """
 
 import importlib
@@ -21,8 +21,16 @@ def main() -> None:
     doc = json.load(open(document))
     assert doc["servers"] == [{"url": public_url}], doc.get("servers")
     assert "Its scope is `read`" in doc["info"]["description"], doc["info"]["description"][-400:]
-    methods = sorted(method for item in doc["paths"].values() for method in item)
-    assert methods == ["get", "get", "get"], methods
+    operations = sorted(f"{method} {path}" for path, item in doc["paths"].items() for method in item)
+    assert operations == [
+        "get /v2/customers",
+        "get /v2/customers/{id}",
+        "get /v2/events",
+        "get /v2/events/{id}",
+        "get /v2/token",
+        "get /v2/webhook_endpoints",
+        "get /v2/webhook_endpoints/{id}",
+    ], operations
 
     for name in ("create_customer", "replace_customer", "delete_customer"):
         assert importlib.util.find_spec(f"clientele_v2.api.customers.{name}") is None, f"the read client has {name}"
