@@ -26,3 +26,24 @@ pub fn json_response(
 pub fn to_json(value: &impl Serialize) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_default()
 }
+
+/// The `Link` header of a cursor-paged list (API.md §3, "v2 representation";
+/// §8 for events): `<PATH?limit=N&starting_after=LAST[&NAME=VALUE]>; rel="next"`
+/// (RFC 8288) when the page `has_more`, none otherwise. `filter` is the
+/// list's one optional filter, carried to the next page.
+pub fn next_page_link(
+    path: &str,
+    limit: u32,
+    has_more: bool,
+    last_id: Option<&str>,
+    filter: Option<(&str, &str)>,
+) -> Option<(HeaderName, HeaderValue)> {
+    let last_id = last_id.filter(|_| has_more)?;
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.append_pair("limit", &limit.to_string()).append_pair("starting_after", last_id);
+    if let Some((name, value)) = filter {
+        query.append_pair(name, value);
+    }
+    let link = format!("<{path}?{}>; rel=\"next\"", query.finish());
+    Some((header::LINK, HeaderValue::from_str(&link).unwrap_or_else(|_| HeaderValue::from_static(""))))
+}

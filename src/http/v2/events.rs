@@ -3,8 +3,8 @@
 //! the one JSON of an event, which webhook deliveries POST too.
 
 use axum::extract::{FromRequestParts, Path, State};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use deserr::{DeserializeError, Deserr, IntoValue, MergeWithError, Value, ValuePointerRef};
 use serde::Serialize;
@@ -19,7 +19,7 @@ use crate::http::error::ApiError;
 use crate::http::openapi::event_schemas as rules;
 use crate::http::openapi::responses::{BadRequest, NotFound};
 use crate::http::query::{DEFAULT_PAGE_LIMIT, PageLimit, Query};
-use crate::http::response::{json_response, to_json};
+use crate::http::response::{json_response, next_page_link, to_json};
 use crate::http::wire::{WireError, text};
 use crate::storage::EventQuery;
 
@@ -149,22 +149,11 @@ pub async fn list(
     let event_type = event_type.map(|param| param.0);
     let query = EventQuery { limit, starting_after, event_type };
     let page = state.store.list_events(&principal.account_id, query).await?;
-    let mut headers = Vec::new();
-    if let (true, Some(last)) = (page.has_more, page.items.last()) {
-        headers.push((header::LINK, next_link(limit, last.id.as_str(), event_type)));
-    }
+    let last = page.items.last().map(|event| event.id.as_str());
+    let filter = event_type.map(|event_type| ("type", event_type.as_str()));
+    let headers = next_page_link("/v2/events", limit, page.has_more, last, filter);
     let body = EventListV2 { data: page.items.iter().map(EventV2::from).collect(), has_more: page.has_more };
     Ok(json_response(StatusCode::OK, to_json(&body), headers))
-}
-
-fn next_link(limit: u32, last_id: &str, event_type: Option<EventType>) -> HeaderValue {
-    let mut query = form_urlencoded::Serializer::new(String::new());
-    query.append_pair("limit", &limit.to_string()).append_pair("starting_after", last_id);
-    if let Some(event_type) = event_type {
-        query.append_pair("type", event_type.as_str());
-    }
-    let link = format!("</v2/events?{}>; rel=\"next\"", query.finish());
-    HeaderValue::from_str(&link).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 /// Read an event

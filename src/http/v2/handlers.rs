@@ -1,7 +1,7 @@
 //! v2 handlers: ETags on every representation, conditional writes, cursor pages.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 
 use super::wire::{CursorPage, CustomerInputV2, CustomerListV2, CustomerV2};
@@ -20,7 +20,7 @@ use crate::http::openapi::responses::{
     UnprocessableEntity, UnsupportedMediaType,
 };
 use crate::http::query::Query;
-use crate::http::response::{json_response, to_json};
+use crate::http::response::{json_response, next_page_link, to_json};
 use crate::http::wire::from_object;
 use crate::storage::CursorQuery;
 
@@ -169,20 +169,9 @@ pub async fn list(
     let limit = limit.0 as u32;
     let cursor = CursorQuery { limit, starting_after, email_normalized: email.as_deref().map(normalize_email) };
     let page = state.store.list_customers_after(&principal.account_id, cursor).await?;
-    let mut headers = Vec::new();
-    if let (true, Some(last)) = (page.has_more, page.items.last()) {
-        headers.push((header::LINK, next_link(limit, last.id.as_str(), email.as_deref())));
-    }
+    let last = page.items.last().map(|customer| customer.id.as_str());
+    let filter = email.as_deref().map(|email| ("email", email));
+    let headers = next_page_link("/v2/customers", limit, page.has_more, last, filter);
     let body = CustomerListV2 { data: page.items.iter().map(CustomerV2::from).collect(), has_more: page.has_more };
     Ok(json_response(StatusCode::OK, to_json(&body), headers))
-}
-
-fn next_link(limit: u32, last_id: &str, email: Option<&str>) -> HeaderValue {
-    let mut query = form_urlencoded::Serializer::new(String::new());
-    query.append_pair("limit", &limit.to_string()).append_pair("starting_after", last_id);
-    if let Some(email) = email {
-        query.append_pair("email", email);
-    }
-    let link = format!("</v2/customers?{}>; rel=\"next\"", query.finish());
-    HeaderValue::from_str(&link).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
