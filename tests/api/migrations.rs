@@ -232,6 +232,25 @@ mod needs_postgres {
     use super::*;
     use crate::support::database::TestDatabase;
 
+    /// A database as the release with migrations `0001..=release` left it, with
+    /// 0001's rows (their keys folded, as 0002's data migration left them);
+    /// answers it and a one-connection pool on it.
+    async fn postgres_database_of_release(release: usize) -> (TestDatabase, sqlx::PgPool) {
+        let database = TestDatabase::postgres_empty().await;
+        let pool = PgPoolOptions::new().max_connections(1).connect(&database.url).await.unwrap();
+        let upto = Migrator {
+            migrations: Cow::Owned(storage::postgres::MIGRATOR.migrations[..release].to_vec()),
+            ..Migrator::DEFAULT
+        };
+        upto.run(&pool).await.expect("the release's migrations");
+        pool.execute("DELETE FROM pending_data_migrations").await.expect("the data migration done");
+        let rows = OLD_CUSTOMERS.iter().fold(old_rows_sql(), |sql, (_, email)| {
+            sql.replace(&format!("'{}'", email.to_lowercase()), &format!("'{}'", normalize_email(email)))
+        });
+        pool.execute(rows.as_str()).await.expect("old rows");
+        (database, pool)
+    }
+
     #[tokio::test]
     async fn postgres_0001_database_is_upgraded_and_its_emails_match_by_case_folding() {
         let database = TestDatabase::postgres_empty().await;
@@ -254,19 +273,7 @@ mod needs_postgres {
 
     #[tokio::test]
     async fn postgres_0002_database_with_data_is_upgraded_to_the_token_lifecycle() {
-        let database = TestDatabase::postgres_empty().await;
-        let pool = PgPoolOptions::new().max_connections(1).connect(&database.url).await.unwrap();
-        // The 0002 release's schema, as sqlx records it; its data migration ran too.
-        let upto_0002 = Migrator {
-            migrations: Cow::Owned(storage::postgres::MIGRATOR.migrations[..2].to_vec()),
-            ..Migrator::DEFAULT
-        };
-        upto_0002.run(&pool).await.expect("migrations 0001 and 0002");
-        pool.execute("DELETE FROM pending_data_migrations").await.expect("the data migration done");
-        let rows = OLD_CUSTOMERS.iter().fold(old_rows_sql(), |sql, (_, email)| {
-            sql.replace(&format!("'{}'", email.to_lowercase()), &format!("'{}'", normalize_email(email)))
-        });
-        pool.execute(rows.as_str()).await.expect("old rows");
+        let (database, pool) = postgres_database_of_release(2).await;
         pool.execute(old_token_sql(&format!("'\\x{}'::bytea", old_token_hash_hex())).as_str())
             .await
             .expect("old token");
@@ -280,18 +287,7 @@ mod needs_postgres {
     /// `account_counts`; v1's `total` is the same number, and moves on from it.
     #[tokio::test]
     async fn postgres_0004_database_with_data_keeps_its_counts_in_account_counts() {
-        let database = TestDatabase::postgres_empty().await;
-        let pool = PgPoolOptions::new().max_connections(1).connect(&database.url).await.unwrap();
-        let upto_0004 = Migrator {
-            migrations: Cow::Owned(storage::postgres::MIGRATOR.migrations[..4].to_vec()),
-            ..Migrator::DEFAULT
-        };
-        upto_0004.run(&pool).await.expect("migrations 0001 to 0004");
-        pool.execute("DELETE FROM pending_data_migrations").await.expect("the data migration done");
-        let rows = OLD_CUSTOMERS.iter().fold(old_rows_sql(), |sql, (_, email)| {
-            sql.replace(&format!("'{}'", email.to_lowercase()), &format!("'{}'", normalize_email(email)))
-        });
-        pool.execute(rows.as_str()).await.expect("old rows");
+        let (database, pool) = postgres_database_of_release(4).await;
         // An account with no customers: no count rows needed.
         pool.execute(
             "INSERT INTO accounts (id, name, created_at) VALUES ('acct_01M8PAAAAAAAAAAAAAAAAAAAAB', 'empty', 2)",
@@ -333,18 +329,7 @@ mod needs_postgres {
     /// 0006: events and webhook endpoints on a database with data.
     #[tokio::test]
     async fn postgres_0004_database_with_data_is_upgraded_to_events() {
-        let database = TestDatabase::postgres_empty().await;
-        let pool = PgPoolOptions::new().max_connections(1).connect(&database.url).await.unwrap();
-        let upto_0004 = Migrator {
-            migrations: Cow::Owned(storage::postgres::MIGRATOR.migrations[..4].to_vec()),
-            ..Migrator::DEFAULT
-        };
-        upto_0004.run(&pool).await.expect("migrations 0001 to 0004");
-        pool.execute("DELETE FROM pending_data_migrations").await.expect("the data migration done");
-        let rows = OLD_CUSTOMERS.iter().fold(old_rows_sql(), |sql, (_, email)| {
-            sql.replace(&format!("'{}'", email.to_lowercase()), &format!("'{}'", normalize_email(email)))
-        });
-        pool.execute(rows.as_str()).await.expect("old rows");
+        let (database, pool) = postgres_database_of_release(4).await;
         pool.close().await;
 
         let store = storage::open(&database.url).await.expect("open and migrate");
