@@ -127,6 +127,9 @@ struct CreateJob {
     customer: Customer,
     /// Computed by the caller, so the batch task only binds.
     columns: CustomerColumns,
+    /// Its `customer.created` event's id and customer snapshot, computed by the caller too.
+    event_id: String,
+    event_data: String,
     idempotency: Option<IdempotencyRecord>,
     /// The request's store deadline (`None` outside a request).
     deadline: Option<Instant>,
@@ -186,10 +189,14 @@ impl Writer {
     ) -> Result<(), StoreError> {
         let (reply, answer) = oneshot::channel();
         let columns = CustomerColumns::of(&customer);
+        let event_id = crate::domain::ids::event_id().to_string();
+        let event_data = crate::storage::snapshot::encode_customer(&customer);
         let job = CreateJob {
             account_id: account_id.clone(),
             customer,
             columns,
+            event_id,
+            event_data,
             idempotency,
             deadline: deadline::store_deadline(),
             reply,
@@ -414,8 +421,8 @@ async fn insert_batch(
         location.push(record.and_then(|record| record.location.as_deref()));
         etag.push(record.and_then(|record| record.etag.as_deref()));
         key_created.push(record.map(|record| record.created_at));
-        event_id.push(crate::domain::ids::event_id().to_string());
-        event_data.push(crate::storage::snapshot::encode_customer(customer));
+        event_id.push(job.event_id.as_str());
+        event_data.push(job.event_data.as_str());
     }
     let rows = sqlx::query(INSERT_BATCH)
         .bind(account_id)
