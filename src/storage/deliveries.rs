@@ -10,6 +10,9 @@ use crate::domain::{Event, WebhookEndpointId, WebhookSecret};
 pub struct LeasedDelivery {
     /// The `webhook_deliveries` row.
     pub id: i64,
+    /// This lease's identity (random): its outcome is recorded only while the
+    /// row's lease is still this one ([`AttemptRecord::lease_id`]).
+    pub lease_id: i64,
     pub endpoint_id: WebhookEndpointId,
     /// The endpoint's URL, as stored at its creation.
     pub url: String,
@@ -20,11 +23,15 @@ pub struct LeasedDelivery {
 }
 
 /// What became of a leased delivery; written with
-/// [`super::Store::record_deliveries`], which also ends the lease.
+/// [`super::Store::record_deliveries`], which also ends the lease, if the
+/// lease is still the row's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptRecord {
     /// The `webhook_deliveries` row.
     pub delivery_id: i64,
+    /// The lease it was made under ([`LeasedDelivery::lease_id`]): a record
+    /// whose lease ran out, and was taken by another, is not applied.
+    pub lease_id: i64,
     pub endpoint_id: WebhookEndpointId,
     pub outcome: AttemptOutcome,
 }
@@ -74,6 +81,15 @@ impl AttemptOutcome {
     pub fn next_attempt_at_ms(&self) -> Option<i64> {
         match *self {
             Self::Retry(_, at) => Some(at),
+            _ => None,
+        }
+    }
+
+    /// For a retry, the milliseconds from the attempt's end to the next
+    /// attempt (what a store counts on its own clock).
+    pub fn retry_in_ms(&self) -> Option<i64> {
+        match *self {
+            Self::Retry(attempted, at) => Some(at.saturating_sub(attempted.at_ms)),
             _ => None,
         }
     }

@@ -404,24 +404,30 @@ pub trait Store: Send + Sync + 'static {
     async fn imported_lines(&self, account_id: &AccountId, line_hashes: Vec<[u8; 32]>)
     -> Result<Vec<bool>, StoreError>;
 
-    /// Leases at most `limit` deliveries that are due at `now_ms` (pending,
-    /// `next_attempt_at <= now_ms`, not leased or their lease ended), by
-    /// ascending id, skipping those of `skip_endpoints`, until `now_ms +
-    /// lease_ms` (Unix milliseconds), with their endpoint's URL and secret and
-    /// their event. No other caller, of this or another instance, leases them
-    /// before the lease ends (PostgreSQL: `FOR UPDATE SKIP LOCKED`), API.md §8.
+    /// Leases at most `limit` deliveries that are due now (pending,
+    /// `next_attempt_at` passed, not leased or their lease ended), by
+    /// ascending id, skipping those of `skip_endpoints`, for `lease_ms`
+    /// milliseconds, with their endpoint's URL and secret and their event,
+    /// under a new lease id. No other caller, of this or another instance,
+    /// leases them before the lease ends (PostgreSQL: `FOR UPDATE SKIP
+    /// LOCKED`), API.md §8. "Now" is the store's clock: the database's on
+    /// PostgreSQL (instances' clocks need not agree), this instance's on SQLite.
     async fn lease_deliveries(
         &self,
-        now_ms: i64,
         lease_ms: i64,
         limit: u32,
         skip_endpoints: Vec<WebhookEndpointId>,
     ) -> Result<Vec<LeasedDelivery>, StoreError>;
 
     /// Records leased deliveries' outcomes, ending their leases, and in the
-    /// same transaction each endpoint's latest attempt as its
+    /// same transaction each endpoint's latest recorded attempt as its
     /// `last_delivery_at` and `last_delivery_status` (never moved back in time).
-    /// A delivery deleted meanwhile (with its endpoint or event) is skipped.
+    /// Only outcomes whose lease ([`AttemptRecord::lease_id`]) is still the
+    /// row's are recorded: not one whose lease ran out and was taken by
+    /// another worker, nor one recorded already. A delivery deleted meanwhile
+    /// (with its endpoint or event) is skipped. A retry's next attempt is due
+    /// [`AttemptOutcome::retry_in_ms`] after the attempt, counted on the
+    /// store's clock (as for leases).
     async fn record_deliveries(&self, records: Vec<AttemptRecord>) -> Result<(), StoreError>;
 
     /// Signalled after this store commits a customer write, which may have

@@ -110,7 +110,7 @@ impl Worker {
                 if woken { spacing } else { spacing.max(first_poll.saturating_duration_since(Instant::now())) };
             if batches.len() < CONCURRENCY && spacing.is_zero() {
                 let skip: Vec<WebhookEndpointId> = busy.values().cloned().collect();
-                match self.store.lease_deliveries(now_unix_ms(), millis(LEASE), LEASE_BATCH, skip).await {
+                match self.store.lease_deliveries(millis(LEASE), LEASE_BATCH, skip).await {
                     Ok(leased) => {
                         if std::mem::take(&mut failing) {
                             tracing::info!("webhook deliveries can be leased again");
@@ -165,7 +165,12 @@ impl Worker {
                     self.attempt(&delivery).await
                 };
                 failing |= !matches!(outcome, AttemptOutcome::Delivered(_) | AttemptOutcome::Released);
-                records.push(AttemptRecord { delivery_id: delivery.id, endpoint_id: delivery.endpoint_id, outcome });
+                records.push(AttemptRecord {
+                    delivery_id: delivery.id,
+                    lease_id: delivery.lease_id,
+                    endpoint_id: delivery.endpoint_id,
+                    outcome,
+                });
             }
         }
         for tried in 1..=RECORD_TRIES {

@@ -216,12 +216,11 @@ impl Store for CountingStore {
 
     async fn lease_deliveries(
         &self,
-        now_ms: i64,
         lease_ms: i64,
         limit: u32,
         skip_endpoints: Vec<WebhookEndpointId>,
     ) -> Result<Vec<LeasedDelivery>, StoreError> {
-        self.inner.lease_deliveries(now_ms, lease_ms, limit, skip_endpoints).await
+        self.inner.lease_deliveries(lease_ms, limit, skip_endpoints).await
     }
 
     async fn record_deliveries(&self, records: Vec<AttemptRecord>) -> Result<(), StoreError> {

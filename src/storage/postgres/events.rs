@@ -1,53 +1,19 @@
 //! The SQL for events, webhook endpoints and the deliveries written with each
-//! event (API.md §8). [`record`] runs in a customer write's transaction, so the
-//! event commits (or rolls back) with the write: a transactional outbox.
+//! event (API.md §8). A customer write records its event in its own statement
+//! ([`created_event_ctes!`], [`written_event_ctes!`]), so the event commits (or
+//! rolls back) with the write: a transactional outbox.
 
 use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgPool, Row};
 
 use super::queries::Statement;
 use crate::domain::time::now_unix_ms;
-use crate::domain::{
-    AccountId, Customer, Event, EventId, EventType, WebhookEndpoint, WebhookEndpointId, WebhookSecret,
-};
+use crate::domain::{AccountId, Customer, Event, EventId, EventType, WebhookEndpoint, WebhookEndpointId, WebhookSecret};
 use crate::storage::snapshot::{
     decode_event_type, encode_customer, endpoint_columns, endpoint_from_row, event_columns, event_from_row,
     event_id_bound,
 };
 use crate::storage::{EventQuery, Page, StoreError, overfetch};
-
-/// Inserts one event per customer, all of `event_type`, and one pending
-/// delivery, due now, per event and endpoint of the account subscribed to the
-/// type: one statement, whatever the number of customers (a batch of creations
-/// passes them all).
-const RECORD: &str = "WITH new AS (SELECT * FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[]) AS n (id, customer_id, data)), \
-     inserted AS (INSERT INTO events (id, account_id, type, created_at, customer_id, data) \
-     SELECT id, $4, $5, $6, customer_id, data FROM new) \
-     INSERT INTO webhook_deliveries (account_id, endpoint_id, event_id, next_attempt_at) \
-     SELECT w.account_id, w.id, new.id, $6 FROM new CROSS JOIN webhook_endpoints w \
-     WHERE w.account_id = $4 AND $5 = ANY (w.event_types) ORDER BY new.id, w.id";
-
-/// Records the events of customer writes in the caller's transaction (see [`RECORD`]).
-pub async fn record(
-    connection: &mut PgConnection,
-    account_id: &AccountId,
-    event_type: EventType,
-    customers: &[&Customer],
-) -> Result<(), StoreError> {
-    let ids: Vec<String> = customers.iter().map(|_| crate::domain::ids::event_id().to_string()).collect();
-    let customer_ids: Vec<&str> = customers.iter().map(|customer| customer.id.as_str()).collect();
-    let data: Vec<String> = customers.iter().map(|customer| encode_customer(customer)).collect();
-    sqlx::query(RECORD)
-        .bind(ids)
-        .bind(customer_ids)
-        .bind(data)
-        .bind(account_id.as_str())
-        .bind(event_type.as_str())
-        .bind(now_unix_ms())
-        .execute(connection)
-        .await?;
-    Ok(())
-}
 
 /// A creation's event, written by the customer's own insert statement, which
 /// starts with [`created_event_ctes!`]: one round trip, no transaction.
@@ -74,19 +40,81 @@ impl NewEvent {
 }
 
 /// The start of a `WITH` that records a creation's `customer.created` event
-/// and its deliveries, from the customer's own arguments (`$1` the account id,
+/// and its deliveries (due at once, by the database's clock), from the customer's own arguments (`$1` the account id,
 /// `$2` the customer id) and [`NewEvent::bind`]'s; the statement goes on with
 /// `, name AS (...)` and its main query. A literal for `concat!`.
 macro_rules! created_event_ctes {
     () => {
-        "WITH event AS (INSERT INTO events (id, account_id, type, created_at, customer_id, data) \
+        concat!(
+            "WITH event AS (INSERT INTO events (id, account_id, type, created_at, customer_id, data) \
          VALUES ($18, $1, 'customer.created', $20, $2, $19)), \
          deliveries AS (INSERT INTO webhook_deliveries (account_id, endpoint_id, event_id, next_attempt_at) \
-         SELECT account_id, id, $18, $20 FROM webhook_endpoints \
+         SELECT account_id, id, $18, ",
+            $crate::storage::postgres::deliveries::database_now_ms!(),
+            " FROM webhook_endpoints \
          WHERE account_id = $1 AND 'customer.created' = ANY (event_types) ORDER BY id)"
+        )
     };
 }
 pub(super) use created_event_ctes;
+
+/// The customer of a `customers` row (its columns unqualified, as in a
+/// `RETURNING` list) as [`encode_customer`] writes it, byte for byte: the same
+/// fields in the same order, no spaces, strings escaped by `to_json` as
+/// serde_json escapes them (`"`, `\`, `\b\f\n\r\t`, other control characters
+/// as `\u00xx`, nothing else), and the metadata column, which already holds
+/// serde_json's encoding of the map (`row::encode_metadata`). A literal for `concat!`.
+macro_rules! customer_snapshot {
+    () => {
+        "'{\"id\":' || to_json(id)::TEXT || ',\"name\":' || to_json(name)::TEXT \
+         || ',\"email\":' || to_json(email)::TEXT || ',\"phone\":' || coalesce(to_json(phone)::TEXT, 'null') \
+         || ',\"address\":' || CASE WHEN has_address THEN \
+         '{\"line1\":' || coalesce(to_json(address_line1)::TEXT, 'null') \
+         || ',\"line2\":' || coalesce(to_json(address_line2)::TEXT, 'null') \
+         || ',\"city\":' || coalesce(to_json(address_city)::TEXT, 'null') \
+         || ',\"region\":' || coalesce(to_json(address_region)::TEXT, 'null') \
+         || ',\"postal_code\":' || coalesce(to_json(address_postal_code)::TEXT, 'null') \
+         || ',\"country\":' || coalesce(to_json(address_country)::TEXT, 'null') || '}' ELSE 'null' END \
+         || ',\"metadata\":' || metadata || ',\"created\":' || created_at::TEXT \
+         || ',\"updated\":' || updated_at::TEXT || ',\"version\":' || version::TEXT || '}'"
+    };
+}
+pub(super) use customer_snapshot;
+
+/// Two common table expressions, `event` and `deliveries`, that record the
+/// event of a replace or delete and its deliveries in the write's own
+/// statement (the deliveries due at once, by the database's clock), from the rows of the expression `$written` (the written customer's
+/// columns, with its [`customer_snapshot!`] as `event_data`): nothing when it
+/// wrote nothing (a refused write records no event). `$event_type` is the type's
+/// name, `$account`, `$event_id` and `$created_at` the parameters of the account id,
+/// the event id and now (Unix milliseconds). A literal for `concat!`, to follow
+/// the `WITH` of `$written`.
+macro_rules! written_event_ctes {
+    ($written:literal, $event_type:literal, $account:literal, $event_id:literal, $created_at:literal) => {
+        concat!(
+            "event AS (INSERT INTO events (id, account_id, type, created_at, customer_id, data) SELECT ",
+            $event_id,
+            ", ",
+            $account,
+            ", '",
+            $event_type,
+            "', ",
+            $created_at,
+            ", id, event_data FROM ",
+            $written,
+            " RETURNING id), \
+             deliveries AS (INSERT INTO webhook_deliveries (account_id, endpoint_id, event_id, next_attempt_at) \
+             SELECT w.account_id, w.id, event.id, ",
+            $crate::storage::postgres::deliveries::database_now_ms!(),
+            " FROM event CROSS JOIN webhook_endpoints w WHERE w.account_id = ",
+            $account,
+            " AND '",
+            $event_type,
+            "' = ANY (w.event_types) ORDER BY w.id)"
+        )
+    };
+}
+pub(super) use written_event_ctes;
 
 fn events_from_rows(rows: &[PgRow]) -> Result<Vec<Event>, StoreError> {
     Ok(rows.iter().map(event_from_row).collect::<Result<_, _>>()?)

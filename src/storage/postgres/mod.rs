@@ -390,12 +390,11 @@ impl Store for PostgresStore {
 
     async fn lease_deliveries(
         &self,
-        now_ms: i64,
         lease_ms: i64,
         limit: u32,
         skip_endpoints: Vec<WebhookEndpointId>,
     ) -> Result<Vec<LeasedDelivery>, StoreError> {
-        self.breaker.run(deliveries::lease(&self.pool, now_ms, lease_ms, limit, &skip_endpoints)).await
+        self.breaker.run(deliveries::lease(&self.pool, lease_ms, limit, &skip_endpoints)).await
     }
 
     async fn record_deliveries(&self, records: Vec<AttemptRecord>) -> Result<(), StoreError> {

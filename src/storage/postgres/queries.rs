@@ -6,9 +6,9 @@
 //! clause against the row it committed), and the account's count (a row of
 //! `account_counts`, see [`super::writer`]) moves in the same statement or
 //! transaction as the customer. Each write records its event in the same
-//! statement (a creation) or transaction ([`events::record`]). Creates are
-//! grouped by [`super::writer`]; [`insert_customer`] is its fallback for a
-//! create on its own.
+//! statement ([`events::created_event_ctes!`], [`events::written_event_ctes!`]).
+//! Creates are grouped by [`super::writer`]; [`insert_customer`] is its
+//! fallback for a create on its own.
 
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
@@ -16,7 +16,8 @@ use sqlx::{PgPool, Row};
 use super::counts::{COUNT_CUSTOMERS, random_shard};
 use super::events;
 use crate::domain::customer::{Customer, Phone};
-use crate::domain::{AccountId, CustomerFields, CustomerId, EventType};
+use crate::domain::time::now_unix_ms;
+use crate::domain::{AccountId, CustomerFields, CustomerId};
 use crate::storage::row::{
     CustomerColumns, column_reader, customer_columns, customer_from_row, customer_insert_columns, idempotency_columns,
     idempotency_from_row,
@@ -186,10 +187,14 @@ async fn missing_or_stale(
     }
 }
 
-/// Checks the version and writes in one statement. A v1 write (no extended
-/// fields) keeps the stored address and metadata.
+/// Checks the version, writes, and records the `customer.updated` event (its
+/// data the customer after the write, [`events::customer_snapshot!`]) with its
+/// deliveries, in one statement: one round trip, in autocommit, so the one
+/// statement the request's deadline budgets for (see [`crate::deadline`]) is
+/// the whole write. A v1 write (no extended fields) keeps the stored address
+/// and metadata. `$20`: the event id, `$21`: now (Unix milliseconds).
 const REPLACE_CUSTOMER: &str = concat!(
-    "UPDATE customers SET name = $3, email = $4, email_normalized = $5, phone = $6, \
+    "WITH replaced AS (UPDATE customers SET name = $3, email = $4, email_normalized = $5, phone = $6, \
      has_address = CASE WHEN $7 THEN $8 ELSE has_address END, \
      address_line1 = CASE WHEN $7 THEN $9 ELSE address_line1 END, \
      address_line2 = CASE WHEN $7 THEN $10 ELSE address_line2 END, \
@@ -202,7 +207,14 @@ const REPLACE_CUSTOMER: &str = concat!(
      WHERE account_id = $1 AND id = $2 AND ($17::BIGINT[] IS NULL OR version = ANY($17)) \
      AND NOT version = ANY($18::BIGINT[]) AND NOT $19 \
      RETURNING ",
-    customer_columns!()
+    customer_columns!(),
+    ", ",
+    events::customer_snapshot!(),
+    " AS event_data), ",
+    events::written_event_ctes!("replaced", "customer.updated", "$1", "$20", "$21"),
+    " SELECT ",
+    customer_columns!(),
+    " FROM replaced"
 );
 
 pub async fn replace_customer(
@@ -218,7 +230,6 @@ pub async fn replace_customer(
     let columns = CustomerColumns::new(fields.email.as_str(), extended.address.as_ref(), &extended.metadata);
     let address = columns.address;
     let (accepted, refused, refuse_any) = precondition_arguments(precondition);
-    let mut transaction = pool.begin().await?;
     let row = sqlx::query(REPLACE_CUSTOMER)
         .bind(account_id.as_str())
         .bind(customer_id.as_str())
@@ -239,32 +250,31 @@ pub async fn replace_customer(
         .bind(accepted)
         .bind(refused)
         .bind(refuse_any)
-        .fetch_optional(&mut *transaction)
+        .bind(event_id())
+        .bind(now_unix_ms())
+        .fetch_optional(pool)
         .await?;
-    let Some(row) = row else {
-        transaction.rollback().await?;
-        return Err(missing_or_stale(pool, account_id, customer_id, precondition).await);
-    };
-    let replaced = customer_from_row(&row)?;
-    events::record(&mut transaction, account_id, EventType::CustomerUpdated, &[&replaced]).await?;
-    transaction.commit().await?;
-    Ok(replaced)
+    match row {
+        Some(row) => Ok(customer_from_row(&row)?),
+        None => Err(missing_or_stale(pool, account_id, customer_id, precondition).await),
+    }
 }
 
-/// Deletes if the version matches and uncounts the customer (`$6`: the
-/// count's shard), in one statement; answers the deleted row (for its event).
+/// Deletes if the version matches, uncounts the customer (`$6`: the count's
+/// shard), and records the `customer.deleted` event (its data the customer's
+/// last stored state) with its deliveries, in one statement, as
+/// [`REPLACE_CUSTOMER`] does. `$7`: the event id, `$8`: now (Unix milliseconds).
 const DELETE_CUSTOMER: &str = concat!(
     "WITH deleted AS ( \
      DELETE FROM customers WHERE account_id = $1 AND id = $2 AND ($3::BIGINT[] IS NULL OR version = ANY($3)) \
      AND NOT version = ANY($4::BIGINT[]) AND NOT $5 \
-     RETURNING account_id AS owner, ",
-    customer_columns!(),
-    "), counted AS ( \
+     RETURNING account_id AS owner, id, ",
+    events::customer_snapshot!(),
+    " AS event_data), counted AS ( \
      INSERT INTO account_counts (account_id, shard, n) SELECT owner, $6, -1 FROM deleted \
-     ON CONFLICT (account_id, shard) DO UPDATE SET n = account_counts.n + excluded.n) \
-     SELECT ",
-    customer_columns!(),
-    " FROM deleted"
+     ON CONFLICT (account_id, shard) DO UPDATE SET n = account_counts.n + excluded.n), ",
+    events::written_event_ctes!("deleted", "customer.deleted", "$1", "$7", "$8"),
+    " SELECT count(*) FROM deleted"
 );
 
 pub async fn delete_customer(
@@ -274,22 +284,26 @@ pub async fn delete_customer(
     precondition: &Precondition,
 ) -> Result<(), StoreError> {
     let (accepted, refused, refuse_any) = precondition_arguments(precondition);
-    let mut transaction = pool.begin().await?;
-    let row = sqlx::query(DELETE_CUSTOMER)
+    let deleted: i64 = sqlx::query_scalar(DELETE_CUSTOMER)
         .bind(account_id.as_str())
         .bind(customer_id.as_str())
         .bind(accepted)
         .bind(refused)
         .bind(refuse_any)
         .bind(random_shard())
-        .fetch_optional(&mut *transaction)
+        .bind(event_id())
+        .bind(now_unix_ms())
+        .fetch_one(pool)
         .await?;
-    let Some(row) = row else {
-        transaction.rollback().await?;
+    if deleted == 0 {
         return Err(missing_or_stale(pool, account_id, customer_id, precondition).await);
-    };
-    events::record(&mut transaction, account_id, EventType::CustomerDeleted, &[&customer_from_row(&row)?]).await?;
-    Ok(transaction.commit().await?)
+    }
+    Ok(())
+}
+
+/// A new event's id, as text.
+fn event_id() -> String {
+    crate::domain::ids::event_id().to_string()
 }
 
 pub async fn list_by_offset(

@@ -60,6 +60,7 @@ use sqlx::pool::PoolConnection;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::counts::random_shard;
+use super::deliveries::database_now_ms;
 use super::gates::WriteGates;
 use super::queries::{self, FIND_IDEMPOTENCY};
 use crate::deadline;
@@ -77,10 +78,13 @@ pub const BATCHES_IN_FLIGHT: usize = 4;
 /// `customer_insert_columns!` as arrays, `$18..$24` the idempotency record
 /// (NULL key: none), `$25` the count shard, `$26`/`$27` each create's
 /// `customer.created` event id and customer snapshot, `$28` now (Unix
-/// milliseconds). Each inserted customer's event, and a delivery per endpoint
-/// of its account subscribed to the type, are written by the same statement
-/// (API.md §8: in the write's transaction). Answers the keys it claimed.
-const INSERT_BATCH: &str = "WITH input AS ( \
+/// milliseconds, the events' `created_at`). Each inserted customer's event, and
+/// a delivery per endpoint of its account subscribed to the type (due at once
+/// by the database's clock, which judges leases: `deliveries::database_now_ms!`),
+/// are written by the same statement (API.md §8: in the write's transaction).
+/// Answers the keys it claimed.
+const INSERT_BATCH: &str = concat!(
+    "WITH input AS ( \
      SELECT * FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::BOOLEAN[], \
      $8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[], $13::TEXT[], $14::TEXT[], \
      $15::BIGINT[], $16::BIGINT[], $17::BIGINT[], \
@@ -112,14 +116,17 @@ const INSERT_BATCH: &str = "WITH input AS ( \
      RETURNING id, account_id), \
      queued AS ( \
      INSERT INTO webhook_deliveries (account_id, endpoint_id, event_id, next_attempt_at) \
-     SELECT w.account_id, w.id, recorded.id, $28 FROM recorded JOIN webhook_endpoints w \
+     SELECT w.account_id, w.id, recorded.id, ",
+    database_now_ms!(),
+    " FROM recorded JOIN webhook_endpoints w \
      ON w.account_id = recorded.account_id WHERE 'customer.created' = ANY (w.event_types) \
      ORDER BY recorded.id, w.id), \
      counted AS ( \
      INSERT INTO account_counts (account_id, shard, n) \
      SELECT account_id, $25, count(*) FROM inserted GROUP BY account_id ORDER BY account_id \
      ON CONFLICT (account_id, shard) DO UPDATE SET n = account_counts.n + excluded.n) \
-     SELECT account_id, key FROM claimed";
+     SELECT account_id, key FROM claimed"
+);
 
 /// A queued create, answered once its batch has committed (or failed).
 struct CreateJob {

@@ -1,6 +1,9 @@
 //! The SQL of the webhook delivery worker (API.md §8): leasing due deliveries
 //! and recording what became of them, on the writer thread (one instance
-//! serves a SQLite file, so the writer alone decides who holds a lease).
+//! serves a SQLite file, so the writer alone decides who holds a lease, by
+//! the instance's clock). As on PostgreSQL, each lease has an identity
+//! (`lease_id`, migration 0007) and an outcome is recorded only under the
+//! lease that took the delivery.
 
 use rusqlite::{Connection, params};
 
@@ -22,7 +25,8 @@ pub fn any_due(connection: &Connection, now_ms: i64, skip_endpoints: &str) -> ru
         .query_row(params![now_ms, skip_endpoints], |row| row.get(0))
 }
 
-/// Leases at most `limit` due deliveries until `now_ms + lease_ms`, with their endpoint and event.
+/// Leases at most `limit` due deliveries until `now_ms + lease_ms`, under one
+/// new lease id, with their endpoint and event.
 pub fn lease(
     connection: &Connection,
     now_ms: i64,
@@ -42,10 +46,13 @@ pub fn lease(
     while let Some(row) = rows.next()? {
         leased.push(leased_from_row(row)?);
     }
-    let mut mark = connection.prepare_cached("UPDATE webhook_deliveries SET leased_until = ?2 WHERE id = ?1")?;
+    let mut mark =
+        connection.prepare_cached("UPDATE webhook_deliveries SET leased_until = ?2, lease_id = ?3 WHERE id = ?1")?;
     let until = now_ms.saturating_add(lease_ms);
-    for delivery in &leased {
-        mark.execute(params![delivery.id, until])?;
+    let lease_id = rand::random::<i64>();
+    for delivery in &mut leased {
+        mark.execute(params![delivery.id, until, lease_id])?;
+        delivery.lease_id = lease_id;
     }
     Ok(leased)
 }
@@ -59,6 +66,7 @@ fn leased_from_row(row: &rusqlite::Row<'_>) -> Result<LeasedDelivery, StoreError
         .ok_or_else(|| StoreError::Internal(format!("an unreadable secret for endpoint {}", endpoint_id.as_str())))?;
     Ok(LeasedDelivery {
         id: row.get(5)?,
+        lease_id: 0,
         endpoint_id,
         attempts: u32::try_from(row.get::<_, i64>(7)?).unwrap_or(0),
         url: row.get(8)?,
@@ -67,22 +75,35 @@ fn leased_from_row(row: &rusqlite::Row<'_>) -> Result<LeasedDelivery, StoreError
     })
 }
 
-/// Records the outcomes and ends the leases; moves each endpoint's last attempt forward.
+/// Records the outcomes of the deliveries still under the lease that took
+/// them and ends those leases; moves each endpoint's last attempt forward to
+/// its latest recorded one.
 pub fn record(connection: &Connection, records: &[AttemptRecord]) -> Result<(), StoreError> {
     let mut delivery = connection.prepare_cached(
         "UPDATE webhook_deliveries SET state = ?2, attempts = attempts + ?3, \
-         next_attempt_at = coalesce(?4, next_attempt_at), leased_until = NULL WHERE id = ?1",
+         next_attempt_at = coalesce(?4, next_attempt_at), leased_until = NULL, lease_id = NULL \
+         WHERE id = ?1 AND lease_id = ?5",
     )?;
+    let mut applied = Vec::with_capacity(records.len());
     for record in records {
         let attempted = i64::from(record.outcome.attempted().is_some());
         let outcome = &record.outcome;
-        delivery.execute(params![record.delivery_id, outcome.state(), attempted, outcome.next_attempt_at_ms()])?;
+        let changed = delivery.execute(params![
+            record.delivery_id,
+            outcome.state(),
+            attempted,
+            outcome.next_attempt_at_ms(),
+            record.lease_id
+        ])?;
+        if changed == 1 {
+            applied.push(record.clone());
+        }
     }
     let mut endpoint = connection.prepare_cached(
         "UPDATE webhook_endpoints SET last_delivery_at = ?2, last_delivery_status = ?3 \
          WHERE id = ?1 AND (last_delivery_at IS NULL OR last_delivery_at <= ?2)",
     )?;
-    for (endpoint_id, attempted) in latest_attempts(records) {
+    for (endpoint_id, attempted) in latest_attempts(&applied) {
         endpoint.execute(params![endpoint_id.as_str(), attempted.at_ms, attempted.status])?;
     }
     Ok(())

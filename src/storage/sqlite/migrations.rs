@@ -23,6 +23,8 @@ const MIGRATIONS: &[Migration] = &[
     Migration::Sql(include_str!("../../../migrations/sqlite/0005_account_counts.sql")),
     // Events, webhook endpoints and their deliveries (API.md §8).
     Migration::Sql(include_str!("../../../migrations/sqlite/0006_events.sql")),
+    // Lease identities for webhook deliveries (API.md §8).
+    Migration::Sql(include_str!("../../../migrations/sqlite/0007_delivery_leases.sql")),
 ];
 
 /// Applies the missing migrations in one exclusive transaction, so two

@@ -308,11 +308,12 @@ impl Store for SqliteStore {
 
     async fn lease_deliveries(
         &self,
-        now_ms: i64,
         lease_ms: i64,
         limit: u32,
         skip_endpoints: Vec<WebhookEndpointId>,
     ) -> Result<Vec<LeasedDelivery>, StoreError> {
+        // One instance serves the file: its own clock judges the leases.
+        let now_ms = crate::domain::time::now_unix_ms();
         let skip = deliveries::skip_list(&skip_endpoints);
         if !self.runtime.read_inline(|connection| Ok(deliveries::any_due(connection, now_ms, &skip)?))? {
             return Ok(Vec::new());
