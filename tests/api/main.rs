@@ -25,6 +25,7 @@ mod customers_v1;
 mod customers_v2;
 mod data_tools;
 mod deadline;
+mod delivery_leases;
 mod docs;
 mod edge;
 mod errors;

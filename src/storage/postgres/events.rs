@@ -8,7 +8,9 @@ use sqlx::{PgPool, Row};
 
 use super::queries::Statement;
 use crate::domain::time::now_unix_ms;
-use crate::domain::{AccountId, Customer, Event, EventId, EventType, WebhookEndpoint, WebhookEndpointId, WebhookSecret};
+use crate::domain::{
+    AccountId, Customer, Event, EventId, EventType, WebhookEndpoint, WebhookEndpointId, WebhookSecret,
+};
 use crate::storage::snapshot::{
     decode_event_type, encode_customer, endpoint_columns, endpoint_from_row, event_columns, event_from_row,
     event_id_bound,
