@@ -29,6 +29,7 @@ mod delivery_leases;
 mod docs;
 mod edge;
 mod errors;
+mod event_writes;
 mod events;
 mod http_semantics;
 mod logging;
