@@ -1,6 +1,6 @@
 //! Schema migrations as upgrades of a database written by an earlier release
-//! (schema 0001, 0002 or 0004, with data): the store opens it, migrates it, and
-//! serves its rows by the new rules.
+//! (schema 0001, 0002, 0004 or 0006, with data): the store opens it, migrates
+//! it, and serves its rows by the new rules.
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -13,7 +13,9 @@ use clientele::domain::{
     CustomerFields, CustomerId, CustomerName, Email, EventType, Scope, WebhookEndpoint, WebhookSecret, ids,
 };
 use clientele::ratelimit::RateLimit;
-use clientele::storage::{self, CursorQuery, EventQuery, Precondition, SharedStore};
+use clientele::storage::{
+    self, AttemptOutcome, AttemptRecord, Attempted, CursorQuery, EventQuery, Precondition, SharedStore,
+};
 use clientele::usage::UsageRow;
 use tempfile::TempDir;
 
@@ -153,7 +155,7 @@ async fn sqlite_0002_database_with_data_is_upgraded_to_the_token_lifecycle() {
     drop(store);
     let connection = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
-    assert_eq!(version, 6, "0003 to 0006 applied");
+    assert_eq!(version, 7, "0003 to 0007 applied");
 }
 
 /// After the upgrade to 0006: the old customers have no events; a write of one
@@ -218,10 +220,101 @@ async fn sqlite_0004_database_with_data_is_upgraded_to_events() {
     drop(store);
     let connection = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
-    assert_eq!(version, 6, "0005 and 0006 applied");
+    assert_eq!(version, 7, "0005 to 0007 applied");
     let deliveries: i64 =
         connection.query_row("SELECT count(*) FROM webhook_deliveries", [], |row| row.get(0)).unwrap();
     assert_eq!(deliveries, 1, "the update was queued for the endpoint");
+}
+
+/// The 0006 release's endpoint, with this secret, and three of its events of
+/// the old account, each queued for it: never leased (delivery 1), leased by
+/// an instance whose lease ran out (2), and leased by an instance of that
+/// release until far ahead (3). `event_types` is the endpoint's column as the
+/// backend stores it.
+const OLD_ENDPOINT_ID: &str = "we_01M8PAAAAAAAAAAAAAAAAAAAAW";
+const OLD_EVENT_IDS: [&str; 3] =
+    ["evt_01M8PAAAAAAAAAAAAAAAAAAAE1", "evt_01M8PAAAAAAAAAAAAAAAAAAAE2", "evt_01M8PAAAAAAAAAAAAAAAAAAAE3"];
+
+fn old_deliveries_sql(event_types: &str, secret: &str) -> String {
+    let customer = OLD_CUSTOMERS[2].0;
+    let data = format!(
+        r#"{{"id":"{customer}","name":"Old","email":"Ada@Example.com","phone":null,"address":null,"metadata":{{}},"created":1,"updated":1,"version":1}}"#
+    );
+    let mut sql = format!(
+        "INSERT INTO webhook_endpoints (id, account_id, url, event_types, secret, created_at) \
+         VALUES ('{OLD_ENDPOINT_ID}', '{ACCOUNT_ID}', 'https://hooks.example.com/', '{event_types}', '{secret}', 1);\n"
+    );
+    let leases = ["NULL", "1000", "99999999999999"];
+    for (event_id, leased_until) in OLD_EVENT_IDS.iter().zip(leases) {
+        sql.push_str(&format!(
+            "INSERT INTO events (id, account_id, type, created_at, customer_id, data) \
+             VALUES ('{event_id}', '{ACCOUNT_ID}', 'customer.created', 1, '{customer}', '{data}');\n\
+             INSERT INTO webhook_deliveries (account_id, endpoint_id, event_id, next_attempt_at, leased_until) \
+             VALUES ('{ACCOUNT_ID}', '{OLD_ENDPOINT_ID}', '{event_id}', 1, {leased_until});\n"
+        ));
+    }
+    sql
+}
+
+/// After the upgrade to 0007: the old deliveries that are free (never leased,
+/// or their lease ran out) are leased under a lease id and their outcomes
+/// recorded; the one an instance of the previous release still holds is not.
+async fn deliveries_work_on_upgraded_data(store: &SharedStore) {
+    let leased = store.lease_deliveries(60_000, 10, vec![]).await.expect("lease");
+    let events: Vec<&str> = leased.iter().map(|delivery| delivery.event.id.as_str()).collect();
+    assert_eq!(events, OLD_EVENT_IDS[..2], "the free ones, in order");
+    assert_eq!(leased[0].event.customer.name, "Old", "the old event's data is read");
+    let records = leased
+        .iter()
+        .map(|delivery| AttemptRecord {
+            delivery_id: delivery.id,
+            lease_id: delivery.lease_id,
+            endpoint_id: delivery.endpoint_id.clone(),
+            outcome: AttemptOutcome::Delivered(Attempted { at_ms: 2_000, status: 200 }),
+        })
+        .collect();
+    store.record_deliveries(records).await.expect("record");
+    assert!(store.lease_deliveries(60_000, 10, vec![]).await.unwrap().is_empty(), "delivered, or still held");
+    let account = clientele::domain::AccountId::parse(ACCOUNT_ID).unwrap();
+    let endpoint = clientele::domain::WebhookEndpointId::parse(OLD_ENDPOINT_ID).unwrap();
+    let shown = store.get_webhook_endpoint(&account, &endpoint).await.unwrap().expect("the old endpoint");
+    assert_eq!((shown.last_delivery_at_ms, shown.last_delivery_status), (Some(2_000), Some(200)));
+}
+
+/// The deliveries' (state, lease id) by id, as stored after [`deliveries_work_on_upgraded_data`].
+const DELIVERY_STATES: &str = "SELECT state, lease_id FROM webhook_deliveries ORDER BY id";
+
+fn assert_delivery_states(states: &[(String, Option<i64>)]) {
+    let shown: Vec<(&str, bool)> = states.iter().map(|(state, lease)| (state.as_str(), lease.is_some())).collect();
+    assert_eq!(shown, [("delivered", false), ("delivered", false), ("pending", false)], "{states:?}");
+}
+
+#[tokio::test]
+async fn sqlite_0006_database_with_deliveries_is_upgraded_to_lease_ids() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("old.db");
+    sqlite_0004_database(&path);
+    {
+        let connection = rusqlite::Connection::open(&path).unwrap();
+        for sql in [
+            include_str!("../../migrations/sqlite/0005_account_counts.sql"),
+            include_str!("../../migrations/sqlite/0006_events.sql"),
+        ] {
+            connection.execute_batch(sql).unwrap();
+        }
+        let secret = WebhookSecret::generate();
+        connection.execute_batch(&old_deliveries_sql(r#"["customer.created"]"#, secret.expose())).unwrap();
+        connection.pragma_update(None, "user_version", 6).unwrap();
+    }
+    let store = storage::open(&format!("sqlite://{}", path.display())).await.expect("open and migrate");
+    deliveries_work_on_upgraded_data(&store).await;
+    drop(store);
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
+    assert_eq!(version, 7, "0007 applied");
+    let mut statement = connection.prepare(DELIVERY_STATES).unwrap();
+    let states = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?))).unwrap();
+    assert_delivery_states(&states.collect::<Result<Vec<_>, _>>().unwrap());
 }
 
 mod needs_postgres {
@@ -338,5 +431,21 @@ mod needs_postgres {
         let deliveries: i64 =
             sqlx::query_scalar("SELECT count(*) FROM webhook_deliveries").fetch_one(&pool).await.unwrap();
         assert_eq!(deliveries, 1, "the update was queued for the endpoint");
+    }
+
+    /// 0007: lease ids, on a 0006 database with deliveries (one still held by
+    /// an instance of that release).
+    #[tokio::test]
+    async fn postgres_0006_database_with_deliveries_is_upgraded_to_lease_ids() {
+        let (database, pool) = postgres_database_of_release(6).await;
+        let secret = WebhookSecret::generate();
+        pool.execute(old_deliveries_sql("{customer.created}", secret.expose()).as_str()).await.expect("old deliveries");
+        pool.close().await;
+
+        let store = storage::open(&database.url).await.expect("open and migrate");
+        deliveries_work_on_upgraded_data(&store).await;
+        let pool = PgPoolOptions::new().max_connections(1).connect(&database.url).await.unwrap();
+        let states: Vec<(String, Option<i64>)> = sqlx::query_as(DELIVERY_STATES).fetch_all(&pool).await.unwrap();
+        assert_delivery_states(&states);
     }
 }
