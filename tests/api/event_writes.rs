@@ -7,7 +7,6 @@
 
 use clientele::admin;
 use clientele::domain::customer::{Address, ExtendedFields, Phone};
-use clientele::domain::time::now_unix_ms;
 use clientele::domain::{AccountId, Customer, CustomerFields, CustomerName, Email, ids};
 use clientele::storage::{Precondition, SharedStore, Versions};
 
