@@ -9,8 +9,11 @@
 //!
 //! A lease lasts [`LEASE`], far longer than an attempt, and no attempt starts
 //! later than [`SEND_WINDOW`] into it, so no other worker takes a delivery
-//! while it is being sent. The outcome is recorded after the send: a crash in
-//! between repeats the delivery when the lease has ended, never loses it.
+//! while it is being sent; should a send outlast its lease all the same, its
+//! outcome is not recorded over the next lease's (leases have ids, see
+//! [`crate::storage::Store::record_deliveries`]). The outcome is recorded after
+//! the send: a crash in between repeats the delivery when the lease has ended,
+//! never loses it.
 //!
 //! The worker wakes when this instance commits a customer write (the store's
 //! [`crate::storage::Store::deliveries_queued`]), when an endpoint's batch is

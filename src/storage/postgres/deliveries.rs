@@ -91,9 +91,10 @@ fn leased_from_row(row: &PgRow) -> Result<LeasedDelivery, StoreError> {
 /// Records the outcomes of the deliveries still under the lease that took
 /// them (`d.lease_id = o.lease_id`), ends those leases, and moves each
 /// endpoint's last attempt forward to its latest recorded one (the later in
-/// `records` of two at one time, as `deliveries::latest_attempts` picks), in one
-/// statement. A retry is due after the delay the worker chose (`retry_in`,
-/// from the attempt's end), counted on the database's clock.
+/// `records` of two at one time, as `deliveries::latest_attempts` picks), in
+/// one statement. A retry is due the delay the worker chose (`retry_in`) after
+/// the record, on the database's clock: the worker records a batch right
+/// after its failed attempt, which is always its last.
 const RECORD: &str = concat!(
     "WITH o AS (SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::INTEGER[], $5::BIGINT[], \
        $6::TEXT[], $7::BIGINT[], $8::INTEGER[]) WITH ORDINALITY \

@@ -42,19 +42,20 @@ impl NewEvent {
 }
 
 /// The start of a `WITH` that records a creation's `customer.created` event
-/// and its deliveries (due at once, by the database's clock), from the customer's own arguments (`$1` the account id,
-/// `$2` the customer id) and [`NewEvent::bind`]'s; the statement goes on with
-/// `, name AS (...)` and its main query. A literal for `concat!`.
+/// and its deliveries (due at once, by the database's clock), from the
+/// customer's own arguments (`$1` the account id, `$2` the customer id) and
+/// [`NewEvent::bind`]'s; the statement goes on with `, name AS (...)` and its
+/// main query. A literal for `concat!`.
 macro_rules! created_event_ctes {
     () => {
         concat!(
             "WITH event AS (INSERT INTO events (id, account_id, type, created_at, customer_id, data) \
-         VALUES ($18, $1, 'customer.created', $20, $2, $19)), \
-         deliveries AS (INSERT INTO webhook_deliveries (account_id, endpoint_id, event_id, next_attempt_at) \
-         SELECT account_id, id, $18, ",
+             VALUES ($18, $1, 'customer.created', $20, $2, $19)), \
+             deliveries AS (INSERT INTO webhook_deliveries (account_id, endpoint_id, event_id, next_attempt_at) \
+             SELECT account_id, id, $18, ",
             $crate::storage::postgres::deliveries::database_now_ms!(),
             " FROM webhook_endpoints \
-         WHERE account_id = $1 AND 'customer.created' = ANY (event_types) ORDER BY id)"
+             WHERE account_id = $1 AND 'customer.created' = ANY (event_types) ORDER BY id)"
         )
     };
 }
@@ -84,13 +85,14 @@ macro_rules! customer_snapshot {
 pub(super) use customer_snapshot;
 
 /// Two common table expressions, `event` and `deliveries`, that record the
-/// event of a replace or delete and its deliveries in the write's own
-/// statement (the deliveries due at once, by the database's clock), from the rows of the expression `$written` (the written customer's
-/// columns, with its [`customer_snapshot!`] as `event_data`): nothing when it
-/// wrote nothing (a refused write records no event). `$event_type` is the type's
-/// name, `$account`, `$event_id` and `$created_at` the parameters of the account id,
-/// the event id and now (Unix milliseconds). A literal for `concat!`, to follow
-/// the `WITH` of `$written`.
+/// event of a replace or delete and its deliveries (due at once, by the
+/// database's clock) in the write's own statement, from the rows of the
+/// expression `$written` (the written customer's columns, with its
+/// [`customer_snapshot!`] as `event_data`): nothing when it wrote nothing (a
+/// refused write records no event). `$event_type` is the type's name;
+/// `$account`, `$event_id` and `$created_at` are the parameters of the account
+/// id, the event id and now (Unix milliseconds). A literal for `concat!`, to
+/// follow the `WITH` of `$written`.
 macro_rules! written_event_ctes {
     ($written:literal, $event_type:literal, $account:literal, $event_id:literal, $created_at:literal) => {
         concat!(
