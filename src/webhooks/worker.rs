@@ -137,7 +137,7 @@ impl Worker {
                 tokio::select! {
                     // Also when the sender is gone: the server stopped without a drain.
                     changed = shutdown.changed() => if changed.is_err() { break },
-                    _ = self.store.deliveries_queued().notified() => woken = true,
+                    _ = self.store.deliveries_queued().notified(), if spacing.is_zero() => woken = true,
                     _ = tokio::time::sleep(if spacing.is_zero() { POLL_INTERVAL } else { spacing }) => {}
                     Some(done) = batches.join_next_with_id() => forget(&mut busy, done),
                 }

@@ -6,6 +6,7 @@
 use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
+use super::outbox::{PendingEvent, Transaction};
 use crate::domain::time::now_unix_ms;
 use crate::domain::{
     AccountId, Customer, Event, EventId, EventType, WebhookEndpoint, WebhookEndpointId, WebhookSecret,
@@ -16,37 +17,20 @@ use crate::storage::snapshot::{
 };
 use crate::storage::{EventQuery, Page, StoreError, overfetch};
 
-/// Records the event of a customer write and one pending delivery, due now,
-/// for each of the account's endpoints subscribed to its type. The event's id
-/// is made here, on the writer thread, so ids follow the order of commits.
-pub fn record(
-    connection: &Connection,
-    account_id: &AccountId,
-    event_type: EventType,
-    customer: &Customer,
-) -> Result<(), StoreError> {
-    let now = now_unix_ms();
-    let event_id = crate::domain::ids::event_id();
-    connection
-        .prepare_cached(
-            "INSERT INTO events (id, account_id, type, created_at, customer_id, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?
-        .execute(params![
-            event_id.as_str(),
-            account_id.as_str(),
-            event_type.as_str(),
-            now,
-            customer.id.as_str(),
-            encode_customer(customer)
-        ])?;
-    connection
-        .prepare_cached(
-            "INSERT INTO webhook_deliveries (account_id, endpoint_id, event_id, next_attempt_at) \
-             SELECT account_id, id, ?2, ?3 FROM webhook_endpoints WHERE account_id = ?1 \
-             AND EXISTS (SELECT 1 FROM json_each(event_types) WHERE value = ?4)",
-        )?
-        .execute(params![account_id.as_str(), event_id.as_str(), now, event_type.as_str()])?;
-    Ok(())
+/// Records the event of a customer write in the batch's outbox: inserted,
+/// with a pending delivery due now for each of the account's endpoints
+/// subscribed to its type, just before the batch commits ([`super::outbox::flush`]).
+/// The event's id is made here, on the writer thread, so ids follow the order
+/// of commits.
+pub fn record(transaction: &Transaction<'_>, account_id: &AccountId, event_type: EventType, customer: &Customer) {
+    transaction.record(PendingEvent {
+        id: crate::domain::ids::event_id(),
+        account_id: account_id.clone(),
+        event_type,
+        created_at_ms: now_unix_ms(),
+        customer_id: customer.id.as_str().to_owned(),
+        data: encode_customer(customer),
+    });
 }
 
 pub fn list_events(

@@ -8,6 +8,7 @@ mod error;
 mod events;
 mod import;
 mod migrations;
+mod outbox;
 mod queries;
 mod runtime;
 mod usage;
@@ -165,7 +166,8 @@ impl Store for SqliteStore {
         self.runtime
             .write(move |connection| {
                 queries::insert_customer(connection, &account_id, &customer, idempotency.as_ref())?;
-                events::record(connection, &account_id, EventType::CustomerCreated, &customer)
+                events::record(connection, &account_id, EventType::CustomerCreated, &customer);
+                Ok(())
             })
             .await
             .inspect(|_| self.queued.notify_one())
@@ -192,7 +194,7 @@ impl Store for SqliteStore {
             .write(move |connection| {
                 let replaced =
                     queries::replace_customer(connection, &account_id, &customer_id, fields, &precondition, now)?;
-                events::record(connection, &account_id, EventType::CustomerUpdated, &replaced)?;
+                events::record(connection, &account_id, EventType::CustomerUpdated, &replaced);
                 Ok(replaced)
             })
             .await
@@ -209,7 +211,8 @@ impl Store for SqliteStore {
         self.runtime
             .write(move |connection| {
                 let deleted = queries::delete_customer(connection, &account_id, &customer_id, &precondition)?;
-                events::record(connection, &account_id, EventType::CustomerDeleted, &deleted)
+                events::record(connection, &account_id, EventType::CustomerDeleted, &deleted);
+                Ok(())
             })
             .await
             .inspect(|_| self.queued.notify_one())
@@ -339,7 +342,7 @@ mod tests {
         fn level(connection: &rusqlite::Connection) -> Result<i64, StoreError> {
             Ok(connection.query_row("PRAGMA synchronous", [], |row| row.get(0))?)
         }
-        let writer = store.runtime.write(level).await.unwrap();
+        let writer = store.runtime.write(|transaction| level(transaction)).await.unwrap();
         let reader = store.runtime.read(level).await.unwrap();
         let inline = store.runtime.read_inline(level).unwrap();
         [writer, reader, inline]
@@ -356,5 +359,55 @@ mod tests {
         let normal =
             SqliteStore::open_with_synchronous(&path("normal.db"), Budget::default(), Synchronous::Normal).await;
         assert_eq!(synchronous_levels(&normal.unwrap()).await, [1, 1, 1]);
+    }
+
+    /// The outbox keeps a job's events only if the job succeeds: written
+    /// concurrently (so usually in one batch), the failing writes' events are
+    /// dropped with their savepoints and the others' committed, in order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_write_leaves_no_event_and_its_batch_keeps_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            std::sync::Arc::new(SqliteStore::open(dir.path().join("outbox.db").to_str().unwrap()).await.unwrap());
+        let shared: std::sync::Arc<dyn Store> = store.clone();
+        let account = crate::admin::create_account(&shared, "acme").await.unwrap().id;
+        let writes = (0..40).map(|n| {
+            let (store, account) = (store.clone(), account.clone());
+            tokio::spawn(async move {
+                let name = format!("Customer {n}");
+                store
+                    .runtime
+                    .write(move |transaction: &outbox::Transaction<'_>| {
+                        let fields = crate::domain::CustomerFields {
+                            name: crate::domain::CustomerName::parse(&name).unwrap(),
+                            email: crate::domain::Email::parse(&format!("c{n}@example.com")).unwrap(),
+                            phone: None,
+                            extended: None,
+                        };
+                        let customer = Customer::create(crate::domain::ids::customer_id(), fields, 1_764_326_000);
+                        queries::insert_customer(transaction, &account, &customer, None)?;
+                        events::record(transaction, &account, EventType::CustomerCreated, &customer);
+                        if n % 3 == 0 {
+                            return Err(StoreError::Internal(format!("{name} fails after recording its event")));
+                        }
+                        Ok(customer.id)
+                    })
+                    .await
+            })
+        });
+        let mut created = Vec::new();
+        for write in writes.collect::<Vec<_>>() {
+            if let Ok(id) = write.await.unwrap() {
+                created.push(id);
+            }
+        }
+        assert_eq!(created.len(), 26, "every write but each third");
+        let query = EventQuery { limit: 100, starting_after: None, event_type: None };
+        let events = store.list_events(&account, query).await.unwrap().items;
+        let mut recorded: Vec<_> = events.iter().map(|event| event.customer.id.clone()).collect();
+        assert!(events.windows(2).all(|pair| pair[0].id.as_str() < pair[1].id.as_str()), "ids sort by creation");
+        recorded.sort();
+        created.sort();
+        assert_eq!(recorded, created, "one event per committed write, none for a failed one");
     }
 }

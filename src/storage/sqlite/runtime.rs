@@ -28,6 +28,7 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
 use super::error::from_sqlite;
+use super::outbox::{self, Transaction};
 use crate::deadline;
 use crate::storage::StoreError;
 
@@ -36,7 +37,7 @@ type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 /// One queued write: run inside the batch's transaction, answered after its commit.
 trait WriteJob: Send {
     /// Runs the change; `false` if it failed and its savepoint must be rolled back.
-    fn run(&mut self, connection: &Connection) -> bool;
+    fn run(&mut self, transaction: &Transaction<'_>) -> bool;
     /// Answers the caller: the change's own result, or `error` if the batch did not commit.
     fn finish(self: Box<Self>, error: Option<StoreError>);
     /// The request's store deadline, if the write is a request's.
@@ -59,11 +60,11 @@ struct Job<T, F> {
 impl<T, F> WriteJob for Job<T, F>
 where
     T: Send,
-    F: FnOnce(&Connection) -> Result<T, StoreError> + Send,
+    F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send,
 {
-    fn run(&mut self, connection: &Connection) -> bool {
+    fn run(&mut self, transaction: &Transaction<'_>) -> bool {
         let Some(change) = self.change.take() else { return false };
-        let result = change(connection);
+        let result = change(transaction);
         let succeeded = result.is_ok();
         self.result = Some(result);
         succeeded
@@ -194,10 +195,12 @@ impl Runtime {
         answer.await.map_err(|_| stopped())?
     }
 
+    /// Runs `change` in the writer's next batch; answered after the batch commits
+    /// (or with the batch's error). Events the change records commit with it.
     pub async fn write<T, F>(&self, change: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let deadline = deadline::store_deadline();
@@ -243,6 +246,7 @@ fn serve_reads(connection: Connection, queue: Receiver<ReadJob>) {
 
 fn serve_writes(connection: Connection, queue: Receiver<Box<dyn WriteJob>>, busy: Duration) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let outbox = RefCell::new(Vec::with_capacity(MAX_BATCH));
     while let Ok(first) = queue.recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -260,7 +264,7 @@ fn serve_writes(connection: Connection, queue: Receiver<Box<dyn WriteJob>>, busy
         if let Err(error) = connection.busy_timeout(wait) {
             tracing::warn!(%error, "cannot set SQLite's busy timeout");
         }
-        commit_batch(&connection, live.into_iter());
+        commit_batch(&Transaction::new(&connection, &outbox), live.into_iter());
     }
 }
 
@@ -289,7 +293,11 @@ fn lock_wait(jobs: &[Box<dyn WriteJob>], busy: Duration) -> Duration {
     latest.map_or(busy, |left| left.min(busy))
 }
 
-fn commit_batch(connection: &Connection, jobs: impl Iterator<Item = Box<dyn WriteJob>>) {
+/// Runs the jobs in one transaction, each in its savepoint, then writes the
+/// events they recorded ([`outbox::flush`]) and commits. A failed flush or
+/// commit rolls everything back and answers every job with the error.
+fn commit_batch(transaction: &Transaction<'_>, jobs: impl Iterator<Item = Box<dyn WriteJob>>) {
+    let connection: &Connection = transaction;
     if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
         let reason = from_sqlite(error).to_string();
         for job in jobs {
@@ -300,28 +308,34 @@ fn commit_batch(connection: &Connection, jobs: impl Iterator<Item = Box<dyn Writ
     let mut ran = Vec::with_capacity(MAX_BATCH);
     // Waiting for the lock took time: a job that is too late now is refused, not run.
     for mut job in refuse_expired(jobs) {
-        match run_in_savepoint(connection, job.as_mut()) {
+        match run_in_savepoint(transaction, job.as_mut()) {
             Ok(()) => ran.push(job),
             Err(error) => job.finish(Some(error)),
         }
     }
-    let commit_error = connection.execute_batch("COMMIT").err().map(|error| {
+    let flushed = outbox::flush(connection, &mut transaction.outbox().borrow_mut());
+    let committed = flushed.and_then(|()| Ok(connection.execute_batch("COMMIT")?));
+    let commit_error = committed.err().map(|error| {
+        transaction.outbox().borrow_mut().clear();
         let _ = connection.execute_batch("ROLLBACK");
-        from_sqlite(error).to_string()
+        error.to_string()
     });
     for job in ran {
         job.finish(commit_error.clone().map(StoreError::Unavailable));
     }
 }
 
-/// Runs one job in its own savepoint, so its failure undoes only its own changes.
-fn run_in_savepoint(connection: &Connection, job: &mut dyn WriteJob) -> Result<(), StoreError> {
+/// Runs one job in its own savepoint, so its failure undoes only its own
+/// changes, and drops the events it recorded.
+fn run_in_savepoint(transaction: &Transaction<'_>, job: &mut dyn WriteJob) -> Result<(), StoreError> {
     let statement = |sql: &str| -> Result<(), StoreError> {
-        connection.prepare_cached(sql)?.execute([])?;
+        transaction.prepare_cached(sql)?.execute([])?;
         Ok(())
     };
     statement("SAVEPOINT job")?;
-    if !job.run(connection) {
+    let recorded = transaction.outbox().borrow().len();
+    if !job.run(transaction) {
+        transaction.outbox().borrow_mut().truncate(recorded);
         statement("ROLLBACK TO job")?;
     }
     statement("RELEASE job")
@@ -348,7 +362,7 @@ mod tests {
             .unwrap()
     }
 
-    fn insert(what: &'static str, sleep: Duration) -> impl FnOnce(&Connection) -> Result<(), StoreError> {
+    fn insert(what: &'static str, sleep: Duration) -> impl FnOnce(&Transaction<'_>) -> Result<(), StoreError> {
         move |connection| {
             thread::sleep(sleep);
             connection.execute("INSERT INTO written VALUES (?1)", [what])?;
