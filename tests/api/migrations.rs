@@ -153,7 +153,7 @@ async fn sqlite_0002_database_with_data_is_upgraded_to_the_token_lifecycle() {
     drop(store);
     let connection = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
-    assert_eq!(version, 6, "0003 to 0006 applied");
+    assert_eq!(version, 7, "0003 to 0007 applied");
 }
 
 /// After the upgrade to 0006: the old customers have no events; a write of one
@@ -218,7 +218,7 @@ async fn sqlite_0004_database_with_data_is_upgraded_to_events() {
     drop(store);
     let connection = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
-    assert_eq!(version, 6, "0005 and 0006 applied");
+    assert_eq!(version, 7, "0005 to 0007 applied");
     let deliveries: i64 =
         connection.query_row("SELECT count(*) FROM webhook_deliveries", [], |row| row.get(0)).unwrap();
     assert_eq!(deliveries, 1, "the update was queued for the endpoint");

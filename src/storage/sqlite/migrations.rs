@@ -23,6 +23,8 @@ const MIGRATIONS: &[Migration] = &[
     Migration::Sql(include_str!("../../../migrations/sqlite/0005_account_counts.sql")),
     // Events, webhook endpoints and their deliveries (API.md §8).
     Migration::Sql(include_str!("../../../migrations/sqlite/0006_events.sql")),
+    // `customers import`'s line marks out of idempotency_keys, into a narrow table (API.md §7).
+    Migration::Sql(include_str!("../../../migrations/sqlite/0007_import_records.sql")),
 ];
 
 /// Applies the missing migrations in one exclusive transaction, so two
