@@ -11,13 +11,17 @@ CREATE TABLE import_records (
     PRIMARY KEY (account_id, line_hash)
 );
 
--- The marks written so far move here (chr(9) is the tab). Locked first, so an
--- import of the previous release still running cannot add one in between.
--- Only `customers import` wrote these keys: no request can send a tab.
-LOCK TABLE idempotency_keys IN SHARE ROW EXCLUSIVE MODE;
+-- The marks written so far move here (chr(9) is the tab), in one statement:
+-- a row is deleted only as it is moved, and no table lock is needed (other
+-- writes of idempotency_keys go on). Only `customers import` wrote these keys:
+-- no request can send a tab. An import by the previous release's binary that
+-- runs during or after the upgrade writes its marks where this release does
+-- not look: finish imports before upgrading.
+WITH moved AS (
+    DELETE FROM idempotency_keys
+    WHERE left(key, 7) = 'import' || chr(9) AND substr(key, 8) ~ '^[0-9a-f]{64}$'
+    RETURNING account_id, key
+)
 INSERT INTO import_records (account_id, line_hash)
-SELECT account_id, decode(substr(key, 8), 'hex') FROM idempotency_keys
-WHERE left(key, 7) = 'import' || chr(9) AND substr(key, 8) ~ '^[0-9a-f]{64}$'
+SELECT account_id, decode(substr(key, 8), 'hex') FROM moved
 ON CONFLICT DO NOTHING;
-DELETE FROM idempotency_keys
-WHERE left(key, 7) = 'import' || chr(9) AND substr(key, 8) ~ '^[0-9a-f]{64}$';

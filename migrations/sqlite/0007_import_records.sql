@@ -13,6 +13,8 @@ CREATE TABLE import_records (
 
 -- The marks written so far move here (char(9) is the tab; unhex needs SQLite
 -- 3.41). Only `customers import` wrote these keys: no request can send a tab.
+-- An import by the previous release's binary after the upgrade writes its
+-- marks where this release does not look: finish imports before upgrading.
 INSERT OR IGNORE INTO import_records (account_id, line_hash)
 SELECT account_id, unhex(substr(key, 8)) FROM idempotency_keys
 WHERE substr(key, 1, 7) = 'import' || char(9) AND length(unhex(substr(key, 8))) = 32;
