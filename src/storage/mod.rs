@@ -128,8 +128,7 @@ impl Precondition {
     }
 }
 
-/// The first response to an idempotent POST, kept to be replayed; or the
-/// mark of a line `customers import` created a customer from ([`ImportLine::record`]).
+/// The first response to an idempotent POST, kept to be replayed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyRecord {
     pub key: String,
@@ -142,45 +141,14 @@ pub struct IdempotencyRecord {
     pub created_at: i64,
 }
 
-/// The key an imported line is recorded under in `idempotency_keys`:
-/// `import` and a tab, then the SHA-256 of the line in hex. The tab keeps it
-/// apart from every `Idempotency-Key` a request can send (printable ASCII only).
-pub fn import_key(line_hash: &[u8; 32]) -> String {
-    use std::fmt::Write;
-    let mut key = String::with_capacity(7 + 64);
-    key.push_str("import\t");
-    for byte in line_hash {
-        let _ = write!(key, "{byte:02x}");
-    }
-    key
-}
-
-/// The `created_at` of an import's idempotency records: the purge deletes
-/// records older than a cutoff, so these are never purged, and re-running an
-/// import file creates nothing twice however late (API.md §7 "Data tools").
-pub const IMPORT_RECORD_CREATED_AT: i64 = i64::MAX;
-
 /// One valid line of `customers import`: the customer it creates and the
-/// SHA-256 of the line's bytes (without its line ending), its idempotency key.
+/// SHA-256 of the line's bytes (without its line ending), its idempotency key
+/// (API.md §7 "Data tools"). A line created is marked imported into its
+/// account by a row of `import_records` (account, hash), never purged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportLine {
     pub line_hash: [u8; 32],
     pub customer: Customer,
-}
-
-impl ImportLine {
-    /// The idempotency record that marks this line imported into an account.
-    pub(crate) fn record(&self) -> IdempotencyRecord {
-        IdempotencyRecord {
-            key: import_key(&self.line_hash),
-            fingerprint: self.line_hash,
-            status: 201,
-            body: String::new(),
-            location: Some(format!("/v2/customers/{}", self.customer.id)),
-            etag: None,
-            created_at: IMPORT_RECORD_CREATED_AT,
-        }
-    }
 }
 
 /// A v2 list page request: ascending ids after a cursor, optionally by email.
@@ -394,12 +362,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Creates, in one transaction, the customer of each line whose hash the
     /// account has not imported before (nor earlier in `lines`), recording the
-    /// hash in the same transaction ([`ImportLine::record`]). Answers, line by
+    /// hash in `import_records` in the same transaction. Answers, line by
     /// line, whether it created the customer (`false`: a duplicate). Records no
     /// event (API.md §7, §8).
     async fn import_customers(&self, account_id: &AccountId, lines: Vec<ImportLine>) -> Result<Vec<bool>, StoreError>;
 
-    /// Key by key, whether the account already imported a line with this hash
+    /// Hash by hash, whether the account already imported a line with this hash
     /// (what `customers import --dry-run` reads; it writes nothing).
     async fn imported_lines(&self, account_id: &AccountId, line_hashes: Vec<[u8; 32]>)
     -> Result<Vec<bool>, StoreError>;

@@ -1,6 +1,6 @@
 //! Schema migrations as upgrades of a database written by an earlier release
-//! (schema 0001, 0002, 0004 or 0006, with data): the store opens it, migrates
-//! it, and serves its rows by the new rules.
+//! (schema 0001, 0002, 0004 or 0006, with data): the store (or the CLI) opens
+//! it, migrates it, and serves its rows by the new rules.
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -17,7 +17,10 @@ use clientele::storage::{
     self, AttemptOutcome, AttemptRecord, Attempted, CursorQuery, EventQuery, Precondition, SharedStore,
 };
 use clientele::usage::UsageRow;
+use sha2::{Digest, Sha256};
 use tempfile::TempDir;
+
+use crate::support::process::{command, describe, stderr};
 
 /// Rows as the previous release wrote them: its email match key was `to_lowercase`.
 const OLD_CUSTOMERS: [(&str, &str); 3] = [
@@ -155,7 +158,7 @@ async fn sqlite_0002_database_with_data_is_upgraded_to_the_token_lifecycle() {
     drop(store);
     let connection = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
-    assert_eq!(version, 7, "0003 to 0007 applied");
+    assert_eq!(version, 8, "0003 to 0008 applied");
 }
 
 /// After the upgrade to 0006: the old customers have no events; a write of one
@@ -220,7 +223,7 @@ async fn sqlite_0004_database_with_data_is_upgraded_to_events() {
     drop(store);
     let connection = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
-    assert_eq!(version, 7, "0005 to 0007 applied");
+    assert_eq!(version, 8, "0005 to 0008 applied");
     let deliveries: i64 =
         connection.query_row("SELECT count(*) FROM webhook_deliveries", [], |row| row.get(0)).unwrap();
     assert_eq!(deliveries, 1, "the update was queued for the endpoint");
@@ -311,10 +314,108 @@ async fn sqlite_0006_database_with_deliveries_is_upgraded_to_lease_ids() {
     drop(store);
     let connection = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
-    assert_eq!(version, 7, "0007 applied");
+    assert_eq!(version, 8, "0007 and 0008 applied");
     let mut statement = connection.prepare(DELIVERY_STATES).unwrap();
     let states = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?))).unwrap();
     assert_delivery_states(&states.collect::<Result<Vec<_>, _>>().unwrap());
+}
+
+/// Two lines `customers import` of the 0006 release created customers from;
+/// that release marked each with a row of `idempotency_keys` (see
+/// [`old_import_records_sql`]).
+const IMPORTED_LINES: [&str; 2] =
+    [r#"{"name":"Old","email":"ΑΣ@example.gr"}"#, r#"{"name":"Old","email":"STRASSE@x.de"}"#];
+
+/// A request's idempotency key the 0006 release kept: it stays where it is.
+const REQUEST_KEY: &str = "retry-1";
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// The marks of [`IMPORTED_LINES`] as the 0006 release wrote them (key
+/// "import", a tab and the line's SHA-256 in hex; never purged), and one
+/// request's record. `blob` writes a hex string as a literal of the backend's bytes type.
+fn old_import_records_sql(blob: fn(&str) -> String) -> String {
+    let mut sql = String::new();
+    for (line, (customer_id, _)) in IMPORTED_LINES.iter().zip(OLD_CUSTOMERS) {
+        let hash = hex(&Sha256::digest(line.as_bytes()));
+        sql.push_str(&format!(
+            "INSERT INTO idempotency_keys (account_id, key, fingerprint, status, body, location, etag, created_at) \
+             VALUES ('{ACCOUNT_ID}', 'import\t{hash}', {}, 201, '', '/v2/customers/{customer_id}', NULL, {});\n",
+            blob(&hash),
+            i64::MAX
+        ));
+    }
+    sql.push_str(&format!(
+        "INSERT INTO idempotency_keys (account_id, key, fingerprint, status, body, location, etag, created_at) \
+         VALUES ('{ACCOUNT_ID}', '{REQUEST_KEY}', {}, 201, '{{}}', NULL, NULL, 100);\n",
+        blob(&"ab".repeat(32))
+    ));
+    sql
+}
+
+/// After the upgrade, `customers import` (the real binary, which migrates the
+/// database on the SQLite pass) of a file holding [`IMPORTED_LINES`] and one
+/// new line creates the new one only, `--dry-run` first saying so; a second
+/// run creates nothing.
+fn imports_after_upgrade_skip_the_lines_imported_before(database_url: &str, dir: &std::path::Path) {
+    let input = dir.join("again.ndjson");
+    let lines = [IMPORTED_LINES[0], IMPORTED_LINES[1], r#"{"name":"New","email":"new@example.com"}"#];
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let import = |extra: &[&str]| {
+        let output = command()
+            .arg("--database-url")
+            .arg(database_url)
+            .args(["customers", "import", "--account", "acme", "--input"])
+            .arg(&input)
+            .args(extra)
+            .output()
+            .expect("run clientele");
+        assert!(output.status.success(), "{}", describe(&output));
+        stderr(&output).trim_end().to_owned()
+    };
+    let dry_run = "dry run: would import 1, skip 2 duplicates, 0 invalid; nothing was written";
+    assert_eq!(import(&["--dry-run"]), dry_run);
+    assert_eq!(import(&[]), "imported 1, skipped 2 duplicates, 0 invalid");
+    assert_eq!(import(&[]), "imported 0, skipped 3 duplicates, 0 invalid");
+}
+
+#[tokio::test]
+async fn sqlite_0006_database_with_import_records_is_upgraded_and_imports_skip_its_lines() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("old.db");
+    sqlite_0004_database(&path);
+    {
+        let connection = rusqlite::Connection::open(&path).unwrap();
+        for sql in [
+            include_str!("../../migrations/sqlite/0005_account_counts.sql"),
+            include_str!("../../migrations/sqlite/0006_events.sql"),
+        ] {
+            connection.execute_batch(sql).unwrap();
+        }
+        connection.execute_batch(&old_import_records_sql(|hex| format!("X'{hex}'"))).unwrap();
+        connection.pragma_update(None, "user_version", 6).unwrap();
+    }
+    let url = format!("sqlite://{}", path.display());
+    imports_after_upgrade_skip_the_lines_imported_before(&url, dir.path());
+
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
+    assert_eq!(version, 8, "0007 and 0008 applied");
+    let keys: Vec<String> = connection
+        .prepare("SELECT key FROM idempotency_keys")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(keys, [REQUEST_KEY], "the import marks moved out, the request's record stayed");
+    let marks: i64 = connection.query_row("SELECT count(*) FROM import_records", [], |row| row.get(0)).unwrap();
+    assert_eq!(marks, 3, "two moved, one new");
+    let store = storage::open(&url).await.unwrap();
+    let account = clientele::domain::AccountId::parse(ACCOUNT_ID).unwrap();
+    assert_eq!(store.list_customers_by_offset(&account, 10, 0).await.unwrap().1, 4, "3 old customers and 1 new");
 }
 
 mod needs_postgres {
@@ -326,7 +427,8 @@ mod needs_postgres {
     use crate::support::database::TestDatabase;
 
     /// A database as the release with migrations `0001..=release` left it, with
-    /// 0001's rows (their keys folded, as 0002's data migration left them);
+    /// 0001's rows (their keys folded, as 0002's data migration left them, and
+    /// their count where the release keeps it);
     /// answers it and a one-connection pool on it.
     async fn postgres_database_of_release(release: usize) -> (TestDatabase, sqlx::PgPool) {
         let database = TestDatabase::postgres_empty().await;
@@ -341,6 +443,11 @@ mod needs_postgres {
             sql.replace(&format!("'{}'", email.to_lowercase()), &format!("'{}'", normalize_email(email)))
         });
         pool.execute(rows.as_str()).await.expect("old rows");
+        if release >= 5 {
+            // Such a release counts an account's customers in account_counts (0005).
+            let count = format!("INSERT INTO account_counts (account_id, shard, n) VALUES ('{ACCOUNT_ID}', 0, 3)");
+            pool.execute(count.as_str()).await.expect("the old count");
+        }
         (database, pool)
     }
 
@@ -447,5 +554,25 @@ mod needs_postgres {
         let pool = PgPoolOptions::new().max_connections(1).connect(&database.url).await.unwrap();
         let states: Vec<(String, Option<i64>)> = sqlx::query_as(DELIVERY_STATES).fetch_all(&pool).await.unwrap();
         assert_delivery_states(&states);
+    }
+
+    /// 0008 on PostgreSQL: the same upgrade, the release's import marks moved.
+    #[tokio::test]
+    async fn postgres_0006_database_with_import_records_is_upgraded_and_imports_skip_its_lines() {
+        let (database, pool) = postgres_database_of_release(6).await;
+        pool.execute(old_import_records_sql(|hex| format!("'\\x{hex}'::bytea")).as_str()).await.expect("old records");
+        pool.close().await;
+        let dir = TempDir::new().unwrap();
+        // The store migrates; the CLI then finds nothing left to do.
+        let store = storage::open(&database.url).await.expect("open and migrate");
+        imports_after_upgrade_skip_the_lines_imported_before(&database.url, dir.path());
+
+        let pool = PgPoolOptions::new().max_connections(1).connect(&database.url).await.unwrap();
+        let keys: Vec<String> = sqlx::query_scalar("SELECT key FROM idempotency_keys").fetch_all(&pool).await.unwrap();
+        assert_eq!(keys, [REQUEST_KEY], "the import marks moved out, the request's record stayed");
+        let marks: i64 = sqlx::query_scalar("SELECT count(*) FROM import_records").fetch_one(&pool).await.unwrap();
+        assert_eq!(marks, 3, "two moved, one new");
+        let account = clientele::domain::AccountId::parse(ACCOUNT_ID).unwrap();
+        assert_eq!(store.list_customers_by_offset(&account, 10, 0).await.unwrap().1, 4, "3 old customers and 1 new");
     }
 }

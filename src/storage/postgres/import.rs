@@ -1,7 +1,7 @@
 //! `customers import` on PostgreSQL: a batch of lines in one transaction of
 //! two statements, whatever its size. The first takes the batch as one array
-//! per column (`unnest`), claims each line's import record and inserts the
-//! customers of the claims that succeeded; the second moves the account's
+//! per column (`unnest`), claims each line's mark in `import_records`
+//! (account, line hash) and inserts the customers of the claims that succeeded; the second moves the account's
 //! count (one of its `account_counts` rows, see [`super::counts`]) once, by
 //! the number inserted.
 
@@ -12,30 +12,27 @@ use sqlx::PgPool;
 use super::counts::{ADD_TO_COUNT, random_shard};
 use crate::domain::AccountId;
 use crate::storage::row::{CustomerColumns, customer_insert_columns};
-use crate::storage::{ImportLine, StoreError, import_key};
+use crate::storage::{ImportLine, StoreError};
 
 /// `$1` the account; `$2..$17` the customers' columns after `account_id`, in
-/// the order of [`customer_insert_columns!`]; `$18..$24` their import records'
-/// key, fingerprint, status, body, location, etag and created_at. Claims
+/// the order of [`customer_insert_columns!`]; `$18` the lines' hashes. Claims
 /// first: a concurrent import of the same line waits for the other
-/// transaction, then finds the key taken, and its customer is not inserted.
-/// Answers the keys whose customer was inserted.
+/// transaction, then finds the mark taken, and its customer is not inserted.
+/// Answers the ids of the customers inserted.
 const IMPORT_BATCH: &str = concat!(
     "WITH input AS (SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
      $7::bool[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], \
-     $15::int8[], $16::int8[], $17::int8[], $18::text[], $19::bytea[], $20::int4[], $21::text[], $22::text[], \
-     $23::text[], $24::int8[]) \
+     $15::int8[], $16::int8[], $17::int8[], $18::bytea[]) \
      AS line (id, name, email, email_normalized, phone, has_address, address_line1, address_line2, address_city, \
      address_region, address_postal_code, address_country, metadata, created_at, updated_at, version, \
-     key, fingerprint, status, body, location, etag, record_created_at)), \
-     claimed AS (INSERT INTO idempotency_keys (account_id, key, fingerprint, status, body, location, etag, \
-     created_at) SELECT $1, key, fingerprint, status, body, location, etag, record_created_at FROM input \
-     ON CONFLICT (account_id, key) DO NOTHING RETURNING key) \
+     line_hash)), \
+     claimed AS (INSERT INTO import_records (account_id, line_hash) SELECT $1, line_hash FROM input \
+     ON CONFLICT (account_id, line_hash) DO NOTHING RETURNING line_hash) \
      INSERT INTO customers (",
     customer_insert_columns!(),
     ") SELECT $1, id, name, email, email_normalized, phone, has_address, address_line1, address_line2, \
      address_city, address_region, address_postal_code, address_country, metadata, created_at, updated_at, \
-     version FROM input JOIN claimed USING (key) RETURNING id"
+     version FROM input JOIN claimed USING (line_hash) RETURNING id"
 );
 
 /// The columns of a batch's new lines, one array each (see [`IMPORT_BATCH`]).
@@ -52,18 +49,12 @@ struct Columns {
     created_at: Vec<i64>,
     updated_at: Vec<i64>,
     version: Vec<i64>,
-    key: Vec<String>,
-    fingerprint: Vec<Vec<u8>>,
-    status: Vec<i32>,
-    body: Vec<String>,
-    location: Vec<Option<String>>,
-    etag: Vec<Option<String>>,
-    record_created_at: Vec<i64>,
+    line_hash: Vec<Vec<u8>>,
 }
 
 impl Columns {
     fn push(&mut self, line: &ImportLine) {
-        let (customer, record) = (&line.customer, line.record());
+        let customer = &line.customer;
         let CustomerColumns { email_normalized, has_address, address, metadata } = CustomerColumns::of(customer);
         self.id.push(customer.id.as_str().to_owned());
         self.name.push(customer.name.clone());
@@ -79,13 +70,7 @@ impl Columns {
         self.created_at.push(customer.created);
         self.updated_at.push(customer.updated);
         self.version.push(customer.version);
-        self.key.push(record.key);
-        self.fingerprint.push(record.fingerprint.to_vec());
-        self.status.push(i32::from(record.status));
-        self.body.push(record.body);
-        self.location.push(record.location);
-        self.etag.push(record.etag);
-        self.record_created_at.push(record.created_at);
+        self.line_hash.push(line.line_hash.to_vec());
     }
 }
 
@@ -121,13 +106,7 @@ pub async fn import_customers(
         .bind(&columns.created_at)
         .bind(&columns.updated_at)
         .bind(&columns.version)
-        .bind(&columns.key)
-        .bind(&columns.fingerprint)
-        .bind(&columns.status)
-        .bind(&columns.body)
-        .bind(&columns.location)
-        .bind(&columns.etag)
-        .bind(&columns.record_created_at)
+        .bind(&columns.line_hash)
         .fetch_all(&mut *transaction)
         .await?;
     // The account's count, once per batch (the only write to it here).
@@ -146,19 +125,19 @@ pub async fn import_customers(
         .collect())
 }
 
-/// Per hash, whether the account has its import record.
+/// Per hash, whether the account has its mark in `import_records`.
 pub async fn imported_lines(
     pool: &PgPool,
     account_id: &AccountId,
     line_hashes: &[[u8; 32]],
 ) -> Result<Vec<bool>, StoreError> {
-    let keys: Vec<String> = line_hashes.iter().map(import_key).collect();
-    let found: Vec<String> =
-        sqlx::query_scalar("SELECT key FROM idempotency_keys WHERE account_id = $1 AND key = ANY($2)")
+    let hashes: Vec<&[u8]> = line_hashes.iter().map(|hash| hash.as_slice()).collect();
+    let found: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT line_hash FROM import_records WHERE account_id = $1 AND line_hash = ANY($2)")
             .bind(account_id.as_str())
-            .bind(&keys)
+            .bind(&hashes)
             .fetch_all(pool)
             .await?;
-    let found: HashSet<String> = found.into_iter().collect();
-    Ok(keys.iter().map(|key| found.contains(key)).collect())
+    let found: HashSet<Vec<u8>> = found.into_iter().collect();
+    Ok(line_hashes.iter().map(|hash| found.contains(hash.as_slice())).collect())
 }

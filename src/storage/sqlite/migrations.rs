@@ -25,6 +25,8 @@ const MIGRATIONS: &[Migration] = &[
     Migration::Sql(include_str!("../../../migrations/sqlite/0006_events.sql")),
     // Lease identities for webhook deliveries (API.md §8).
     Migration::Sql(include_str!("../../../migrations/sqlite/0007_delivery_leases.sql")),
+    // `customers import`'s line marks out of idempotency_keys, into a narrow table (API.md §7).
+    Migration::Sql(include_str!("../../../migrations/sqlite/0008_import_records.sql")),
 ];
 
 /// Applies the missing migrations in one exclusive transaction, so two
