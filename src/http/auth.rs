@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -161,14 +161,21 @@ fn address_of(request: &Request, state: &AppState) -> String {
 /// structured fields): `RateLimit-Policy: "default";q=N;w=W` and `RateLimit: "default";r=R;t=T`,
 /// with the same numbers (API.md §5).
 pub fn add_rate_limit_headers(headers: &mut HeaderMap, decision: Decision, limit: RateLimit) {
-    headers.insert("x-ratelimit-limit", HeaderValue::from(decision.limit));
-    headers.insert("x-ratelimit-remaining", HeaderValue::from(decision.remaining));
-    headers.insert("x-ratelimit-reset", HeaderValue::from(decision.reset_secs));
+    headers.insert(X_RATELIMIT_LIMIT, HeaderValue::from(decision.limit));
+    headers.insert(X_RATELIMIT_REMAINING, HeaderValue::from(decision.remaining));
+    headers.insert(X_RATELIMIT_RESET, HeaderValue::from(decision.reset_secs));
     let policy = format!("\"default\";q={};w={}", decision.limit, limit.window_secs);
     let state = format!("\"default\";r={};t={}", decision.remaining, decision.reset_secs);
-    for (name, value) in [("ratelimit-policy", policy), ("ratelimit", state)] {
+    for (name, value) in [(RATELIMIT_POLICY, policy), (RATELIMIT, state)] {
         if let Ok(value) = HeaderValue::from_str(&value) {
             headers.insert(name, value);
         }
     }
 }
+
+// Header names made at compile time: a name given as a string is parsed again at every insert.
+const X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+const X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
