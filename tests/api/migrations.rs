@@ -158,7 +158,7 @@ async fn sqlite_0002_database_with_data_is_upgraded_to_the_token_lifecycle() {
     drop(store);
     let connection = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
-    assert_eq!(version, 8, "0003 to 0008 applied");
+    assert_eq!(version, 9, "0003 to 0009 applied");
 }
 
 /// After the upgrade to 0006: the old customers have no events; a write of one
@@ -223,7 +223,7 @@ async fn sqlite_0004_database_with_data_is_upgraded_to_events() {
     drop(store);
     let connection = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
-    assert_eq!(version, 8, "0005 to 0008 applied");
+    assert_eq!(version, 9, "0005 to 0009 applied");
     let deliveries: i64 =
         connection.query_row("SELECT count(*) FROM webhook_deliveries", [], |row| row.get(0)).unwrap();
     assert_eq!(deliveries, 1, "the update was queued for the endpoint");
@@ -314,10 +314,30 @@ async fn sqlite_0006_database_with_deliveries_is_upgraded_to_lease_ids() {
     drop(store);
     let connection = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
-    assert_eq!(version, 8, "0007 and 0008 applied");
+    assert_eq!(version, 9, "0007 to 0009 applied");
     let mut statement = connection.prepare(DELIVERY_STATES).unwrap();
     let states = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?))).unwrap();
     assert_delivery_states(&states.collect::<Result<Vec<_>, _>>().unwrap());
+    // 0009: the events moved to a rowid table in creation order, which
+    // listing, and pruning by the lowest rowids, still follow.
+    let by_rowid: Vec<String> = connection
+        .prepare("SELECT id FROM events ORDER BY rowid")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(by_rowid, OLD_EVENT_IDS);
+    drop(statement);
+    drop(connection);
+    let store = storage::open(&format!("sqlite://{}", path.display())).await.unwrap();
+    let account = clientele::domain::AccountId::parse(ACCOUNT_ID).unwrap();
+    let query = EventQuery { limit: 10, starting_after: None, event_type: None };
+    let listed: Vec<String> =
+        store.list_events(&account, query).await.unwrap().items.iter().map(|event| event.id.to_string()).collect();
+    assert_eq!(listed, OLD_EVENT_IDS);
+    assert_eq!(store.prune_events(clientele::domain::time::now_unix_ms(), 2).await.unwrap(), 2, "the two oldest");
+    assert_eq!(store.prune_events(clientele::domain::time::now_unix_ms(), 2).await.unwrap(), 1, "then the last");
 }
 
 /// Two lines `customers import` of the 0006 release created customers from;
@@ -402,7 +422,7 @@ async fn sqlite_0006_database_with_import_records_is_upgraded_and_imports_skip_i
 
     let connection = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
-    assert_eq!(version, 8, "0007 and 0008 applied");
+    assert_eq!(version, 9, "0007 to 0009 applied");
     let keys: Vec<String> = connection
         .prepare("SELECT key FROM idempotency_keys")
         .unwrap()

@@ -38,7 +38,7 @@ pub fn lease(
     let select = format!(
         "SELECT e.id, e.account_id, e.type, e.created_at, e.data, d.id, d.endpoint_id, d.attempts, w.url, w.secret \
          FROM webhook_deliveries d JOIN webhook_endpoints w ON w.id = d.endpoint_id \
-         JOIN events e ON e.id = d.event_id WHERE {DUE} ORDER BY d.id LIMIT ?3"
+         JOIN events e ON e.account_id = d.account_id AND e.id = d.event_id WHERE {DUE} ORDER BY d.id LIMIT ?3"
     );
     let mut statement = connection.prepare_cached(&select)?;
     let mut rows = statement.query(params![now_ms, skip_endpoints, limit])?;

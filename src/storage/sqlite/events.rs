@@ -71,15 +71,19 @@ pub fn get_event(
 }
 
 /// Deletes the oldest `max_rows` events created before `before_ms`, and their
-/// deliveries, by the primary key ([`event_id_bound`]).
+/// deliveries: the lowest rowids (rowid order is creation order, migration
+/// 0009) among which the ids are below [`event_id_bound`]; fewer when some of
+/// them are recent, which ends the caller's pruning round.
 pub fn prune_events(connection: &Connection, before_ms: i64, max_rows: u32) -> rusqlite::Result<u64> {
-    const DOOMED: &str = "SELECT id FROM events WHERE id < ?1 ORDER BY id LIMIT ?2";
+    const DOOMED: &str = "SELECT rowid FROM (SELECT rowid, id FROM events ORDER BY rowid LIMIT ?2) WHERE id < ?1";
     let bound = event_id_bound(before_ms);
     connection
-        .prepare_cached(&format!("DELETE FROM webhook_deliveries WHERE event_id IN ({DOOMED})"))?
+        .prepare_cached(&format!(
+            "DELETE FROM webhook_deliveries WHERE event_id IN (SELECT id FROM events WHERE rowid IN ({DOOMED}))"
+        ))?
         .execute(params![bound, max_rows])?;
     let deleted = connection
-        .prepare_cached(&format!("DELETE FROM events WHERE id IN ({DOOMED})"))?
+        .prepare_cached(&format!("DELETE FROM events WHERE rowid IN ({DOOMED})"))?
         .execute(params![bound, max_rows])?;
     Ok(deleted as u64)
 }
