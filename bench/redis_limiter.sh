@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The Redis limiter against the hello world, for one or more builds of `examples/bench_server`, in one run.
 #
-#   bench/redis_limiter.sh [--rounds N] [--duration SECS] [--connections C] [BENCH_SERVER_BIN...]
+#   bench/redis_limiter.sh [--rounds N] [--duration SECS] [--connections C] [BENCH_SERVER_BIN[:LIMITER]...]
 #
 # Without BIN, measures this tree's release build. Each round runs, back to
 # back, `wrk -t1 -cC -dSECS` against the hello world and then against
-# `bench_server DB ADDR redis` of each BIN (all on 127.0.0.1, the Redis at
+# `bench_server DB ADDR LIMITER` of each BIN (LIMITER: redis unless given as
+# BIN:memory or BIN:off, to compare with counting in memory or not at all;
+# all on 127.0.0.1, the Redis at
 # $CLIENTELE_BENCH_REDIS_URL, default redis://127.0.0.1:6379), so load from
 # anything else on the machine falls on every target alike. Prints, per round
 # and as medians: requests/s, the ratio to that round's hello world, and µs of
@@ -19,7 +21,7 @@ while [ $# -gt 0 ]; do
     --rounds) rounds=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
     --connections) connections=$2; shift 2 ;;
-    -*) echo "usage: bench/redis_limiter.sh [--rounds N] [--duration SECS] [--connections C] [BENCH_SERVER_BIN...]" >&2; exit 2 ;;
+    -*) echo "usage: bench/redis_limiter.sh [--rounds N] [--duration SECS] [--connections C] [BENCH_SERVER_BIN[:LIMITER]...]" >&2; exit 2 ;;
     *) bins+=("$1"); shift ;;
   esac
 done
@@ -44,8 +46,9 @@ start() { # port command...
 start 18281 target/release/examples/hello 127.0.0.1:18281
 labels=("hello world") urls=("http://127.0.0.1:18281/") server_pids=("${pids[0]}")
 for i in "${!bins[@]}"; do
-  port=$((18282 + i))
-  start "$port" "${bins[$i]}" "$db" "127.0.0.1:$port" redis "$redis_url"
+  port=$((18282 + i)) bin=${bins[$i]%:*} limiter=redis
+  [[ ${bins[$i]} == *:* ]] && limiter=${bins[$i]##*:}
+  start "$port" "$bin" "$db" "127.0.0.1:$port" "$limiter" "$redis_url"
   labels+=("${bins[$i]}") urls+=("http://127.0.0.1:$port/v2/customers/$CUSTOMER_ID") server_pids+=("${pids[-1]}")
 done
 

@@ -88,7 +88,9 @@ impl RedisLimiter {
         }
         let (reply, count) = oneshot::channel();
         let increment = Increment {
-            redis_key: window_key(key, limit, position),
+            key: key.into(),
+            window_secs: limit.window_secs,
+            window_index: position.index,
             expiry_ms: position.window_ms + 1000,
             queued_at: Instant::now(),
             reply,
@@ -109,7 +111,7 @@ impl RedisLimiter {
         }
         let mut connection = self.inner.shared.connection.clone();
         let mut command = redis::cmd("GET");
-        command.arg(window_key(key, limit, position));
+        command.arg(window_key(key, limit.window_secs, position.index));
         let call = tokio::time::timeout(TIMEOUT, command.query_async::<Option<u64>>(&mut connection));
         let count = self.inner.shared.answer(call.await)?;
         Some(count.unwrap_or_default())
@@ -186,7 +188,7 @@ impl Shared {
     }
 }
 
-/// The Redis key of one window of one limit of `key`.
-fn window_key(key: &str, limit: RateLimit, position: WindowPosition) -> String {
-    format!("clientele:rl:{key}:{}:{}", limit.window_secs, position.index)
+/// The Redis key of one window (the `window_index`th since the Unix epoch) of one limit of `key`.
+fn window_key(key: &str, window_secs: u32, window_index: u64) -> String {
+    format!("clientele:rl:{key}:{window_secs}:{window_index}")
 }

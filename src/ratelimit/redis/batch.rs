@@ -14,9 +14,12 @@ use super::{Shared, TIMEOUT};
 /// The most requests counted in one pipeline.
 const MAX_BATCH: usize = 1024;
 
-/// One request to count: the Redis key of its window, and where its count goes.
+/// One request to count: its key and window, and where its count goes.
 pub(super) struct Increment {
-    pub redis_key: String,
+    /// The limiter's key (a token id, say), formatted into a Redis key once per batch, not per request.
+    pub key: Box<str>,
+    pub window_secs: u32,
+    pub window_index: u64,
     /// The key's expiry (`PEXPIRE`) in milliseconds, if this request's batch starts its count.
     pub expiry_ms: u64,
     /// When the request was queued: it waits at most [`TIMEOUT`] from then.
@@ -40,10 +43,13 @@ pub(super) async fn run(shared: Arc<Shared>, mut queue: mpsc::UnboundedReceiver<
 async fn count(shared: &Arc<Shared>, batch: &mut Vec<Increment>, pipeline: &mut redis::Pipeline) {
     let deadline = batch.iter().map(|request| request.queued_at).min().map(|oldest| oldest + TIMEOUT);
     // A stable sort: the requests of one key stay in queue order, so the earlier get the lower counts.
-    batch.sort_by(|a, b| a.redis_key.cmp(&b.redis_key));
+    batch.sort_by(|a, b| a.window().cmp(&b.window()));
     pipeline.clear();
-    for requests in batch.chunk_by(same_key) {
-        pipeline.cmd("INCRBY").arg(&requests[0].redis_key).arg(requests.len());
+    let mut redis_keys = Vec::new();
+    for requests in batch.chunk_by(same_window) {
+        let redis_key = requests[0].redis_key();
+        pipeline.cmd("INCRBY").arg(&redis_key).arg(requests.len());
+        redis_keys.push(redis_key);
     }
     let totals = match deadline {
         _ if shared.is_degraded() => None,
@@ -67,11 +73,11 @@ async fn count(shared: &Arc<Shared>, batch: &mut Vec<Increment>, pipeline: &mut 
     // The `k` requests of a key whose count is now `total` get `total - k + 1 ..= total`.
     let mut counts = Vec::with_capacity(batch.len());
     pipeline.clear();
-    for (requests, total) in batch.chunk_by(same_key).zip(totals) {
+    for ((requests, total), redis_key) in batch.chunk_by(same_window).zip(totals).zip(redis_keys) {
         let first = total.saturating_sub(requests.len() as u64) + 1;
         counts.extend((0..requests.len() as u64).map(|i| first + i));
         if first == 1 {
-            pipeline.cmd("PEXPIRE").arg(&requests[0].redis_key).arg(requests[0].expiry_ms).ignore();
+            pipeline.cmd("PEXPIRE").arg(redis_key).arg(requests[0].expiry_ms).ignore();
         }
     }
     // A request left without a count (Redis answered fewer totals than asked) gets `None` by the drop.
@@ -86,6 +92,16 @@ async fn count(shared: &Arc<Shared>, batch: &mut Vec<Increment>, pipeline: &mut 
     }
 }
 
-fn same_key(a: &Increment, b: &Increment) -> bool {
-    a.redis_key == b.redis_key
+impl Increment {
+    fn window(&self) -> (&str, u32, u64) {
+        (&self.key, self.window_secs, self.window_index)
+    }
+
+    fn redis_key(&self) -> String {
+        super::window_key(&self.key, self.window_secs, self.window_index)
+    }
+}
+
+fn same_window(a: &Increment, b: &Increment) -> bool {
+    a.window() == b.window()
 }
