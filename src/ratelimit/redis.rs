@@ -9,9 +9,10 @@
 //! limit is exact (API.md §5), while Redis and this process see one command
 //! per key and batch instead of one per request. A key first counted by a
 //! batch (its range starts at 1) is then given its expiry, a second past the
-//! window's end (`PEXPIRE`, one more round trip once per key and window). A
-//! process that dies between the two leaves one key without expiry; it is
-//! never counted again, since the next window has a key of its own.
+//! window's end (`PEXPIRE`, sent once per key and window beside the next
+//! batch, not before it). A process that dies between the two leaves one key
+//! without expiry; it is never counted again, since the next window has a key
+//! of its own.
 //!
 //! A Redis that fails, or leaves a request without its count for [`TIMEOUT`]
 //! since it was queued, marks the limiter degraded: requests are then counted

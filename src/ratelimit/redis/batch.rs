@@ -72,24 +72,29 @@ async fn count(shared: &Arc<Shared>, batch: &mut Vec<Increment>, pipeline: &mut 
 
     // The `k` requests of a key whose count is now `total` get `total - k + 1 ..= total`.
     let mut counts = Vec::with_capacity(batch.len());
-    pipeline.clear();
+    let mut expiries = redis::pipe();
     for ((requests, total), redis_key) in batch.chunk_by(same_window).zip(totals).zip(redis_keys) {
         let first = total.saturating_sub(requests.len() as u64) + 1;
         counts.extend((0..requests.len() as u64).map(|i| first + i));
         if first == 1 {
-            pipeline.cmd("PEXPIRE").arg(redis_key).arg(requests[0].expiry_ms).ignore();
+            expiries.cmd("PEXPIRE").arg(redis_key).arg(requests[0].expiry_ms).ignore();
         }
     }
     // A request left without a count (Redis answered fewer totals than asked) gets `None` by the drop.
     for (request, count) in batch.drain(..).zip(counts) {
         let _ = request.reply.send(Some(count));
     }
-    // After the answers: the requests do not wait for the expiry of a window's first count.
-    if !pipeline.is_empty() {
-        let mut connection = shared.connection.clone();
-        let call = pipeline.exec_async(&mut connection);
-        shared.answer(tokio::time::timeout(TIMEOUT, call).await);
+    if !expiries.is_empty() {
+        // Beside the next batch, not before it: no request waits for the expiry of a window's first count.
+        tokio::spawn(expire(shared.clone(), expiries));
     }
+}
+
+/// Sends the `PEXPIRE`s of `expiries`; a failure degrades the limiter.
+async fn expire(shared: Arc<Shared>, expiries: redis::Pipeline) {
+    let mut connection = shared.connection.clone();
+    let call = expiries.exec_async(&mut connection);
+    shared.answer(tokio::time::timeout(TIMEOUT, call).await);
 }
 
 impl Increment {
