@@ -752,6 +752,47 @@ mod needs_redis_server_two_instances {
         (first, second)
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn bursts_at_two_instances_at_once_admit_the_limit_in_total_and_every_window_key_expires() {
+        assert!(redis_server_available(), "redis-server is not on PATH (needed to start a private Redis)");
+        let redis = PrivateRedis::start(free_port());
+        let (n, w) = (20, 60);
+        leave_room_in_window(u64::from(w), Duration::from_secs(2)).await;
+        let (first, second) = two_instances(ServerConfig::default(), &redis.url()).await;
+        let token = first.issue_token("default", Scope::Read, limit(n, w)).await;
+        for app in [&first, &second] {
+            // Warm each connection, so that the bursts measure counting, not connecting.
+            assert_eq!(app.get("/v1/customers").await.status(), 200);
+        }
+
+        // Each instance counts its burst in batches; the batches of both share one count.
+        let urls = [&first, &second].map(|app| format!("{}/v1/customers", base(app)));
+        let (at_first, at_second) =
+            tokio::join!(burst(&first.client, &urls[0], &token, 30), burst(&second.client, &urls[1], &token, 30));
+        assert_exactly_n_pass(&[at_first, at_second].concat(), n);
+        for app in [&first, &second] {
+            assert_eq!(limiter_state(&app.client, &base(app)).await, "redis", "no fallback during the bursts");
+        }
+
+        // Each window key was given its expiry (once, by the batch that counted its first request).
+        let client = redis::Client::open(redis.url()).expect("redis url");
+        let mut connection = client.get_multiplexed_async_connection().await.expect("connect to the private Redis");
+        let keys: Vec<String> = redis::cmd("KEYS").arg("clientele:rl:*").query_async(&mut connection).await.unwrap();
+        assert_eq!(keys.len(), 3, "the burst's token and each instance's own token: {keys:?}");
+        let deadline = Instant::now() + Duration::from_secs(2);
+        for key in keys {
+            loop {
+                let ttl_ms: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut connection).await.unwrap();
+                if ttl_ms > 0 {
+                    assert!(ttl_ms <= (i64::from(w) + 1) * 1000, "{key} expires in {ttl_ms} ms");
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{key} has no expiry (PTTL {ttl_ms})");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+
     #[tokio::test]
     async fn with_redis_paused_each_instance_counts_on_from_the_last_count_redis_gave_it() {
         assert!(redis_server_available(), "redis-server is not on PATH (needed to pause a private Redis)");
