@@ -9,17 +9,17 @@
 -- so rowid order is creation order and retention prunes the lowest rowids.
 -- No foreign key to accounts: checking it cost a lookup per event (PostgreSQL
 -- dropped it in 0006 for the same reason), and events are never written for
--- an account that does not exist.
+-- an account that does not exist. No customer_id column: nothing reads it,
+-- and data holds the customer's id.
 CREATE TABLE events_by_rowid (
-    id          TEXT NOT NULL,
-    account_id  TEXT NOT NULL,
-    type        TEXT NOT NULL,
-    created_at  INTEGER NOT NULL,
-    customer_id TEXT NOT NULL,
-    data        TEXT NOT NULL
+    id         TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    type       TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    data       TEXT NOT NULL
 );
-INSERT INTO events_by_rowid (id, account_id, type, created_at, customer_id, data)
-    SELECT id, account_id, type, created_at, customer_id, data FROM events ORDER BY id;
+INSERT INTO events_by_rowid (id, account_id, type, created_at, data)
+    SELECT id, account_id, type, created_at, data FROM events ORDER BY id;
 DROP TABLE events;
 ALTER TABLE events_by_rowid RENAME TO events;
 CREATE UNIQUE INDEX events_account ON events (account_id, id);

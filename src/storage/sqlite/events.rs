@@ -28,7 +28,6 @@ pub fn record(transaction: &Transaction<'_>, account_id: &AccountId, event_type:
         account_id: account_id.clone(),
         event_type,
         created_at_ms: now_unix_ms(),
-        customer_id: customer.id.as_str().to_owned(),
         data: encode_customer(customer),
     });
 }

@@ -27,7 +27,6 @@ pub struct PendingEvent {
     pub event_type: EventType,
     /// Unix milliseconds.
     pub created_at_ms: i64,
-    pub customer_id: String,
     /// The customer's snapshot ([`crate::storage::snapshot`]).
     pub data: String,
 }
@@ -62,7 +61,7 @@ impl Deref for Transaction<'_> {
     }
 }
 
-/// Events a multi-row insert writes at once: 6 values each, 384 in all.
+/// Events a multi-row insert writes at once: 5 values each, 320 in all.
 const EVENTS_PER_STATEMENT: usize = 64;
 
 /// Inserts `events` (in their order, which is their ids' order) and one
@@ -82,22 +81,15 @@ pub fn flush(connection: &Connection, events: &mut Vec<PendingEvent>) -> Result<
 }
 
 fn insert_events(connection: &Connection, events: &[PendingEvent]) -> rusqlite::Result<()> {
-    let mut sql = String::from("INSERT INTO events (id, account_id, type, created_at, customer_id, data) VALUES ");
+    let mut sql = String::from("INSERT INTO events (id, account_id, type, created_at, data) VALUES ");
     for index in 0..events.len() {
-        sql.push_str(if index == 0 { "(?,?,?,?,?,?)" } else { ",(?,?,?,?,?,?)" });
+        sql.push_str(if index == 0 { "(?,?,?,?,?)" } else { ",(?,?,?,?,?)" });
     }
     let columns: Vec<[&str; 3]> =
         events.iter().map(|event| [event.id.as_str(), event.account_id.as_str(), event.event_type.as_str()]).collect();
-    let mut values: Vec<&dyn ToSql> = Vec::with_capacity(events.len() * 6);
+    let mut values: Vec<&dyn ToSql> = Vec::with_capacity(events.len() * 5);
     for (event, [id, account_id, event_type]) in events.iter().zip(&columns) {
-        values.extend([
-            id as &dyn ToSql,
-            account_id,
-            event_type,
-            &event.created_at_ms,
-            &event.customer_id,
-            &event.data,
-        ]);
+        values.extend([id as &dyn ToSql, account_id, event_type, &event.created_at_ms, &event.data]);
     }
     connection.prepare_cached(&sql)?.execute(values.as_slice())?;
     Ok(())
