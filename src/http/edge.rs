@@ -30,7 +30,7 @@ use crate::metrics::{Metrics, UNMATCHED};
 pub const REQUEST_ID: &str = "x-request-id";
 /// The `tracing` target of the one line logged per request, to filter it on
 /// its own: `CLIENTELE_LOG=info,clientele::request=off` silences it.
-pub const REQUEST_LOG: &str = "clientele::request";
+pub const REQUEST_LOG: &str = crate::logging::REQUEST_TARGET;
 
 /// Who made an authenticated request, put on its response for the request log.
 #[derive(Debug, Clone)]
