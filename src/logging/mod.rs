@@ -10,9 +10,11 @@
 //! `clientele serve` does after its graceful shutdown, so the last lines
 //! before SIGTERM are written.
 //!
-//! The request line itself is formatted by [`request_line`], without
-//! `core::fmt`, into the same bytes the stock formatter would write.
+//! The request line itself is formatted by [`request_line`], and the fields
+//! of the request's span (in `Pretty`) by [`fields`], without `core::fmt`,
+//! into the same bytes the stock formatters would write.
 
+pub mod fields;
 pub mod request_line;
 
 use std::io::{BufWriter, IsTerminal, Write};
@@ -68,6 +70,7 @@ pub fn init(format: Format, sink: impl Write + Send + 'static, sink_is_terminal:
     let installed = match format {
         Format::Pretty => builder
             .with_ansi(sink_is_terminal)
+            .fmt_fields(fields::PlainFields::default())
             .event_format(RequestLineFormat::new(format::Format::default(), Shape::Full))
             .try_init(),
         Format::Json => builder

@@ -181,21 +181,21 @@ impl FieldWriter<'_> {
 
 impl Visit for FieldWriter<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        let is_string_field = matches!(field.name(), "request_id" | "route" | "method" | "account_id");
-        if self.expect(field, is_string_field) {
+        // request_id, route, method, account_id
+        if self.expect(field, matches!(self.next, 1 | 2 | 3 | 6)) {
             self.push_quoted(field.name(), value);
         }
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        if self.expect(field, field.name() == "status") {
+        if self.expect(field, self.next == 4) {
             self.push_name("status");
             self.line.push_str(itoa::Buffer::new().format(value));
         }
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        if !self.expect(field, field.name() == "latency_ms") {
+        if !self.expect(field, self.next == 5) {
             return;
         }
         match Millis::exact(value) {
@@ -208,7 +208,7 @@ impl Visit for FieldWriter<'_> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if !self.expect(field, field.name() == "message") {
+        if !self.expect(field, self.next == 0) {
             return;
         }
         // The message as `Debug` shows it (format_args! shows its text), directly
@@ -240,7 +240,7 @@ impl Visit for FieldWriter<'_> {
 }
 
 /// Printable ASCII other than `"` and `\`: what `str`'s `Debug` and JSON both copy unescaped.
-fn is_plain(text: &str) -> bool {
+pub(super) fn is_plain(text: &str) -> bool {
     text.bytes().all(|byte| (b' '..=b'~').contains(&byte) && byte != b'"' && byte != b'\\')
 }
 
