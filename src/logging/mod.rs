@@ -10,12 +10,12 @@
 //! `clientele serve` does after its graceful shutdown, so the last lines
 //! before SIGTERM are written.
 //!
-//! The request line itself is formatted by [`request_line`], and the fields
-//! of the request's span (in `Pretty`) by [`fields`], without `core::fmt`,
+//! The request line itself is formatted by `request_line`, and the fields
+//! of the request's span (in `Pretty`) by `fields`, without `core::fmt`,
 //! into the same bytes the stock formatters would write.
 
-pub mod fields;
-pub mod request_line;
+mod fields;
+mod request_line;
 
 use std::io::{BufWriter, IsTerminal, Write};
 use std::sync::OnceLock;

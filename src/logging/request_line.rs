@@ -1,4 +1,4 @@
-//! The request line (README, "Metrics and logs": one line per request, target
+//! The request line (README, "Operations": one line per request, target
 //! [`REQUEST_TARGET`]) formatted without `core::fmt`, byte for byte as
 //! tracing-subscriber's stock formatters would write it.
 //!
