@@ -62,7 +62,6 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
         Ok(principal) => principal,
         Err(refused) => return refused,
     };
-    tracing::Span::current().record("account_id", principal.account_id.as_str());
 
     let limit = principal.rate_limit.unwrap_or(state.config.default_rate_limit);
     let uncounted = is_uncounted(&request);

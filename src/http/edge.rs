@@ -18,7 +18,7 @@ use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt;
-use rand::distr::{Alphanumeric, SampleString};
+use rand::RngCore;
 use tracing::Instrument;
 
 use super::error::{ApiError, ErrorCode};
@@ -30,22 +30,12 @@ use crate::metrics::{Metrics, UNMATCHED};
 pub const REQUEST_ID: &str = "x-request-id";
 /// The `tracing` target of the one line logged per request, to filter it on
 /// its own: `CLIENTELE_LOG=info,clientele::request=off` silences it.
-pub const REQUEST_LOG: &str = "clientele::request";
+pub const REQUEST_LOG: &str = crate::logging::REQUEST_TARGET;
 
 /// Who made an authenticated request, put on its response for the request log.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub account_id: Arc<str>,
-}
-
-/// The id of the request being served, as sent back in `X-Request-Id`.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub HeaderValue);
-
-impl RequestId {
-    pub fn as_str(&self) -> &str {
-        self.0.to_str().unwrap_or("")
-    }
 }
 
 /// 1–64 characters of `[A-Za-z0-9._-]`.
@@ -55,10 +45,25 @@ fn is_valid_request_id(value: &HeaderValue) -> bool {
         && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-/// A new request id: `req_` and 20 random letters and digits.
+/// A new request id: `req_` and 20 random letters and digits, each of the 62
+/// equally likely (6 random bits a character, 62 and 63 drawn again).
 pub(crate) fn new_request_id() -> HeaderValue {
-    let id = format!("req_{}", Alphanumeric.sample_string(&mut rand::rng(), 20));
-    HeaderValue::from_str(&id).expect("alphanumerics are a valid header value")
+    const ALPHABET: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut id = *b"req_00000000000000000000";
+    let mut filled = 4;
+    let mut rng = rand::rng();
+    while filled < id.len() {
+        let mut bits = rng.next_u64();
+        for _ in 0..10 {
+            let index = (bits & 63) as usize;
+            bits >>= 6;
+            if index < ALPHABET.len() && filled < id.len() {
+                id[filled] = ALPHABET[index];
+                filled += 1;
+            }
+        }
+    }
+    HeaderValue::from_bytes(&id).expect("letters and digits are a valid header value")
 }
 
 /// The router's outermost layer: [`edge`], also counting the request in the server's metrics.
@@ -71,7 +76,7 @@ pub async fn edge(request: Request, next: Next) -> Response {
     run_edge(request, next, None).await
 }
 
-async fn run_edge(mut request: Request, next: Next, metrics: Option<&Metrics>) -> Response {
+async fn run_edge(request: Request, next: Next, metrics: Option<&Metrics>) -> Response {
     let started = Instant::now();
     let sent = single(request.headers(), REQUEST_ID, "X-Request-Id");
     let request_id = match sent {
@@ -79,25 +84,24 @@ async fn run_edge(mut request: Request, next: Next, metrics: Option<&Metrics>) -
         _ => new_request_id(),
     };
     let refused = sent.err();
-    request.extensions_mut().insert(RequestId(request_id.clone()));
     let matched = request.extensions().get::<MatchedPath>().cloned();
     let route = route_label(matched.as_ref());
     let method = request.method().clone();
-    let span = tracing::info_span!(
-        "request",
-        request_id = request_id.to_str().unwrap_or(""),
-        route,
-        method = method.as_str(),
-        account_id = tracing::field::Empty,
-    );
-    let mut response = match refused.or_else(|| limits::check(&request)) {
-        Some(error) => error.into_response(),
-        None => run_catching_panics(request, next).instrument(span.clone()).await,
+    // Only the id: the request line has the route, method and account, and
+    // every field here is formatted when the span opens.
+    let span = tracing::info_span!("request", request_id = request_id.to_str().unwrap_or(""));
+    let served = async {
+        let mut response = match refused.or_else(|| limits::check(&request)) {
+            Some(error) => error.into_response(),
+            None => run_catching_panics(request, next).await,
+        };
+        if method == Method::OPTIONS {
+            response = options::answer(response);
+        }
+        render_error(&mut response, request_id.to_str().unwrap_or(""));
+        response
     };
-    if method == Method::OPTIONS {
-        response = options::answer(response);
-    }
-    span.in_scope(|| render_error(&mut response, request_id.to_str().unwrap_or("")));
+    let mut response = served.instrument(span).await;
     let elapsed = started.elapsed();
     if let Some(metrics) = metrics {
         metrics.record_request(route, &method, response.status(), elapsed);

@@ -1,6 +1,7 @@
 //! Every line logged while a request is served carries that request's id: the
-//! edge opens one tracing span per request (`request_id`, `route`, `method`,
-//! then `account_id`), and a storage error's cause is logged inside it.
+//! edge opens one tracing span per request with the field `request_id` alone
+//! (the request line has the route, method and account), and a storage
+//! error's cause is logged inside it.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -86,10 +87,11 @@ async fn a_storage_error_is_logged_with_its_request_id() {
     let span = &error_line["span"];
     assert_eq!(span["name"], "request");
     assert_eq!(span["request_id"], "span-test-1", "{error_line}");
-    assert_eq!(span["method"], "GET");
-    assert_eq!(span["route"], "/v2/customers");
+    assert_eq!(span.as_object().unwrap().len(), 2, "the name and the request id: {span}");
     // The one request line, logged after the span, carries the id as a field of its own.
     let served: Vec<&Value> = lines.iter().filter(|line| line["target"] == "clientele::request").collect();
     assert_eq!(served.len(), 1, "{lines:#?}");
     assert_eq!(served[0]["fields"]["request_id"], "span-test-1");
+    assert_eq!(served[0]["fields"]["route"], "/v2/customers");
+    assert_eq!(served[0]["fields"]["method"], "GET");
 }

@@ -9,12 +9,23 @@
 //! flushed when the [`LogGuard`] returned by [`init`] is dropped, which
 //! `clientele serve` does after its graceful shutdown, so the last lines
 //! before SIGTERM are written.
+//!
+//! The request line itself is formatted by `request_line`, and the fields
+//! of the request's span (in `Pretty`) by `fields`, without `core::fmt`,
+//! into the same bytes the stock formatters would write.
+
+mod fields;
+mod request_line;
 
 use std::io::{BufWriter, IsTerminal, Write};
 use std::sync::OnceLock;
 
 use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format;
+
+pub use request_line::REQUEST_TARGET;
+use request_line::{RequestLineFormat, Shape};
 
 /// The metric counting log lines dropped because the queue was full.
 pub const LOG_LINES_DROPPED: &str = "clientele_log_lines_dropped_total";
@@ -57,8 +68,15 @@ pub fn init(format: Format, sink: impl Write + Send + 'static, sink_is_terminal:
     let filter = EnvFilter::try_from_env(FILTER_VAR).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     let installed = match format {
-        Format::Pretty => builder.with_ansi(sink_is_terminal).try_init(),
-        Format::Json => builder.json().try_init(),
+        Format::Pretty => builder
+            .with_ansi(sink_is_terminal)
+            .fmt_fields(fields::PlainFields::default())
+            .event_format(RequestLineFormat::new(format::Format::default(), Shape::Full))
+            .try_init(),
+        Format::Json => builder
+            .json()
+            .event_format(RequestLineFormat::new(format::Format::default().json(), Shape::Json))
+            .try_init(),
     };
     if installed.is_ok() {
         let _ = DROPPED.set(counter);
