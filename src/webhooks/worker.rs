@@ -107,10 +107,10 @@ impl Worker {
         let mut woken = false;
         while !*shutdown.borrow() {
             let mut full = false;
-            // After a lease that found nothing, the next waits out the spacing (and no longer).
-            let spacing = last_empty.map_or(Duration::ZERO, |at| IDLE_LEASE_SPACING.saturating_sub(at.elapsed()));
-            let spacing =
-                if woken { spacing } else { spacing.max(first_poll.saturating_duration_since(Instant::now())) };
+            // After a lease that found nothing, the next waits out the spacing (and no longer);
+            // writes meanwhile do not wake the worker (their notice is kept for after it).
+            let idle = last_empty.map_or(Duration::ZERO, |at| IDLE_LEASE_SPACING.saturating_sub(at.elapsed()));
+            let spacing = if woken { idle } else { idle.max(first_poll.saturating_duration_since(Instant::now())) };
             if batches.len() < CONCURRENCY && spacing.is_zero() {
                 let skip: Vec<WebhookEndpointId> = busy.values().cloned().collect();
                 match self.store.lease_deliveries(millis(LEASE), LEASE_BATCH, skip).await {
@@ -137,7 +137,7 @@ impl Worker {
                 tokio::select! {
                     // Also when the sender is gone: the server stopped without a drain.
                     changed = shutdown.changed() => if changed.is_err() { break },
-                    _ = self.store.deliveries_queued().notified(), if spacing.is_zero() => woken = true,
+                    _ = self.store.deliveries_queued().notified(), if idle.is_zero() => woken = true,
                     _ = tokio::time::sleep(if spacing.is_zero() { POLL_INTERVAL } else { spacing }) => {}
                     Some(done) = batches.join_next_with_id() => forget(&mut busy, done),
                 }

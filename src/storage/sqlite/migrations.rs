@@ -32,10 +32,23 @@ const MIGRATIONS: &[Migration] = &[
 ];
 
 /// Applies the missing migrations in one exclusive transaction, so two
-/// processes starting at once cannot both apply one.
+/// processes starting at once cannot both apply one. A database migrated by a
+/// later release (a schema version this binary does not know) is refused, not
+/// served: its tables may no longer be the ones this binary writes.
 pub fn run(connection: &mut Connection) -> rusqlite::Result<()> {
     let transaction = connection.transaction_with_behavior(TransactionBehavior::Exclusive)?;
     let current: usize = transaction.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if current > MIGRATIONS.len() {
+        let message = format!(
+            "the database is at schema version {current}, written by a later release of clientele; \
+             this one knows versions up to {}: run the later release",
+            MIGRATIONS.len()
+        );
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISMATCH),
+            Some(message),
+        ));
+    }
     for (index, migration) in MIGRATIONS.iter().enumerate().skip(current) {
         match migration {
             Migration::Sql(sql) => transaction.execute_batch(sql)?,
@@ -66,4 +79,20 @@ fn recompute_email_keys(connection: &Connection) -> rusqlite::Result<()> {
         update.execute(params![account_id, id, key])?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_of_a_later_release_is_refused_and_left_as_it_is() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        let later = MIGRATIONS.len() + 1;
+        connection.pragma_update(None, "user_version", later).unwrap();
+        let refused = run(&mut connection).unwrap_err().to_string();
+        assert!(refused.contains("written by a later release"), "{refused}");
+        let version: usize = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
+        assert_eq!(version, later);
+    }
 }

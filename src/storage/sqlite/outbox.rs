@@ -91,12 +91,20 @@ fn insert_events(connection: &Connection, events: &[PendingEvent]) -> rusqlite::
     for (event, [id, account_id, event_type]) in events.iter().zip(&columns) {
         values.extend([id as &dyn ToSql, account_id, event_type, &event.created_at_ms, &event.data]);
     }
-    connection.prepare_cached(&sql)?.execute(values.as_slice())?;
+    // Only the two usual sizes are cached: one statement per tail size would
+    // push the writer's other statements out of its cache.
+    if events.len() == EVENTS_PER_STATEMENT || events.len() == 1 {
+        connection.prepare_cached(&sql)?.execute(values.as_slice())?;
+    } else {
+        connection.prepare(&sql)?.execute(values.as_slice())?;
+    }
     Ok(())
 }
 
 /// One statement for the whole batch, and none at all while no account has
-/// an endpoint (the common case, checked in the small endpoints table).
+/// an endpoint (the common case, checked in the small endpoints table). A
+/// failure here (an endpoint's stored `event_types` unreadable, say) fails the
+/// whole batch, every account's writes in it: nothing is half recorded.
 fn fan_out(connection: &Connection, events: &[PendingEvent]) -> Result<(), StoreError> {
     let any: bool = connection
         .prepare_cached("SELECT EXISTS (SELECT 1 FROM webhook_endpoints)")?
@@ -104,17 +112,22 @@ fn fan_out(connection: &Connection, events: &[PendingEvent]) -> Result<(), Store
     if !any {
         return Ok(());
     }
-    let triples: Vec<[&str; 3]> =
-        events.iter().map(|event| [event.id.as_str(), event.account_id.as_str(), event.event_type.as_str()]).collect();
+    // [id, account, type, created_at (ms)]: an endpoint gets the events made
+    // after its creation only, as if each event had been fanned out by its own write.
+    let events: Vec<(&str, &str, &str, i64)> = events
+        .iter()
+        .map(|event| (event.id.as_str(), event.account_id.as_str(), event.event_type.as_str(), event.created_at_ms))
+        .collect();
     connection
         .prepare_cached(
             "INSERT INTO webhook_deliveries (account_id, endpoint_id, event_id, next_attempt_at) \
              SELECT w.account_id, w.id, e.value ->> '$[0]', ?2 \
              FROM json_each(?1) e JOIN webhook_endpoints w ON w.account_id = e.value ->> '$[1]' \
-             WHERE EXISTS (SELECT 1 FROM json_each(w.event_types) t WHERE t.value = e.value ->> '$[2]') \
+             WHERE w.created_at <= e.value ->> '$[3]' \
+             AND EXISTS (SELECT 1 FROM json_each(w.event_types) t WHERE t.value = e.value ->> '$[2]') \
              ORDER BY e.key, w.id",
         )?
-        .execute(params![to_json(&triples)?, now_unix_ms()])?;
+        .execute(params![to_json(&events)?, now_unix_ms()])?;
     Ok(())
 }
 

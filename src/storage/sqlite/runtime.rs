@@ -334,11 +334,12 @@ fn run_in_savepoint(transaction: &Transaction<'_>, job: &mut dyn WriteJob) -> Re
     };
     statement("SAVEPOINT job")?;
     let recorded = transaction.outbox().borrow().len();
+    let drop_events = || transaction.outbox().borrow_mut().truncate(recorded);
     if !job.run(transaction) {
-        transaction.outbox().borrow_mut().truncate(recorded);
+        drop_events();
         statement("ROLLBACK TO job")?;
     }
-    statement("RELEASE job")
+    statement("RELEASE job").inspect_err(|_| drop_events())
 }
 
 #[cfg(test)]
