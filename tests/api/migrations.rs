@@ -318,16 +318,16 @@ async fn sqlite_0006_database_with_deliveries_is_upgraded_to_lease_ids() {
     let mut statement = connection.prepare(DELIVERY_STATES).unwrap();
     let states = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?))).unwrap();
     assert_delivery_states(&states.collect::<Result<Vec<_>, _>>().unwrap());
-    // 0009: the events moved to a rowid table in creation order, which
-    // listing, and pruning by the lowest rowids, still follow.
-    let by_rowid: Vec<String> = connection
-        .prepare("SELECT id FROM events ORDER BY rowid")
+    // 0009: the events moved to one tree keyed by (account_id, id), which
+    // listing, and pruning account by account, follow.
+    let by_key: Vec<String> = connection
+        .prepare("SELECT id FROM events ORDER BY account_id, id")
         .unwrap()
         .query_map([], |row| row.get(0))
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(by_rowid, OLD_EVENT_IDS);
+    assert_eq!(by_key, OLD_EVENT_IDS);
     drop(statement);
     drop(connection);
     let store = storage::open(&format!("sqlite://{}", path.display())).await.unwrap();

@@ -69,22 +69,32 @@ pub fn get_event(
         .optional()
 }
 
-/// Deletes the oldest `max_rows` events created before `before_ms`, and their
-/// deliveries: the lowest rowids (rowid order is creation order, migration
-/// 0009) among which the ids are below [`event_id_bound`]; fewer when some of
-/// them are recent, which ends the caller's pruning round.
+/// Deletes at most `max_rows` events created before `before_ms` (by their
+/// ids, [`event_id_bound`]), and their deliveries: account by account, each
+/// account's oldest first, in its range of the (account_id, id) key
+/// (migration 0009). Returns how many it deleted; fewer than `max_rows` means
+/// nothing older is left.
 pub fn prune_events(connection: &Connection, before_ms: i64, max_rows: u32) -> rusqlite::Result<u64> {
-    const DOOMED: &str = "SELECT rowid FROM (SELECT rowid, id FROM events ORDER BY rowid LIMIT ?2) WHERE id < ?1";
+    const DOOMED: &str = "SELECT id FROM events WHERE account_id = ?1 AND id < ?2 ORDER BY id LIMIT ?3";
     let bound = event_id_bound(before_ms);
-    connection
-        .prepare_cached(&format!(
-            "DELETE FROM webhook_deliveries WHERE event_id IN (SELECT id FROM events WHERE rowid IN ({DOOMED}))"
-        ))?
-        .execute(params![bound, max_rows])?;
-    let deleted = connection
-        .prepare_cached(&format!("DELETE FROM events WHERE rowid IN ({DOOMED})"))?
-        .execute(params![bound, max_rows])?;
-    Ok(deleted as u64)
+    let accounts: Vec<String> = connection
+        .prepare_cached("SELECT id FROM accounts ORDER BY id")?
+        .query_map([], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut deleted = 0u64;
+    for account in accounts {
+        let left = u64::from(max_rows).saturating_sub(deleted);
+        if left == 0 {
+            break;
+        }
+        connection
+            .prepare_cached(&format!("DELETE FROM webhook_deliveries WHERE event_id IN ({DOOMED})"))?
+            .execute(params![account, bound, left])?;
+        deleted += connection
+            .prepare_cached(&format!("DELETE FROM events WHERE account_id = ?1 AND id IN ({DOOMED})"))?
+            .execute(params![account, bound, left])? as u64;
+    }
+    Ok(deleted)
 }
 
 /// Counts and inserts on the writer thread: no other write comes between.

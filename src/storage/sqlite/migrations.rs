@@ -27,8 +27,8 @@ const MIGRATIONS: &[Migration] = &[
     Migration::Sql(include_str!("../../../migrations/sqlite/0007_delivery_leases.sql")),
     // `customers import`'s line marks out of idempotency_keys, into a narrow table (API.md §7).
     Migration::Sql(include_str!("../../../migrations/sqlite/0008_import_records.sql")),
-    // Events in a rowid table: cheaper to append to at every customer write (API.md §8).
-    Migration::Sql(include_str!("../../../migrations/sqlite/0009_events_rowid.sql")),
+    // Events in one tree keyed by (account_id, id): cheaper at every customer write (API.md §8).
+    Migration::Sql(include_str!("../../../migrations/sqlite/0009_events_by_account.sql")),
 ];
 
 /// Applies the missing migrations in one exclusive transaction, so two
