@@ -343,27 +343,7 @@ mod tests {
     use tracing_subscriber::fmt::format::{self, Format};
 
     use super::*;
-
-    /// Lines written by a subscriber, in memory.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Captured {
-        fn text(&self) -> String {
-            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-        }
-    }
+    use crate::logging::captured::Captured;
 
     /// Everything the edge and the connection layer log with the request target, and a few look-alikes.
     fn emit_events() {

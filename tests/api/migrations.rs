@@ -292,19 +292,27 @@ fn assert_delivery_states(states: &[(String, Option<i64>)]) {
     assert_eq!(shown, [("delivered", false), ("delivered", false), ("pending", false)], "{states:?}");
 }
 
+/// A SQLite database as the 0006 release left it (user_version 6 is for the
+/// caller to set, once it has added that release's rows): [`sqlite_0004_database`]
+/// with 0005 and 0006 applied.
+fn sqlite_0006_database(path: &std::path::Path) {
+    sqlite_0004_database(path);
+    let connection = rusqlite::Connection::open(path).unwrap();
+    for sql in [
+        include_str!("../../migrations/sqlite/0005_account_counts.sql"),
+        include_str!("../../migrations/sqlite/0006_events.sql"),
+    ] {
+        connection.execute_batch(sql).unwrap();
+    }
+}
+
 #[tokio::test]
 async fn sqlite_0006_database_with_deliveries_is_upgraded_to_lease_ids() {
     let dir = TempDir::new().unwrap();
     let path = dir.path().join("old.db");
-    sqlite_0004_database(&path);
+    sqlite_0006_database(&path);
     {
         let connection = rusqlite::Connection::open(&path).unwrap();
-        for sql in [
-            include_str!("../../migrations/sqlite/0005_account_counts.sql"),
-            include_str!("../../migrations/sqlite/0006_events.sql"),
-        ] {
-            connection.execute_batch(sql).unwrap();
-        }
         let secret = WebhookSecret::generate();
         connection.execute_batch(&old_deliveries_sql(r#"["customer.created"]"#, secret.expose())).unwrap();
         connection.pragma_update(None, "user_version", 6).unwrap();
@@ -405,15 +413,9 @@ fn imports_after_upgrade_skip_the_lines_imported_before(database_url: &str, dir:
 async fn sqlite_0006_database_with_import_records_is_upgraded_and_imports_skip_its_lines() {
     let dir = TempDir::new().unwrap();
     let path = dir.path().join("old.db");
-    sqlite_0004_database(&path);
+    sqlite_0006_database(&path);
     {
         let connection = rusqlite::Connection::open(&path).unwrap();
-        for sql in [
-            include_str!("../../migrations/sqlite/0005_account_counts.sql"),
-            include_str!("../../migrations/sqlite/0006_events.sql"),
-        ] {
-            connection.execute_batch(sql).unwrap();
-        }
         connection.execute_batch(&old_import_records_sql(|hex| format!("X'{hex}'"))).unwrap();
         connection.pragma_update(None, "user_version", 6).unwrap();
     }
