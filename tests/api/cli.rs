@@ -523,6 +523,61 @@ fn sigterm_as_soon_as_it_listens_still_drains_and_exits_zero() {
     assert!(!logs.contains('\u{1b}'), "ANSI escape codes in logs written to a pipe: {logs:?}");
 }
 
+// ---- consistency ----
+
+/// The real server keeps a SQLite read transaction open across a busy worker's
+/// point reads (`storage::sqlite::runtime`); under a load that keeps its
+/// workers busy, every read still sees every write answered before it:
+/// a create, a replace and a delete, each read back at once.
+#[tokio::test]
+async fn under_load_a_read_sees_every_write_answered_before_it() {
+    let sandbox = Sandbox::new();
+    let server = Arc::new(sandbox.serve(&["--default-rate-limit", "1000000/60s"]));
+    let token = only_bootstrap_token(&server);
+    let client = client();
+    let created = post_customer(&client, &server, &token, 0).await;
+    let busy_path = format!("/v2/customers/{}", created.json::<Value>().await.unwrap()["id"].as_str().unwrap());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (client, server, token, path, stop) =
+            (client.clone(), server.clone(), token.clone(), busy_path.clone(), stop.clone());
+        load.spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                assert_eq!(get(&client, &server, &token, &path).await.status(), 200);
+            }
+        });
+    }
+    let mut writers = tokio::task::JoinSet::new();
+    for writer in 0..8 {
+        let (client, server, token) = (client.clone(), server.clone(), token.clone());
+        writers.spawn(async move {
+            for i in 0..20 {
+                let n = writer * 100 + i;
+                let created: Value = post_customer(&client, &server, &token, n).await.json().await.unwrap();
+                let path = format!("/v2/customers/{}", created["id"].as_str().unwrap());
+                let read = get(&client, &server, &token, &path).await;
+                assert_eq!(read.status(), 200, "create {n} read back");
+                let replacement = json!({"name": format!("Renamed {n}"), "email": format!("renamed{n}@example.com")});
+                let replaced = client.put(server.url(&path)).bearer_auth(&token).json(&replacement).send().await;
+                let replaced: Value = replaced.unwrap().json().await.unwrap();
+                let read: Value = get(&client, &server, &token, &path).await.json().await.unwrap();
+                assert_eq!((&read["name"], &read["version"]), (&replaced["name"], &replaced["version"]), "{n}");
+                let deleted = client.delete(server.url(&path)).bearer_auth(&token).send().await.unwrap();
+                assert_eq!(deleted.status(), 204);
+                assert_eq!(get(&client, &server, &token, &path).await.status(), 404, "delete {n} read back");
+            }
+        });
+    }
+    while let Some(done) = writers.join_next().await {
+        done.expect("writer");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    while let Some(done) = load.join_next().await {
+        done.expect("reader");
+    }
+}
+
 // ---- durability ----
 
 #[tokio::test]

@@ -3,6 +3,8 @@
 //! Point reads (one row by key) run inline on the calling thread, on a
 //! connection that thread keeps: a primary-key lookup in a warm WAL database
 //! takes a few microseconds, less than handing it to another thread and back.
+//! On the async runtime's worker threads, consecutive point reads share one
+//! read transaction (see [`release_read_snapshots`]).
 //! Scans go to a few reader threads through one queue. Writes go to a single
 //! writer thread, which takes every write waiting in its queue and commits them
 //! in one transaction (each in its own savepoint, so one failure does not undo
@@ -17,9 +19,10 @@
 //! runs) a write whose deadline has passed or whose caller has gone, so a
 //! write its request was answered 503 for is never applied later.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -123,6 +126,11 @@ impl Synchronous {
 pub struct Runtime {
     /// Tells this database's inline connections apart from other stores' in one process.
     id: usize,
+    /// How many batches the writer has committed (or tried to): a read snapshot
+    /// taken when it was `n` is out of date once it is not.
+    commits: Arc<AtomicU64>,
+    /// How long a kept read transaction may serve point reads ([`READ_SNAPSHOT_MAX_AGE`]).
+    snapshot_max_age: Duration,
     path: PathBuf,
     synchronous: Synchronous,
     /// How long a reader waits for another process's lock on the file.
@@ -133,9 +141,70 @@ pub struct Runtime {
 
 static NEXT_RUNTIME_ID: AtomicUsize = AtomicUsize::new(0);
 
+/// The longest a worker thread's read transaction serves point reads. A
+/// commit by this process's writer ends it at once; one by another process
+/// (`clientele customers import`, another server on the file) is seen by
+/// point reads at most this much later.
+pub const READ_SNAPSHOT_MAX_AGE: Duration = Duration::from_millis(1);
+
+/// One inline connection of this thread.
+struct Inline {
+    /// The [`Runtime::id`] of its database.
+    runtime: usize,
+    connection: Connection,
+    /// Its open read transaction, if it keeps one between reads.
+    snapshot: Option<Snapshot>,
+}
+
+/// A read transaction kept open between point reads.
+struct Snapshot {
+    /// [`Runtime::commits`] when it began.
+    commits: u64,
+    began: Instant,
+}
+
 thread_local! {
     /// This thread's read connections, one per open database.
-    static INLINE_CONNECTIONS: RefCell<Vec<(usize, Connection)>> = const { RefCell::new(Vec::new()) };
+    static INLINE_CONNECTIONS: RefCell<Vec<Inline>> = const { RefCell::new(Vec::new()) };
+    /// This thread is an async worker that calls [`release_read_snapshots`]
+    /// whenever it goes idle, so its reads may keep their transaction open.
+    static KEEPS_SNAPSHOTS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Ends every read transaction this thread keeps open; the async runtime
+/// calls it each time a worker thread is about to wait for work
+/// (`on_thread_park`, in `cli::main`).
+///
+/// Beginning and ending a read transaction is most of what a point read
+/// costs in SQLite (a POSIX lock on the shared-memory file each time, and a
+/// mutex the other workers' connections contend for), so a busy worker
+/// thread keeps one open and runs its point reads in it, until this
+/// process's writer commits, [`READ_SNAPSHOT_MAX_AGE`] passes, or the thread
+/// goes idle. So no thread keeps a transaction, and with it the WAL's
+/// checkpoint, waiting while it has nothing to do. A thread that has never
+/// called this (a test's, a blocking pool's) ends each read's transaction
+/// with the read.
+pub fn release_read_snapshots() {
+    KEEPS_SNAPSHOTS.with(|keeps| keeps.set(true));
+    INLINE_CONNECTIONS.with(|cell| {
+        for inline in cell.borrow_mut().iter_mut() {
+            end_snapshot(inline);
+        }
+    });
+}
+
+/// Ends the connection's kept read transaction, if it has one.
+fn end_snapshot(inline: &mut Inline) {
+    if inline.snapshot.take().is_some() {
+        // A read-only transaction: COMMIT cannot lose anything; if it fails, ROLLBACK ends it.
+        if run(&inline.connection, "COMMIT").is_err() {
+            let _ = run(&inline.connection, "ROLLBACK");
+        }
+    }
+}
+
+fn run(connection: &Connection, sql: &str) -> rusqlite::Result<()> {
+    connection.prepare_cached(sql)?.execute([]).map(drop)
 }
 
 impl Runtime {
@@ -151,16 +220,30 @@ impl Runtime {
             spawn(format!("sqlite-read-{index}"), move || serve_reads(connection, queue));
         }
         let connection = open(path, synchronous)?;
-        spawn("sqlite-write".to_owned(), move || serve_writes(connection, write_queue, busy));
+        let commits = Arc::new(AtomicU64::new(0));
+        let counted = commits.clone();
+        spawn("sqlite-write".to_owned(), move || serve_writes(connection, write_queue, busy, &counted));
         let id = NEXT_RUNTIME_ID.fetch_add(1, Ordering::Relaxed);
-        Ok(Self { id, path: path.to_owned(), synchronous, busy, reads, writes })
+        Ok(Self {
+            id,
+            commits,
+            snapshot_max_age: READ_SNAPSHOT_MAX_AGE,
+            path: path.to_owned(),
+            synchronous,
+            busy,
+            reads,
+            writes,
+        })
     }
 
-    /// Runs a short read (a lookup by key) on this thread's own connection.
+    /// Runs a short read (a lookup by key) on this thread's own connection: in
+    /// the thread's kept read transaction where it keeps one (see
+    /// [`release_read_snapshots`]), which sees every write this process's
+    /// writer has answered.
     pub fn read_inline<T>(&self, query: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
         INLINE_CONNECTIONS.with(|cell| {
             let mut connections = cell.borrow_mut();
-            let index = match connections.iter().position(|(id, _)| *id == self.id) {
+            let index = match connections.iter().position(|inline| inline.runtime == self.id) {
                 Some(index) => index,
                 None => {
                     let connection = open(&self.path, self.synchronous).and_then(|connection| {
@@ -168,11 +251,37 @@ impl Runtime {
                         connection.busy_timeout(self.busy)?;
                         Ok(connection)
                     });
-                    connections.push((self.id, connection.map_err(from_sqlite)?));
+                    connections.push(Inline {
+                        runtime: self.id,
+                        connection: connection.map_err(from_sqlite)?,
+                        snapshot: None,
+                    });
                     connections.len() - 1
                 }
             };
-            query(&connections[index].1)
+            let inline = &mut connections[index];
+            if !KEEPS_SNAPSHOTS.with(Cell::get) {
+                return query(&inline.connection);
+            }
+            // Read before the transaction's first read: a commit after this
+            // load makes the snapshot out of date, even one it already sees.
+            let commits = self.commits.load(Ordering::Acquire);
+            let now = Instant::now();
+            if let Some(snapshot) = &inline.snapshot
+                && (snapshot.commits != commits || now.duration_since(snapshot.began) >= self.snapshot_max_age)
+            {
+                end_snapshot(inline);
+            }
+            if inline.snapshot.is_none() {
+                run(&inline.connection, "BEGIN").map_err(from_sqlite)?;
+                inline.snapshot = Some(Snapshot { commits, began: now });
+            }
+            let result = query(&inline.connection);
+            if result.is_err() {
+                // Whatever went wrong, the next read starts afresh.
+                end_snapshot(inline);
+            }
+            result
         })
     }
 
@@ -244,7 +353,7 @@ fn serve_reads(connection: Connection, queue: Receiver<ReadJob>) {
     }
 }
 
-fn serve_writes(connection: Connection, queue: Receiver<Box<dyn WriteJob>>, busy: Duration) {
+fn serve_writes(connection: Connection, queue: Receiver<Box<dyn WriteJob>>, busy: Duration, commits: &AtomicU64) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let outbox = RefCell::new(Vec::with_capacity(MAX_BATCH));
     while let Ok(first) = queue.recv() {
@@ -264,7 +373,7 @@ fn serve_writes(connection: Connection, queue: Receiver<Box<dyn WriteJob>>, busy
         if let Err(error) = connection.busy_timeout(wait) {
             tracing::warn!(%error, "cannot set SQLite's busy timeout");
         }
-        commit_batch(&Transaction::new(&connection, &outbox), live.into_iter());
+        commit_batch(&Transaction::new(&connection, &outbox), live.into_iter(), commits);
     }
 }
 
@@ -296,7 +405,9 @@ fn lock_wait(jobs: &[Box<dyn WriteJob>], busy: Duration) -> Duration {
 /// Runs the jobs in one transaction, each in its savepoint, then writes the
 /// events they recorded ([`outbox::flush`]) and commits. A failed flush or
 /// commit rolls everything back and answers every job with the error.
-fn commit_batch(transaction: &Transaction<'_>, jobs: impl Iterator<Item = Box<dyn WriteJob>>) {
+/// `commits` is counted up before any job is answered, so no kept read
+/// snapshot older than the commit serves a read that follows an answer.
+fn commit_batch(transaction: &Transaction<'_>, jobs: impl Iterator<Item = Box<dyn WriteJob>>, commits: &AtomicU64) {
     let connection: &Connection = transaction;
     if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
         let reason = from_sqlite(error).to_string();
@@ -320,6 +431,7 @@ fn commit_batch(transaction: &Transaction<'_>, jobs: impl Iterator<Item = Box<dy
         let _ = connection.execute_batch("ROLLBACK");
         error.to_string()
     });
+    commits.fetch_add(1, Ordering::Release);
     for job in ran {
         job.finish(commit_error.clone().map(StoreError::Unavailable));
     }
@@ -369,6 +481,56 @@ mod tests {
             connection.execute("INSERT INTO written VALUES (?1)", [what])?;
             Ok(())
         }
+    }
+
+    /// `written` run on this thread, keeping its read transaction as a worker does.
+    fn written_kept(runtime: &Runtime) -> Vec<String> {
+        KEEPS_SNAPSHOTS.with(|keeps| keeps.set(true));
+        written(runtime)
+    }
+
+    #[tokio::test]
+    async fn a_kept_read_snapshot_sees_every_answered_write_and_ends_when_the_thread_goes_idle() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = Runtime { snapshot_max_age: Duration::from_secs(3600), ..runtime(&dir) };
+        let other = open(&dir.path().join("queue.db"), Synchronous::Normal).unwrap();
+        assert!(written_kept(&runtime).is_empty());
+        // Another process's commit is not seen while the snapshot is kept ...
+        other.execute("INSERT INTO written VALUES ('outside')", []).unwrap();
+        assert!(written_kept(&runtime).is_empty(), "the read ran in the kept transaction");
+        // ... but every write this process's writer answered is: its commit ends the snapshot.
+        runtime.write(insert("inside", Duration::ZERO)).await.unwrap();
+        assert_eq!(written_kept(&runtime), ["inside", "outside"]);
+        other.execute("INSERT INTO written VALUES ('later')", []).unwrap();
+        assert_eq!(written_kept(&runtime), ["inside", "outside"]);
+        // The thread going idle ends it too.
+        release_read_snapshots();
+        assert_eq!(written_kept(&runtime), ["inside", "later", "outside"]);
+    }
+
+    #[tokio::test]
+    async fn a_kept_read_snapshot_ends_when_it_is_too_old_and_after_a_failed_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = Runtime { snapshot_max_age: Duration::from_millis(50), ..runtime(&dir) };
+        let other = open(&dir.path().join("queue.db"), Synchronous::Normal).unwrap();
+        assert!(written_kept(&runtime).is_empty());
+        other.execute("INSERT INTO written VALUES ('outside')", []).unwrap();
+        thread::sleep(Duration::from_millis(60));
+        assert_eq!(written_kept(&runtime), ["outside"], "a snapshot older than its age is not used");
+        other.execute("INSERT INTO written VALUES ('after')", []).unwrap();
+        let failed = runtime.read_inline(|connection| Ok(connection.execute("SELECT nothing FROM nowhere", [])?));
+        assert!(failed.is_err());
+        assert_eq!(written_kept(&runtime), ["after", "outside"], "a failed read ends the snapshot");
+    }
+
+    #[tokio::test]
+    async fn a_thread_that_never_goes_idle_through_the_runtime_keeps_no_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = Runtime { snapshot_max_age: Duration::from_secs(3600), ..runtime(&dir) };
+        let other = open(&dir.path().join("queue.db"), Synchronous::Normal).unwrap();
+        assert!(written(&runtime).is_empty());
+        other.execute("INSERT INTO written VALUES ('outside')", []).unwrap();
+        assert_eq!(written(&runtime), ["outside"]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
