@@ -22,8 +22,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const USAGE: &str =
     "usage: bench_server DATABASE_URL LISTEN off|memory|redis [REDIS_URL] [--no-metrics] [--request-log PATH]";
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// On the runtime `clientele serve` runs on.
+fn main() -> anyhow::Result<()> {
+    server::runtime()?.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let metrics = match take_flag(&mut args, "--no-metrics") {
         true => Metrics::disabled(),

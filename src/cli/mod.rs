@@ -65,12 +65,7 @@ pub fn main() -> ExitCode {
         Err(parse) => return exit_for_clap(parse),
     };
     output::install_pipe_panic_hook();
-    // A worker about to wait for work ends the SQLite read transactions it keeps (see the function).
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .on_thread_park(crate::storage::sqlite::release_read_snapshots)
-        .build()
-    {
+    let runtime = match crate::server::runtime() {
         Ok(runtime) => runtime,
         Err(error) => return fail(anyhow::anyhow!("cannot start the async runtime: {error}")),
     };

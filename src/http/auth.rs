@@ -163,13 +163,23 @@ pub fn add_rate_limit_headers(headers: &mut HeaderMap, decision: Decision, limit
     headers.insert(X_RATELIMIT_LIMIT, HeaderValue::from(decision.limit));
     headers.insert(X_RATELIMIT_REMAINING, HeaderValue::from(decision.remaining));
     headers.insert(X_RATELIMIT_RESET, HeaderValue::from(decision.reset_secs));
-    let policy = format!("\"default\";q={};w={}", decision.limit, limit.window_secs);
-    let state = format!("\"default\";r={};t={}", decision.remaining, decision.reset_secs);
-    for (name, value) in [(RATELIMIT_POLICY, policy), (RATELIMIT, state)] {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(name, value);
-        }
-    }
+    let policy = structured_item(b"q=", u64::from(decision.limit), b";w=", u64::from(limit.window_secs));
+    let state = structured_item(b"r=", u64::from(decision.remaining), b";t=", decision.reset_secs);
+    headers.insert(RATELIMIT_POLICY, policy);
+    headers.insert(RATELIMIT, state);
+}
+
+/// `"default";` then `first` and `second` after their keys: the value of
+/// `RateLimit-Policy` or `RateLimit`, written without `core::fmt`, every byte
+/// of it ASCII.
+fn structured_item(first_key: &[u8], first: u64, second_key: &[u8], second: u64) -> HeaderValue {
+    let mut value = Vec::with_capacity(48);
+    value.extend_from_slice(b"\"default\";");
+    value.extend_from_slice(first_key);
+    value.extend_from_slice(itoa::Buffer::new().format(first).as_bytes());
+    value.extend_from_slice(second_key);
+    value.extend_from_slice(itoa::Buffer::new().format(second).as_bytes());
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(value)).expect("quotes, letters, digits and punctuation")
 }
 
 // Header names made at compile time: a name given as a string is parsed again at every insert.

@@ -83,6 +83,20 @@ impl Default for ConnectionSettings {
     }
 }
 
+/// The async runtime `clientele` runs on: multi-threaded, one worker per
+/// core, every driver enabled. A worker about to wait for work ends the
+/// SQLite read transactions it keeps between point reads
+/// ([`crate::storage::sqlite::release_read_snapshots`]), so none is held
+/// while the thread has nothing to do.
+///
+/// Errors: the OS refused the runtime's threads or its I/O driver.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_park(crate::storage::sqlite::release_read_snapshots)
+        .build()
+}
+
 /// Serves the application on a bound listener until `shutdown` resolves,
 /// then finishes the requests in flight, with the default connection
 /// settings. Takes a bound listener, so tests can bind port 0.
