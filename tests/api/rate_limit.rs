@@ -774,7 +774,7 @@ mod needs_redis_server_two_instances {
             assert_eq!(limiter_state(&app.client, &base(app)).await, "redis", "no fallback during the bursts");
         }
 
-        // Each window key was given its expiry (once, by the batch that counted its first request).
+        // Each window key was made with its expiry (by the pipeline that counted its first request).
         let client = redis::Client::open(redis.url()).expect("redis url");
         let mut connection = client.get_multiplexed_async_connection().await.expect("connect to the private Redis");
         let keys: Vec<String> = redis::cmd("KEYS").arg("clientele:rl:*").query_async(&mut connection).await.unwrap();

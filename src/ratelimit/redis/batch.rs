@@ -2,7 +2,10 @@
 //!
 //! One batch is in flight at a time; what is queued meanwhile makes the next
 //! batch, so the busier the server, the more requests share a round trip (as
-//! group commit does for a database's writes).
+//! group commit does for a database's writes). Each key of a batch is also
+//! created with its expiry in the same pipeline (`SET key 0 PX ms NX`, a no-op
+//! once it exists; `INCRBY` keeps the expiry), so a window's key expires even
+//! when the batch that first counted into it was answered too late.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,7 +23,7 @@ pub(super) struct Increment {
     pub key: Box<str>,
     pub window_secs: u32,
     pub window_index: u64,
-    /// The key's expiry (`PEXPIRE`) in milliseconds, if this request's batch starts its count.
+    /// How long the window's key lives, in milliseconds from its first count (the window and a second).
     pub expiry_ms: u64,
     /// When the request was queued: it waits at most [`TIMEOUT`] from then.
     pub queued_at: Instant,
@@ -45,11 +48,12 @@ async fn count(shared: &Arc<Shared>, batch: &mut Vec<Increment>, pipeline: &mut 
     // A stable sort: the requests of one key stay in queue order, so the earlier get the lower counts.
     batch.sort_by(|a, b| a.window().cmp(&b.window()));
     pipeline.clear();
-    let mut redis_keys = Vec::new();
     for requests in batch.chunk_by(same_window) {
         let redis_key = requests[0].redis_key();
+        // A window's key is made with its expiry, in the pipeline that counts into
+        // it: so no key outlives its window, even when this batch's answer is lost.
+        pipeline.cmd("SET").arg(&redis_key).arg(0).arg("PX").arg(requests[0].expiry_ms).arg("NX").ignore();
         pipeline.cmd("INCRBY").arg(&redis_key).arg(requests.len());
-        redis_keys.push(redis_key);
     }
     let totals = match deadline {
         _ if shared.is_degraded() => None,
@@ -72,29 +76,14 @@ async fn count(shared: &Arc<Shared>, batch: &mut Vec<Increment>, pipeline: &mut 
 
     // The `k` requests of a key whose count is now `total` get `total - k + 1 ..= total`.
     let mut counts = Vec::with_capacity(batch.len());
-    let mut expiries = redis::pipe();
-    for ((requests, total), redis_key) in batch.chunk_by(same_window).zip(totals).zip(redis_keys) {
+    for (requests, total) in batch.chunk_by(same_window).zip(totals) {
         let first = total.saturating_sub(requests.len() as u64) + 1;
         counts.extend((0..requests.len() as u64).map(|i| first + i));
-        if first == 1 {
-            expiries.cmd("PEXPIRE").arg(redis_key).arg(requests[0].expiry_ms).ignore();
-        }
     }
     // A request left without a count (Redis answered fewer totals than asked) gets `None` by the drop.
     for (request, count) in batch.drain(..).zip(counts) {
         let _ = request.reply.send(Some(count));
     }
-    if !expiries.is_empty() {
-        // Beside the next batch, not before it: no request waits for the expiry of a window's first count.
-        tokio::spawn(expire(shared.clone(), expiries));
-    }
-}
-
-/// Sends the `PEXPIRE`s of `expiries`; a failure degrades the limiter.
-async fn expire(shared: Arc<Shared>, expiries: redis::Pipeline) {
-    let mut connection = shared.connection.clone();
-    let call = expiries.exec_async(&mut connection);
-    shared.answer(tokio::time::timeout(TIMEOUT, call).await);
 }
 
 impl Increment {
