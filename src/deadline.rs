@@ -24,6 +24,7 @@
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
@@ -156,8 +157,12 @@ impl RequestClock {
     /// still running then. While the clock is stopped nothing expires; when it
     /// restarts, the new deadline counts.
     pub async fn run<F: Future>(&self, grace: Duration, work: F) -> Option<F::Output> {
-        let work = std::pin::pin!(work);
-        let mut work = work;
+        let mut work = std::pin::pin!(work);
+        // Most requests are done at their first poll (a point read in SQLite
+        // runs inline): they need neither the timer nor the wake-up below.
+        if let Poll::Ready(output) = std::future::poll_fn(|context| Poll::Ready(work.as_mut().poll(context))).await {
+            return Some(output);
+        }
         loop {
             let moved = self.0.moved.notified();
             let mut moved = std::pin::pin!(moved);

@@ -11,6 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::client_ip::client_ip;
+use super::deadline::in_time;
 use super::edge::{Caller, run_catching_panics};
 use super::error::{ApiError, ErrorCode};
 use super::headers::is_repeated;
@@ -86,7 +87,7 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
             // What `GET /v2/token` reports as the token's standing.
             request.extensions_mut().insert(decision);
         }
-        run_catching_panics(request, next).await
+        in_time(request, |request| run_catching_panics(request, next)).await
     };
     add_rate_limit_headers(response.headers_mut(), decision, limit);
     state.usage.record(&token_id, response.status().as_u16());

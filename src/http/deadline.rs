@@ -2,15 +2,16 @@
 //! then is answered `503` ([`ErrorCode::ServiceUnavailable`]) with `Retry-After`, and its
 //! database work has been stopped before (see [`crate::deadline`]).
 //!
-//! Two layers share one [`RequestClock`]: [`limit`], around every route,
-//! starts it for the request's task and answers for a request stuck before
-//! authentication; [`answer_in_time`], inside the authentication layer of
-//! `/v1` and `/v2`, answers for a request stuck in its handler, so that 503
-//! still gets its rate-limit headers. The inner one wins when both expire.
+//! Two layers share one [`RequestClock`]: [`limit`], around every route (run
+//! by the edge layer itself), starts it for the request's task and answers for
+//! a request stuck before authentication; [`answer_in_time`], inside the
+//! authentication layer of `/v1` and `/v2` (run by it), answers for a request
+//! stuck in its handler, so that 503 still gets its rate-limit headers. The inner one wins when both expire.
 //! The clock stops while the request's body arrives (the body reader calls
 //! [`crate::deadline::excluding`]): a slow body is `--body-timeout`'s to
 //! refuse, with `408` (API.md §1).
 
+use std::future::Future;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
@@ -25,25 +26,46 @@ use crate::deadline::{self, RequestClock};
 /// which knows the caller's rate limit, answers when both could.
 const OUTER_GRACE: Duration = Duration::from_millis(5);
 
-/// Starts the request's clock and answers 503 when the request outlives it.
-pub async fn limit(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+/// Starts the request's clock and answers 503 when the request outlives it
+/// (as a layer; the router's edge layer runs [`within_limit`] itself).
+pub async fn limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    within_limit(&state, request, |request| next.run(request)).await
+}
+
+/// [`limit`] around `rest` (the rest of the stack), for a layer that runs it
+/// itself: one layer fewer on every request.
+pub async fn within_limit<Rest, Answer>(state: &AppState, mut request: Request, rest: Rest) -> Response
+where
+    Rest: FnOnce(Request) -> Answer,
+    Answer: Future<Output = Response>,
+{
     let budget = state.config.budget();
     let clock = RequestClock::start(budget);
     request.extensions_mut().insert(clock.clone());
     request.extensions_mut().insert(RequestTimeout(budget.request()));
-    match clock.run(OUTER_GRACE, deadline::scope(clock.clone(), next.run(request))).await {
+    match clock.run(OUTER_GRACE, deadline::scope(clock.clone(), rest(request))).await {
         Some(response) => response,
         None => too_late(budget.request()),
     }
 }
 
-/// Answers 503 at the request's answer deadline, inside authentication.
+/// Answers 503 at the request's answer deadline, inside authentication (as a
+/// layer; the authentication layer runs [`in_time`] itself).
 pub async fn answer_in_time(request: Request, next: Next) -> Response {
+    in_time(request, |request| next.run(request)).await
+}
+
+/// [`answer_in_time`] around `rest` (the rest of the stack), for a layer that runs it itself.
+pub async fn in_time<Rest, Answer>(request: Request, rest: Rest) -> Response
+where
+    Rest: FnOnce(Request) -> Answer,
+    Answer: Future<Output = Response>,
+{
     let Some(clock) = request.extensions().get::<RequestClock>().cloned() else {
-        return next.run(request).await;
+        return rest(request).await;
     };
     let timeout = request.extensions().get::<RequestTimeout>().map_or(Duration::ZERO, |timeout| timeout.0);
-    match clock.run(Duration::ZERO, next.run(request)).await {
+    match clock.run(Duration::ZERO, rest(request)).await {
         Some(response) => response,
         None => too_late(timeout),
     }

@@ -21,11 +21,12 @@ use futures_util::FutureExt;
 use rand::RngCore;
 use tracing::Instrument;
 
+use super::deadline::within_limit;
 use super::error::{ApiError, ErrorCode};
 use super::headers::single;
 use super::{limits, options};
 use crate::app::AppState;
-use crate::metrics::{Metrics, UNMATCHED};
+use crate::metrics::UNMATCHED;
 
 pub const REQUEST_ID: &str = "x-request-id";
 /// The `tracing` target of the one line logged per request, to filter it on
@@ -66,9 +67,11 @@ pub(crate) fn new_request_id() -> HeaderValue {
     HeaderValue::from_bytes(&id).expect("letters and digits are a valid header value")
 }
 
-/// The router's outermost layer: [`edge`], also counting the request in the server's metrics.
+/// The router's outermost layer: [`edge`], also counting the request in the
+/// server's metrics, and starting the request's deadline
+/// ([`super::deadline::within_limit`]) around the rest of the stack.
 pub async fn edge_with_metrics(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    run_edge(request, next, Some(&state.metrics)).await
+    run_edge(request, next, Some(&state)).await
 }
 
 /// Request ids, panics, the error envelope and the request log, for a router without [`AppState`].
@@ -76,7 +79,8 @@ pub async fn edge(request: Request, next: Next) -> Response {
     run_edge(request, next, None).await
 }
 
-async fn run_edge(request: Request, next: Next, metrics: Option<&Metrics>) -> Response {
+async fn run_edge(request: Request, next: Next, state: Option<&AppState>) -> Response {
+    let metrics = state.map(|state| &state.metrics);
     let started = Instant::now();
     let sent = single(request.headers(), REQUEST_ID, "X-Request-Id");
     let request_id = match sent {
@@ -91,9 +95,10 @@ async fn run_edge(request: Request, next: Next, metrics: Option<&Metrics>) -> Re
     // every field here is formatted when the span opens.
     let span = tracing::info_span!("request", request_id = request_id.to_str().unwrap_or(""));
     let served = async {
-        let mut response = match refused.or_else(|| limits::check(&request)) {
-            Some(error) => error.into_response(),
-            None => run_catching_panics(request, next).await,
+        let mut response = match (refused.or_else(|| limits::check(&request)), state) {
+            (Some(error), _) => error.into_response(),
+            (None, Some(state)) => within_limit(state, request, |request| run_catching_panics(request, next)).await,
+            (None, None) => run_catching_panics(request, next).await,
         };
         if method == Method::OPTIONS {
             response = options::answer(response);

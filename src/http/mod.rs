@@ -38,15 +38,17 @@ use self::error::{ApiError, ErrorCode};
 use crate::api_version::ApiVersion;
 use crate::app::AppState;
 
-/// Every route, behind the edge layer (then CORS, with `--cors-origin`); `/v1`
-/// and `/v2` also behind authentication. The operator's routes (`/healthz`,
+/// Every route, behind the edge layer (which also starts the request's
+/// deadline: [`deadline::within_limit`]), then CORS, with `--cors-origin`;
+/// `/v1` and `/v2` also behind authentication (which also answers at the
+/// deadline: [`deadline::in_time`]). The operator's routes (`/healthz`,
 /// `/readyz`, `/metrics`) need no token. Response compression wraps this
 /// router in [`crate::app::serve`] ([`compress::Compress`]).
 pub fn router(state: AppState) -> Router {
     let versioned = |routes: Router<AppState>| {
         routes
             .fallback(no_route)
-            .layer(axum::middleware::from_fn(deadline::answer_in_time))
+            // Answers 503 at the request's deadline too (`deadline::in_time`).
             .layer(from_fn_with_state(state.clone(), auth::authenticate))
     };
     let (v1_routes, v2_routes) = (
@@ -62,8 +64,7 @@ pub fn router(state: AppState) -> Router {
         .merge(docs::routes())
         .merge(deprecated(&state, ApiVersion::V1, v1_routes))
         .merge(deprecated(&state, ApiVersion::V2, v2_routes))
-        .fallback(no_route)
-        .layer(from_fn_with_state(state.clone(), deadline::limit));
+        .fallback(no_route);
     let router = match cors::layer(&state.config.cors_origins) {
         Some(cors) => router.layer(from_fn_with_state(cors, cors::apply)),
         None => router,
