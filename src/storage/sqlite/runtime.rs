@@ -179,8 +179,8 @@ thread_local! {
 /// costs in SQLite (a POSIX lock on the shared-memory file each time, and a
 /// mutex the other workers' connections contend for), so a busy worker
 /// thread keeps one open and runs its point reads in it, until this
-/// process's writer commits, [`READ_SNAPSHOT_MAX_AGE`] passes, or the thread
-/// goes idle. So no thread keeps a transaction, and with it the WAL's
+/// process's writer commits, [`READ_SNAPSHOT_MAX_AGE`] passes, the thread
+/// queues a write or a scan, or it goes idle. So no thread keeps a transaction, and with it the WAL's
 /// checkpoint, waiting while it has nothing to do. A thread that has never
 /// called this (a test's, a blocking pool's) ends each read's transaction
 /// with the read.
@@ -290,6 +290,7 @@ impl Runtime {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        self.end_thread_snapshot();
         let (reply, answer) = oneshot::channel();
         let deadline = deadline::store_deadline();
         let job: ReadJob = Box::new(move |connection| {
@@ -311,11 +312,29 @@ impl Runtime {
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
     {
+        self.end_thread_snapshot();
         let (reply, answer) = oneshot::channel();
         let deadline = deadline::store_deadline();
         let job: Box<dyn WriteJob> = Box::new(Job { change: Some(change), result: None, reply, deadline });
         self.writes.send(job).map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
+    }
+}
+
+impl Runtime {
+    /// Ends this thread's kept read transaction on this database, if any: a
+    /// thread that queues a scan or a write may go on doing other work than
+    /// point reads for a while without going idle, and its snapshot must not
+    /// hold the WAL's checkpoint back meanwhile.
+    fn end_thread_snapshot(&self) {
+        if !KEEPS_SNAPSHOTS.with(Cell::get) {
+            return;
+        }
+        INLINE_CONNECTIONS.with(|cell| {
+            if let Some(inline) = cell.borrow_mut().iter_mut().find(|inline| inline.runtime == self.id) {
+                end_snapshot(inline);
+            }
+        });
     }
 }
 
@@ -492,20 +511,32 @@ mod tests {
     #[tokio::test]
     async fn a_kept_read_snapshot_sees_every_answered_write_and_ends_when_the_thread_goes_idle() {
         let dir = tempfile::tempdir().unwrap();
-        let runtime = Runtime { snapshot_max_age: Duration::from_secs(3600), ..runtime(&dir) };
+        let runtime = std::sync::Arc::new(Runtime { snapshot_max_age: Duration::from_secs(3600), ..runtime(&dir) });
         let other = open(&dir.path().join("queue.db"), Synchronous::Normal).unwrap();
+        let outside = |what: &str| other.execute("INSERT INTO written VALUES (?1)", [what]).unwrap();
         assert!(written_kept(&runtime).is_empty());
         // Another process's commit is not seen while the snapshot is kept ...
-        other.execute("INSERT INTO written VALUES ('outside')", []).unwrap();
+        outside("outside");
         assert!(written_kept(&runtime).is_empty(), "the read ran in the kept transaction");
-        // ... but every write this process's writer answered is: its commit ends the snapshot.
-        runtime.write(insert("inside", Duration::ZERO)).await.unwrap();
+        // ... but every write this process's writer answered is, even one another
+        // thread queued: its commit ends the snapshot.
+        let writer = runtime.clone();
+        let answered = thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            runtime.block_on(writer.write(insert("inside", Duration::ZERO)))
+        });
+        answered.join().unwrap().unwrap();
         assert_eq!(written_kept(&runtime), ["inside", "outside"]);
-        other.execute("INSERT INTO written VALUES ('later')", []).unwrap();
+        // This thread queueing a scan (or a write) ends it.
+        outside("before a scan");
         assert_eq!(written_kept(&runtime), ["inside", "outside"]);
-        // The thread going idle ends it too.
+        runtime.read(|_| Ok(())).await.unwrap();
+        assert_eq!(written_kept(&runtime), ["before a scan", "inside", "outside"]);
+        // So does the thread going idle.
+        outside("later");
+        assert_eq!(written_kept(&runtime), ["before a scan", "inside", "outside"]);
         release_read_snapshots();
-        assert_eq!(written_kept(&runtime), ["inside", "later", "outside"]);
+        assert_eq!(written_kept(&runtime), ["before a scan", "inside", "later", "outside"]);
     }
 
     #[tokio::test]
