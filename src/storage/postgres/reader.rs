@@ -10,9 +10,9 @@
 //!
 //! A read ([`Reader::get`]) is queued; one task per store takes what is
 //! waiting (at most [`MAX_BATCH`]) and hands it to a batch, which runs
-//! [`SELECT_BATCH`]: the wanted (account, id) pairs as two arrays, joined to
-//! `customers` on its primary key, each row tagged with the position of the
-//! read that asked for it. Each read is answered its own row, or `None`; a
+//! [`SELECT_BATCH`]: the wanted (account, id) pairs as two arrays, each
+//! looked up on `customers`' primary key, each row found tagged with the
+//! position of the read that asked for it. Each read is answered its own row, or `None`; a
 //! read of another account's id finds nothing, as the key includes the
 //! account. Up to [`BATCHES_IN_FLIGHT`] batches run at once, so the next
 //! forms while one is at the database.
@@ -74,13 +74,15 @@ pub const HOLD_AT_MOST: Duration = Duration::from_secs(1);
 
 /// `$1`/`$2`: the account ids and customer ids wanted. Answers the customer
 /// columns ([`customer_from_row`]'s order) and, last, the 1-based position of
-/// the pair that found the row.
+/// the pair that found the row. Each pair is looked up on the primary key on
+/// its own (`LATERAL ... LIMIT 1` keeps the planner from joining otherwise:
+/// a generic plan hash-joined a seq scan of `customers` on a small table).
 const SELECT_BATCH: &str = concat!(
-    "SELECT ",
-    customer_columns!(),
-    ", wanted.position FROM unnest($1::TEXT[], $2::TEXT[]) WITH ORDINALITY \
+    "SELECT found.*, wanted.position FROM unnest($1::TEXT[], $2::TEXT[]) WITH ORDINALITY \
      AS wanted (wanted_account, wanted_id, position) \
-     JOIN customers ON customers.account_id = wanted.wanted_account AND customers.id = wanted.wanted_id"
+     CROSS JOIN LATERAL (SELECT ",
+    customer_columns!(),
+    " FROM customers WHERE account_id = wanted.wanted_account AND id = wanted.wanted_id LIMIT 1) AS found"
 );
 /// The column of [`SELECT_BATCH`] that holds the position.
 const POSITION_COLUMN: usize = 15;
