@@ -72,7 +72,8 @@ mod needs_postgres {
         let mut batched = false;
         for round in 0..ROUNDS {
             let before = postgres.read_batches();
-            let gets = cases.iter().map(|(token, id, _)| async {
+            let app = &app;
+            let gets = cases.iter().map(|(token, id, _)| async move {
                 let response =
                     app.request_as(token, Method::GET, &format!("/v2/customers/{id}")).send().await.expect("GET");
                 (response.status().as_u16(), body(response).await)
