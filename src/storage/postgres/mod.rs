@@ -124,7 +124,7 @@ impl PostgresStore {
         let pool = pool_options(&breaker).acquire_timeout(budget.acquire_timeout()).connect_lazy_with(options);
         let gates = WriteGates::new(MAX_CONNECTIONS, budget.operation_time());
         let writer = Writer::new(pool.clone(), gates.clone(), budget.statement_timeout());
-        let reader = Reader::new(pool.clone(), breaker.clone());
+        let reader = Reader::new(pool.clone(), breaker.clone(), budget.statement_timeout());
         Ok(Self { pool, breaker, gates, writer, reader, queued: Notify::new(), _kept: None })
     }
 
@@ -136,7 +136,7 @@ impl PostgresStore {
         let breaker = Breaker::new(pool.connect_options().as_ref().clone(), operation_time);
         let gates = WriteGates::new(pool.options().get_max_connections(), operation_time);
         let writer = Writer::new(pool.clone(), gates.clone(), budget.statement_timeout());
-        let reader = Reader::new(pool.clone(), breaker.clone());
+        let reader = Reader::new(pool.clone(), breaker.clone(), budget.statement_timeout());
         Self { pool, breaker, gates, writer, reader, queued: Notify::new(), _kept: None }
     }
 

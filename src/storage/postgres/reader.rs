@@ -41,10 +41,13 @@
 //! from the queue). A caller never waits past its request's store deadline
 //! (see [`crate::deadline`]): it stops waiting then, answered `Unavailable`.
 //! A batch leaves out the reads whose caller has gone or whose deadline has
-//! passed by the time it holds a connection, and waits for a connection no
-//! longer than the latest deadline of its reads. A failed statement fails
-//! every read of its batch with its error (`Unavailable` when the database
-//! is), which the breaker sees as it would a read on its own.
+//! passed by the time it holds a connection, and waits for a connection, and
+//! for its statement's answer, no longer than the latest deadline of its
+//! reads (a connection whose peer died then goes, not the slot with it;
+//! outside a request, the statement timeout bounds the wait). A failed
+//! statement fails every read of its batch with its error (`Unavailable`
+//! when the database is), which the breaker sees as it would a read on its
+//! own; the connection then goes back to the pool, which checks it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -127,6 +130,8 @@ struct Counters {
 struct Shared {
     pool: PgPool,
     breaker: Arc<Breaker>,
+    /// The connections' `statement_timeout`: how long a statement outside a request may take.
+    statement_time: Duration,
     counters: Counters,
 }
 
@@ -168,9 +173,11 @@ pub struct Reader {
 }
 
 impl Reader {
-    /// A reader on `pool`, whose connections it stops holding after a failure `breaker` saw.
-    pub(super) fn new(pool: PgPool, breaker: Arc<Breaker>) -> Self {
-        Self { shared: Arc::new(Shared { pool, breaker, counters: Counters::default() }), queue: Mutex::new(None) }
+    /// A reader on `pool`, whose connections it stops holding after a failure
+    /// `breaker` saw; `statement_time` is the pool's `statement_timeout`.
+    pub(super) fn new(pool: PgPool, breaker: Arc<Breaker>, statement_time: Duration) -> Self {
+        let shared = Shared { pool, breaker, statement_time, counters: Counters::default() };
+        Self { shared: Arc::new(shared), queue: Mutex::new(None) }
     }
 
     /// The customer `customer_id` of `account_id`, read in the next batch.
@@ -290,7 +297,14 @@ async fn run(shared: &Shared, slot: &mut Slot, jobs: Vec<ReadJob>) {
     if jobs.is_empty() {
         return slot.keep(connection, acquired);
     }
-    match select_batch(&mut connection, &jobs).await {
+    // A connection that stopped answering (a dead peer) holds the slot no
+    // longer than its reads may wait; it is dropped, not kept.
+    let limit = latest_deadline(&jobs).unwrap_or_else(|| Instant::now() + shared.statement_time);
+    let result = match tokio::time::timeout_at(limit.into(), select_batch(&mut connection, &jobs)).await {
+        Ok(result) => result,
+        Err(_) => return fail_all(jobs, &too_late()),
+    };
+    match result {
         Ok(found) => {
             slot.keep(connection, acquired);
             let counters = &shared.counters;
@@ -317,12 +331,17 @@ fn drop_expired(jobs: Vec<ReadJob>) -> Vec<ReadJob> {
     jobs
 }
 
-/// A pooled connection, waited for no longer than the latest deadline of `jobs`.
-async fn acquire(shared: &Shared, jobs: &[ReadJob]) -> Result<PoolConnection<Postgres>, StoreError> {
+/// The latest deadline of `jobs`; `None` if one of them has none.
+fn latest_deadline(jobs: &[ReadJob]) -> Option<Instant> {
     let latest = jobs.iter().map(|job| job.deadline).try_fold(None::<Instant>, |latest, deadline| {
         deadline.map(|deadline| Some(latest.map_or(deadline, |latest| latest.max(deadline))))
     });
-    match latest.flatten() {
+    latest.flatten()
+}
+
+/// A pooled connection, waited for no longer than the latest deadline of `jobs`.
+async fn acquire(shared: &Shared, jobs: &[ReadJob]) -> Result<PoolConnection<Postgres>, StoreError> {
+    match latest_deadline(jobs) {
         Some(latest) => tokio::time::timeout_at(latest.into(), shared.pool.acquire())
             .await
             .map_err(|_| too_late())?
