@@ -68,8 +68,12 @@ use crate::storage::row::{customer_columns, customer_from_row};
 
 /// The most reads one statement answers; bounds the latency a batch adds.
 pub const MAX_BATCH: usize = 256;
-/// Batches running at once per instance: while one is at the database, the next forms.
-pub const BATCHES_IN_FLIGHT: usize = 4;
+/// Batches running at once per instance: while one is at the database, the
+/// next forms, and one slow statement does not hold up every read. Fewer
+/// batches are larger ones: on two cores shared with PostgreSQL, 4 made about
+/// 21k GETs/s, 2 about 30k, 1 about 37k (BENCHMARKS.md); 2 keeps a second
+/// statement going while one waits on a cold page.
+pub const BATCHES_IN_FLIGHT: usize = 2;
 /// A held connection unused this long goes back to the pool.
 pub const HOLD_IDLE: Duration = Duration::from_millis(100);
 /// A connection is held across batches for this long at most, then released (and pinged) once.
