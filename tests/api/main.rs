@@ -37,6 +37,7 @@ mod metrics;
 mod migrations;
 mod openapi;
 mod pg_outage;
+mod pg_reads;
 mod rate_limit;
 mod readme;
 mod request_span;

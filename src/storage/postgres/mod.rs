@@ -14,6 +14,7 @@ mod events;
 mod gates;
 mod import;
 mod queries;
+pub mod reader;
 mod usage;
 pub mod writer;
 
@@ -30,6 +31,7 @@ use tokio::sync::Notify;
 use self::breaker::Breaker;
 pub use self::error::from_sqlx;
 use self::gates::WriteGates;
+use self::reader::{ReadBatches, Reader};
 use self::writer::Writer;
 use super::{
     AttemptRecord, CursorQuery, EventQuery, IdempotencyRecord, ImportLine, LeasedDelivery, OpenError, Page, PoolStatus,
@@ -70,6 +72,8 @@ pub struct PostgresStore {
     gates: WriteGates,
     /// Groups concurrent customer creates into one statement (see [`writer`]).
     writer: Writer,
+    /// Groups concurrent customer reads by id into one statement (see [`reader`]).
+    reader: Reader,
     /// Poked after each committed customer write ([`Store::deliveries_queued`]).
     queued: Notify,
     /// Whatever must live as long as the store (see [`PostgresStore::keeping`]).
@@ -120,7 +124,8 @@ impl PostgresStore {
         let pool = pool_options(&breaker).acquire_timeout(budget.acquire_timeout()).connect_lazy_with(options);
         let gates = WriteGates::new(MAX_CONNECTIONS, budget.operation_time());
         let writer = Writer::new(pool.clone(), gates.clone(), budget.statement_timeout());
-        Ok(Self { pool, breaker, gates, writer, queued: Notify::new(), _kept: None })
+        let reader = Reader::new(pool.clone(), breaker.clone(), budget.statement_timeout());
+        Ok(Self { pool, breaker, gates, writer, reader, queued: Notify::new(), _kept: None })
     }
 
     /// A store over an existing pool, without running migrations (the pool's
@@ -131,7 +136,8 @@ impl PostgresStore {
         let breaker = Breaker::new(pool.connect_options().as_ref().clone(), operation_time);
         let gates = WriteGates::new(pool.options().get_max_connections(), operation_time);
         let writer = Writer::new(pool.clone(), gates.clone(), budget.statement_timeout());
-        Self { pool, breaker, gates, writer, queued: Notify::new(), _kept: None }
+        let reader = Reader::new(pool.clone(), breaker.clone(), budget.statement_timeout());
+        Self { pool, breaker, gates, writer, reader, queued: Notify::new(), _kept: None }
     }
 
     /// Keeps `value` alive until the store is dropped: a test ties the
@@ -143,6 +149,11 @@ impl PostgresStore {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// How many statements the grouped reads by id have run, and how many reads they answered.
+    pub fn read_batches(&self) -> ReadBatches {
+        self.reader.batches()
     }
 
     /// Applies the missing migrations. Safe to run from several processes at
@@ -274,7 +285,7 @@ impl Store for PostgresStore {
         account_id: &AccountId,
         customer_id: &CustomerId,
     ) -> Result<Option<Customer>, StoreError> {
-        self.breaker.run(queries::get_customer(&self.pool, account_id, customer_id)).await
+        self.breaker.run(self.reader.get(account_id, customer_id)).await
     }
 
     async fn replace_customer(

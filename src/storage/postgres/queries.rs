@@ -8,7 +8,7 @@
 //! transaction as the customer. Each write records its event in the same
 //! statement ([`events::created_event_ctes!`], [`events::written_event_ctes!`]).
 //! Creates are grouped by [`super::writer`]; [`insert_customer`] is its
-//! fallback for a create on its own.
+//! fallback for a create on its own. Reads by id are grouped by [`super::reader`].
 
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
@@ -56,16 +56,6 @@ fn precondition_arguments(precondition: &Precondition) -> (Option<&[i64]>, &[i64
         Some(Versions::Listed(versions)) => (versions.as_slice(), false),
     };
     (accepted, refused, refuse_any)
-}
-
-pub async fn get_customer(
-    pool: &PgPool,
-    account_id: &AccountId,
-    customer_id: &CustomerId,
-) -> Result<Option<Customer>, StoreError> {
-    const SQL: &str = concat!("SELECT ", customer_columns!(), " FROM customers WHERE account_id = $1 AND id = $2");
-    let row = sqlx::query(SQL).bind(account_id.as_str()).bind(customer_id.as_str()).fetch_optional(pool).await?;
-    Ok(row.as_ref().map(customer_from_row).transpose()?)
 }
 
 /// Inserts the customer, counts it in one of the account's count rows (`$21`:
