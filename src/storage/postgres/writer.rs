@@ -72,8 +72,12 @@ use crate::storage::{IdempotencyRecord, StoreError};
 /// The most creates one statement inserts; bounds the latency a batch adds.
 pub const MAX_BATCH: usize = 512;
 /// Batches running at once per instance: while one waits for its commit's WAL
-/// flush, the next forms and is sent.
-pub const BATCHES_IN_FLIGHT: usize = 4;
+/// flush, the next forms and is sent. Two, not more: on a 2-core machine the
+/// database's CPU per statement (executor start, commit) is what limits
+/// creates, so fewer, larger batches go faster (BENCHMARKS.md: 12.1k creates/s
+/// with 4 in flight, 15.2–16.2k with 2, 16.0–18.1k with 1, where one slow
+/// flush would hold up every create).
+pub const BATCHES_IN_FLIGHT: usize = 2;
 /// One create of [`INSERT_BATCH`]: `$1..$17` are the customer columns of
 /// `customer_insert_columns!` as arrays, `$18..$24` the idempotency record
 /// (NULL key: none), `$25` the count shard, `$26`/`$27` each create's
