@@ -15,6 +15,7 @@ mod gates;
 mod import;
 mod queries;
 pub mod reader;
+mod task_queue;
 mod usage;
 pub mod writer;
 

@@ -49,8 +49,8 @@
 //! when the database is), which the breaker sees as it would a read on its
 //! own; the connection then goes back to the pool, which checks it.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use sqlx::pool::PoolConnection;
@@ -60,6 +60,7 @@ use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 
 use super::breaker::Breaker;
+use super::task_queue::TaskQueue;
 use crate::deadline;
 use crate::domain::customer::Customer;
 use crate::domain::{AccountId, CustomerId};
@@ -171,9 +172,8 @@ impl Slot {
 /// The grouped reads of one store.
 pub struct Reader {
     shared: Arc<Shared>,
-    /// The queue of the task that forms batches: started by the first read,
-    /// on the runtime that serves it, and again if that runtime has ended.
-    queue: Mutex<Option<mpsc::UnboundedSender<ReadJob>>>,
+    /// The queue of the task that forms batches.
+    queue: TaskQueue<ReadJob>,
 }
 
 impl Reader {
@@ -181,7 +181,7 @@ impl Reader {
     /// `breaker` saw; `statement_time` is the pool's `statement_timeout`.
     pub(super) fn new(pool: PgPool, breaker: Arc<Breaker>, statement_time: Duration) -> Self {
         let shared = Shared { pool, breaker, statement_time, counters: Counters::default() };
-        Self { shared: Arc::new(shared), queue: Mutex::new(None) }
+        Self { shared: Arc::new(shared), queue: TaskQueue::new() }
     }
 
     /// The customer `customer_id` of `account_id`, read in the next batch.
@@ -192,7 +192,8 @@ impl Reader {
         let (reply, answer) = oneshot::channel();
         let deadline = deadline::store_deadline();
         let job = ReadJob { account_id: account_id.clone(), customer_id: customer_id.clone(), deadline, reply };
-        self.queue().send(job).map_err(|_| stopped())?;
+        let shared = self.shared.clone();
+        self.queue.send(job, |receiver| serve(shared, receiver)).map_err(|_| stopped())?;
         let answer = match deadline {
             Some(deadline) => tokio::time::timeout_at(deadline.into(), answer).await.map_err(|_| too_late())?,
             None => answer.await,
@@ -207,18 +208,6 @@ impl Reader {
             statements: counters.statements.load(Ordering::Relaxed),
             reads: counters.reads.load(Ordering::Relaxed),
             largest: counters.largest.load(Ordering::Relaxed),
-        }
-    }
-
-    fn queue(&self) -> mpsc::UnboundedSender<ReadJob> {
-        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-        match queue.as_ref() {
-            Some(sender) if !sender.is_closed() => sender.clone(),
-            _ => {
-                let (sender, receiver) = mpsc::unbounded_channel();
-                tokio::spawn(serve(self.shared.clone(), receiver));
-                queue.insert(sender).clone()
-            }
         }
     }
 }

@@ -52,7 +52,7 @@
 //! batch is retried on its own, so one bad create fails only its request.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
@@ -63,6 +63,7 @@ use super::counts::random_shard;
 use super::deliveries::database_now_ms;
 use super::gates::WriteGates;
 use super::queries::{self, FIND_IDEMPOTENCY};
+use super::task_queue::TaskQueue;
 use crate::deadline;
 use crate::domain::AccountId;
 use crate::domain::customer::Customer;
@@ -174,16 +175,15 @@ struct Shared {
 /// The grouped creates of one store.
 pub struct Writer {
     shared: Arc<Shared>,
-    /// The queue of the task that forms batches: started by the first create,
-    /// on the runtime that serves it, and again if that runtime has ended.
-    queue: Mutex<Option<mpsc::UnboundedSender<CreateJob>>>,
+    /// The queue of the task that forms batches.
+    queue: TaskQueue<CreateJob>,
 }
 
 impl Writer {
     /// A writer on `pool`, whose batches take turns at `gates`; `statement_time`
     /// is the pool's `statement_timeout`.
     pub fn new(pool: PgPool, gates: WriteGates, statement_time: Duration) -> Self {
-        Self { shared: Arc::new(Shared { pool, gates, statement_time }), queue: Mutex::new(None) }
+        Self { shared: Arc::new(Shared { pool, gates, statement_time }), queue: TaskQueue::new() }
     }
 
     /// Inserts `customer` with its idempotency record, in the next batch.
@@ -212,22 +212,9 @@ impl Writer {
             deadline: deadline::store_deadline(),
             reply,
         };
-        self.queue().send(job).map_err(|_| stopped())?;
+        let shared = self.shared.clone();
+        self.queue.send(job, |receiver| serve(shared, receiver)).map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
-    }
-}
-
-impl Writer {
-    fn queue(&self) -> mpsc::UnboundedSender<CreateJob> {
-        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-        match queue.as_ref() {
-            Some(sender) if !sender.is_closed() => sender.clone(),
-            _ => {
-                let (sender, receiver) = mpsc::unbounded_channel();
-                tokio::spawn(serve(self.shared.clone(), receiver));
-                queue.insert(sender).clone()
-            }
-        }
     }
 }
 
