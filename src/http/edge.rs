@@ -26,7 +26,7 @@ use super::error::{ApiError, ErrorCode};
 use super::headers::single;
 use super::{limits, options};
 use crate::app::AppState;
-use crate::metrics::UNMATCHED;
+use crate::metrics::{Metrics, UNMATCHED};
 
 pub const REQUEST_ID: &str = "x-request-id";
 /// The `tracing` target of the one line logged per request, to filter it on
@@ -67,20 +67,26 @@ pub(crate) fn new_request_id() -> HeaderValue {
     HeaderValue::from_bytes(&id).expect("letters and digits are a valid header value")
 }
 
-/// The router's outermost layer: [`edge`], also counting the request in the
-/// server's metrics, and starting the request's deadline
-/// ([`super::deadline::within_limit`]) around the rest of the stack.
+/// The router's outermost layer: [`edge`], also counting the request in the server's metrics.
 pub async fn edge_with_metrics(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    run_edge(request, next, Some(&state)).await
+    run_edge(request, next, Some(&state.metrics), None).await
+}
+
+/// [`edge_with_metrics`], also starting the request's deadline
+/// ([`super::deadline::within_limit`]) around the rest of the stack: one
+/// layer fewer on every request, for a router with no layer between the two
+/// (no CORS, whose headers the deadline's 503 must get).
+pub async fn edge_with_metrics_and_deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    run_edge(request, next, Some(&state.metrics), Some(&state)).await
 }
 
 /// Request ids, panics, the error envelope and the request log, for a router without [`AppState`].
 pub async fn edge(request: Request, next: Next) -> Response {
-    run_edge(request, next, None).await
+    run_edge(request, next, None, None).await
 }
 
-async fn run_edge(request: Request, next: Next, state: Option<&AppState>) -> Response {
-    let metrics = state.map(|state| &state.metrics);
+/// `deadline`: the state whose budget the request's deadline is started with, if this layer starts it.
+async fn run_edge(request: Request, next: Next, metrics: Option<&Metrics>, deadline: Option<&AppState>) -> Response {
     let started = Instant::now();
     let sent = single(request.headers(), REQUEST_ID, "X-Request-Id");
     let request_id = match sent {
@@ -95,7 +101,7 @@ async fn run_edge(request: Request, next: Next, state: Option<&AppState>) -> Res
     // every field here is formatted when the span opens.
     let span = tracing::info_span!("request", request_id = request_id.to_str().unwrap_or(""));
     let served = async {
-        let mut response = match (refused.or_else(|| limits::check(&request)), state) {
+        let mut response = match (refused.or_else(|| limits::check(&request)), deadline) {
             (Some(error), _) => error.into_response(),
             (None, Some(state)) => within_limit(state, request, |request| run_catching_panics(request, next)).await,
             (None, None) => run_catching_panics(request, next).await,
@@ -113,6 +119,7 @@ async fn run_edge(request: Request, next: Next, state: Option<&AppState>) -> Res
     }
     log_request(&request_id, route, &method, &response, elapsed);
     response.headers_mut().insert(REQUEST_ID, request_id);
+    crate::storage::sqlite::end_old_read_snapshots();
     response
 }
 

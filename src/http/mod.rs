@@ -38,8 +38,9 @@ use self::error::{ApiError, ErrorCode};
 use crate::api_version::ApiVersion;
 use crate::app::AppState;
 
-/// Every route, behind the edge layer (which also starts the request's
-/// deadline: [`deadline::within_limit`]), then CORS, with `--cors-origin`;
+/// Every route, behind the edge layer, then CORS (with `--cors-origin`), then
+/// the request's deadline ([`deadline::limit`]; without CORS, the edge layer
+/// runs it itself: [`deadline::within_limit`]);
 /// `/v1` and `/v2` also behind authentication (which also answers at the
 /// deadline: [`deadline::in_time`]). The operator's routes (`/healthz`,
 /// `/readyz`, `/metrics`) need no token. Response compression wraps this
@@ -66,10 +67,15 @@ pub fn router(state: AppState) -> Router {
         .merge(deprecated(&state, ApiVersion::V2, v2_routes))
         .fallback(no_route);
     let router = match cors::layer(&state.config.cors_origins) {
-        Some(cors) => router.layer(from_fn_with_state(cors, cors::apply)),
-        None => router,
+        // The deadline's 503 must pass through CORS, so a browser can read it:
+        // with CORS the deadline is a layer of its own, inside it.
+        Some(cors) => router
+            .layer(from_fn_with_state(state.clone(), deadline::limit))
+            .layer(from_fn_with_state(cors, cors::apply))
+            .layer(from_fn_with_state(state.clone(), edge::edge_with_metrics)),
+        None => router.layer(from_fn_with_state(state.clone(), edge::edge_with_metrics_and_deadline)),
     };
-    router.layer(from_fn_with_state(state.clone(), edge::edge_with_metrics)).with_state(state)
+    router.with_state(state)
 }
 
 /// A version's routes (its document included), behind the deprecation headers if the operator deprecated it.

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 
 use self::runtime::Runtime;
-pub use self::runtime::{READ_SNAPSHOT_MAX_AGE, Synchronous, release_read_snapshots};
+pub use self::runtime::{READ_SNAPSHOT_MAX_AGE, Synchronous, end_old_read_snapshots, release_read_snapshots};
 use super::{
     AttemptRecord, CursorQuery, EventQuery, IdempotencyRecord, ImportLine, LeasedDelivery, OpenError, Page,
     Precondition, Rotation, Store, StoreError, TokenChange,

@@ -161,6 +161,8 @@ struct Snapshot {
     /// [`Runtime::commits`] when it began.
     commits: u64,
     began: Instant,
+    /// Its runtime's [`Runtime::snapshot_max_age`].
+    max_age: Duration,
 }
 
 thread_local! {
@@ -189,6 +191,24 @@ pub fn release_read_snapshots() {
     INLINE_CONNECTIONS.with(|cell| {
         for inline in cell.borrow_mut().iter_mut() {
             end_snapshot(inline);
+        }
+    });
+}
+
+/// Ends the read transactions this thread has kept longer than their
+/// [`READ_SNAPSHOT_MAX_AGE`]; the edge layer calls it after every request, so
+/// a worker busy with requests that read nothing (answered from caches, say)
+/// and never idle holds none back from the WAL's checkpoint for long.
+pub fn end_old_read_snapshots() {
+    if !KEEPS_SNAPSHOTS.with(Cell::get) {
+        return;
+    }
+    let now = Instant::now();
+    INLINE_CONNECTIONS.with(|cell| {
+        for inline in cell.borrow_mut().iter_mut() {
+            if inline.snapshot.as_ref().is_some_and(|snapshot| now.duration_since(snapshot.began) >= snapshot.max_age) {
+                end_snapshot(inline);
+            }
         }
     });
 }
@@ -273,8 +293,14 @@ impl Runtime {
                 end_snapshot(inline);
             }
             if inline.snapshot.is_none() {
-                run(&inline.connection, "BEGIN").map_err(from_sqlite)?;
-                inline.snapshot = Some(Snapshot { commits, began: now });
+                if let Err(error) = run(&inline.connection, "BEGIN") {
+                    // A transaction nothing could end (see `end_snapshot`): a new connection next time.
+                    if !inline.connection.is_autocommit() {
+                        connections.swap_remove(index);
+                    }
+                    return Err(from_sqlite(error));
+                }
+                inline.snapshot = Some(Snapshot { commits, began: now, max_age: self.snapshot_max_age });
             }
             let result = query(&inline.connection);
             if result.is_err() {
@@ -552,6 +578,23 @@ mod tests {
         let failed = runtime.read_inline(|connection| Ok(connection.execute("SELECT nothing FROM nowhere", [])?));
         assert!(failed.is_err());
         assert_eq!(written_kept(&runtime), ["after", "outside"], "a failed read ends the snapshot");
+    }
+
+    /// Whether this thread keeps a read transaction open.
+    fn keeps_one() -> bool {
+        INLINE_CONNECTIONS.with(|cell| cell.borrow().iter().any(|inline| inline.snapshot.is_some()))
+    }
+
+    #[tokio::test]
+    async fn after_each_request_a_kept_read_snapshot_older_than_its_age_is_ended() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = Runtime { snapshot_max_age: Duration::from_millis(50), ..runtime(&dir) };
+        assert!(written_kept(&runtime).is_empty());
+        end_old_read_snapshots();
+        assert!(keeps_one(), "a young snapshot is kept");
+        thread::sleep(Duration::from_millis(60));
+        end_old_read_snapshots();
+        assert!(!keeps_one(), "an old one is ended without waiting for a read");
     }
 
     #[tokio::test]
