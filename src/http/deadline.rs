@@ -3,10 +3,11 @@
 //! database work has been stopped before (see [`crate::deadline`]).
 //!
 //! Two layers share one [`RequestClock`]: [`limit`], around every route (run
-//! by the edge layer itself), starts it for the request's task and answers for
-//! a request stuck before authentication; [`answer_in_time`], inside the
-//! authentication layer of `/v1` and `/v2` (run by it), answers for a request
-//! stuck in its handler, so that 503 still gets its rate-limit headers. The inner one wins when both expire.
+//! by the edge layer itself when no CORS layer stands between them), starts it
+//! for the request's task and answers for a request stuck before
+//! authentication; [`answer_in_time`], inside the authentication layer of
+//! `/v1` and `/v2` (run by it), answers for a request stuck in its handler, so
+//! that 503 still gets its rate-limit headers. The inner one wins when both expire.
 //! The clock stops while the request's body arrives (the body reader calls
 //! [`crate::deadline::excluding`]): a slow body is `--body-timeout`'s to
 //! refuse, with `408` (API.md §1).
@@ -27,7 +28,7 @@ use crate::deadline::{self, RequestClock};
 const OUTER_GRACE: Duration = Duration::from_millis(5);
 
 /// Starts the request's clock and answers 503 when the request outlives it
-/// (as a layer; the router's edge layer runs [`within_limit`] itself).
+/// (as a layer, inside CORS; without CORS the edge layer runs [`within_limit`] itself).
 pub async fn limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
     within_limit(&state, request, |request| next.run(request)).await
 }

@@ -528,6 +528,13 @@ mod tests {
         }
     }
 
+    /// A runtime whose kept read transactions last `max_age`, and a connection of
+    /// another process's to the same file.
+    fn kept_for(dir: &tempfile::TempDir, max_age: Duration) -> (Runtime, Connection) {
+        let runtime = Runtime { snapshot_max_age: max_age, ..runtime(dir) };
+        (runtime, open(&dir.path().join("queue.db"), Synchronous::Normal).unwrap())
+    }
+
     /// `written` run on this thread, keeping its read transaction as a worker does.
     fn written_kept(runtime: &Runtime) -> Vec<String> {
         KEEPS_SNAPSHOTS.with(|keeps| keeps.set(true));
@@ -537,8 +544,8 @@ mod tests {
     #[tokio::test]
     async fn a_kept_read_snapshot_sees_every_answered_write_and_ends_when_the_thread_goes_idle() {
         let dir = tempfile::tempdir().unwrap();
-        let runtime = std::sync::Arc::new(Runtime { snapshot_max_age: Duration::from_secs(3600), ..runtime(&dir) });
-        let other = open(&dir.path().join("queue.db"), Synchronous::Normal).unwrap();
+        let (runtime, other) = kept_for(&dir, Duration::from_secs(3600));
+        let runtime = std::sync::Arc::new(runtime);
         let outside = |what: &str| other.execute("INSERT INTO written VALUES (?1)", [what]).unwrap();
         assert!(written_kept(&runtime).is_empty());
         // Another process's commit is not seen while the snapshot is kept ...
@@ -568,8 +575,7 @@ mod tests {
     #[tokio::test]
     async fn a_kept_read_snapshot_ends_when_it_is_too_old_and_after_a_failed_read() {
         let dir = tempfile::tempdir().unwrap();
-        let runtime = Runtime { snapshot_max_age: Duration::from_millis(50), ..runtime(&dir) };
-        let other = open(&dir.path().join("queue.db"), Synchronous::Normal).unwrap();
+        let (runtime, other) = kept_for(&dir, Duration::from_millis(50));
         assert!(written_kept(&runtime).is_empty());
         other.execute("INSERT INTO written VALUES ('outside')", []).unwrap();
         thread::sleep(Duration::from_millis(60));
@@ -588,7 +594,7 @@ mod tests {
     #[tokio::test]
     async fn after_each_request_a_kept_read_snapshot_older_than_its_age_is_ended() {
         let dir = tempfile::tempdir().unwrap();
-        let runtime = Runtime { snapshot_max_age: Duration::from_millis(50), ..runtime(&dir) };
+        let (runtime, _) = kept_for(&dir, Duration::from_millis(50));
         assert!(written_kept(&runtime).is_empty());
         end_old_read_snapshots();
         assert!(keeps_one(), "a young snapshot is kept");
@@ -600,8 +606,7 @@ mod tests {
     #[tokio::test]
     async fn a_thread_that_never_goes_idle_through_the_runtime_keeps_no_snapshot() {
         let dir = tempfile::tempdir().unwrap();
-        let runtime = Runtime { snapshot_max_age: Duration::from_secs(3600), ..runtime(&dir) };
-        let other = open(&dir.path().join("queue.db"), Synchronous::Normal).unwrap();
+        let (runtime, other) = kept_for(&dir, Duration::from_secs(3600));
         assert!(written(&runtime).is_empty());
         other.execute("INSERT INTO written VALUES ('outside')", []).unwrap();
         assert_eq!(written(&runtime), ["outside"]);
