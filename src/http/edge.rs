@@ -127,7 +127,9 @@ async fn run_edge(request: Request, next: Next, metrics: Option<&Metrics>, deadl
 /// raw path; [`UNMATCHED`] for a fallback, including a nested router's.
 fn route_label(matched: Option<&MatchedPath>) -> &str {
     match matched {
-        Some(path) if !path.as_str().contains("__private__axum") => path.as_str(),
+        Some(path) if !path.as_str().contains("__private__axum") && !super::is_unknown_path_route(path.as_str()) => {
+            path.as_str()
+        }
         _ => UNMATCHED,
     }
 }

@@ -32,7 +32,7 @@ pub mod wire;
 use axum::Router;
 use axum::middleware::from_fn_with_state;
 use axum::response::Redirect;
-use axum::routing::get;
+use axum::routing::{any, get};
 
 use self::error::{ApiError, ErrorCode};
 use crate::api_version::ApiVersion;
@@ -46,15 +46,19 @@ use crate::app::AppState;
 /// `/readyz`, `/metrics`) need no token. Response compression wraps this
 /// router in [`crate::app::serve`] ([`compress::Compress`]).
 pub fn router(state: AppState) -> Router {
-    let versioned = |routes: Router<AppState>| {
-        routes
-            .fallback(no_route)
+    // A version's routes by their full paths, not nested: a nested router would
+    // match every request twice and rebuild its URI without the prefix. Its
+    // unknown paths are answered behind authentication too (401 before 404).
+    let versioned = |prefix: &'static [&'static str], routes: Router<AppState>| {
+        prefix
+            .iter()
+            .fold(routes, |routes, path| routes.route(path, any(no_route)))
             // Answers 503 at the request's deadline too (`deadline::in_time`).
             .layer(from_fn_with_state(state.clone(), auth::authenticate))
     };
     let (v1_routes, v2_routes) = (
-        Router::new().route("/v1/openapi.json", get(documents::v1_document)).nest("/v1", versioned(v1::routes())),
-        Router::new().route("/v2/openapi.json", get(documents::v2_document)).nest("/v2", versioned(v2::routes())),
+        Router::new().route("/v1/openapi.json", get(documents::v1_document)).merge(versioned(&V1_UNKNOWN, v1::routes())),
+        Router::new().route("/v2/openapi.json", get(documents::v2_document)).merge(versioned(&V2_UNKNOWN, v2::routes())),
     );
     let router = Router::new()
         .route("/", get(|| async { Redirect::temporary("/docs") }))
@@ -85,6 +89,17 @@ fn deprecated(state: &AppState, version: ApiVersion, routes: Router<AppState>) -
             .layer(from_fn_with_state(deprecation::DeprecationHeaders::new(deprecation), deprecation::add_headers)),
         None => routes,
     }
+}
+
+/// The routes that catch the paths under `/v1` no route of v1 matches.
+const V1_UNKNOWN: [&str; 2] = ["/v1", "/v1/{*unknown}"];
+/// The routes that catch the paths under `/v2` no route of v2 matches.
+const V2_UNKNOWN: [&str; 2] = ["/v2", "/v2/{*unknown}"];
+
+/// Whether `route` (a matched route template) is one that catches unknown
+/// paths, so metrics and the request log name it as no route.
+pub(crate) fn is_unknown_path_route(route: &str) -> bool {
+    V1_UNKNOWN.contains(&route) || V2_UNKNOWN.contains(&route)
 }
 
 async fn no_route() -> ApiError {

@@ -13,13 +13,15 @@ use axum::routing::get;
 
 use crate::app::AppState;
 
+/// The routes of `/v2`, by their full paths (the router adds authentication and the
+/// catch-all for unknown paths under `/v2`: [`super::router`]).
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/customers", get(handlers::list).post(handlers::create))
-        .route("/customers/{id}", get(handlers::get).put(handlers::replace).delete(handlers::delete))
-        .route("/token", get(token::show))
-        .route("/events", get(events::list))
-        .route("/events/{id}", get(events::get))
-        .route("/webhook_endpoints", get(webhook_endpoints::list).post(webhook_endpoints::create))
-        .route("/webhook_endpoints/{id}", get(webhook_endpoints::get).delete(webhook_endpoints::delete))
+        .route("/v2/customers", get(handlers::list).post(handlers::create))
+        .route("/v2/customers/{id}", get(handlers::get).put(handlers::replace).delete(handlers::delete))
+        .route("/v2/token", get(token::show))
+        .route("/v2/events", get(events::list))
+        .route("/v2/events/{id}", get(events::get))
+        .route("/v2/webhook_endpoints", get(webhook_endpoints::list).post(webhook_endpoints::create))
+        .route("/v2/webhook_endpoints/{id}", get(webhook_endpoints::get).delete(webhook_endpoints::delete))
 }
