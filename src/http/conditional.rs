@@ -147,6 +147,20 @@ pub fn preconditions(headers: &HeaderMap) -> Result<Precondition, ApiError> {
     Ok(Precondition { if_match, if_none_match })
 }
 
+/// A request's conditional headers as an extractor: read in place, without the
+/// copy of the whole header map a `HeaderMap` extractor makes. A malformed
+/// header is kept as its error, so the handler answers it where it always
+/// has (after the path, before the body's own errors): `let precondition = preconditions?;`.
+pub struct Preconditions(pub Result<Precondition, ApiError>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Preconditions {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(preconditions(&parts.headers)))
+    }
+}
+
 /// The `412` of a precondition, saying which header failed as far as the request tells.
 pub fn precondition_refused(precondition: &Precondition) -> ApiError {
     let message = match (&precondition.if_match, &precondition.if_none_match) {

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Map, Value};
 
-use super::conditional::{ReadOutcome, etag, evaluate_read, not_modified, precondition_refused, preconditions};
+use super::conditional::{ReadOutcome, etag, evaluate_read, not_modified, precondition_refused};
 use super::error::ApiError;
 use super::idempotency::{self, IdempotencyKey};
 use super::response::json_response;
@@ -136,10 +136,10 @@ pub async fn read(
     state: &AppState,
     principal: &Principal,
     path: &CustomerPath,
-    headers: &HeaderMap,
+    precondition: Result<Precondition, ApiError>,
     render: impl FnOnce(&Customer) -> Vec<u8>,
 ) -> Result<Response, ApiError> {
-    let precondition = preconditions(headers)?;
+    let precondition = precondition?;
     let customer = match path.id() {
         Ok(id) => state.store.get_customer(&principal.account_id, &id).await?,
         Err(_) => None,

@@ -1,9 +1,13 @@
 //! JSON responses, as every route writes them.
 
 use axum::body::Body;
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde::Serialize;
+
+/// The headers a JSON response is made with room for: its own, the rate-limit
+/// headers (five), the request id and a few more.
+const RESPONSE_HEADERS: usize = 16;
 
 /// A JSON response with a status and optional extra headers.
 pub fn json_response(
@@ -13,6 +17,8 @@ pub fn json_response(
 ) -> Response {
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
+    // Room for every header the layers add (rate limits, request id, ...): a map that grows rehashes.
+    *response.headers_mut() = HeaderMap::with_capacity(RESPONSE_HEADERS);
     let map = response.headers_mut();
     map.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     for (name, value) in headers {

@@ -10,7 +10,7 @@ use crate::app::AppState;
 use crate::auth::Principal;
 use crate::domain::time::now_unix;
 use crate::http::body::JsonObject;
-use crate::http::conditional::{IfMatch, IfNoneMatch, etag, preconditions};
+use crate::http::conditional::{IfMatch, IfNoneMatch, Preconditions, etag};
 use crate::http::customers::{self, Created, CustomerPath, customer_error};
 use crate::http::error::ApiError;
 use crate::http::idempotency::IdempotencyKey;
@@ -77,9 +77,9 @@ pub async fn get(
     State(state): State<AppState>,
     principal: Principal,
     path: CustomerPath,
-    headers: HeaderMap,
+    Preconditions(precondition): Preconditions,
 ) -> Result<Response, ApiError> {
-    customers::read(&state, &principal, &path, &headers, |customer| to_json(&CustomerV1::from(customer))).await
+    customers::read(&state, &principal, &path, precondition, |customer| to_json(&CustomerV1::from(customer))).await
 }
 
 /// Replace a customer
@@ -103,10 +103,10 @@ pub async fn replace(
     State(state): State<AppState>,
     principal: Principal,
     path: CustomerPath,
-    headers: HeaderMap,
+    Preconditions(precondition): Preconditions,
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
-    let precondition = preconditions(&headers)?;
+    let precondition = precondition?;
     let fields = from_object::<CustomerInputV1>(body)?.into();
     let id = path.id_under(&precondition)?;
     let customer = state
@@ -133,9 +133,9 @@ pub async fn delete(
     State(state): State<AppState>,
     principal: Principal,
     path: CustomerPath,
-    headers: HeaderMap,
+    Preconditions(precondition): Preconditions,
 ) -> Result<StatusCode, ApiError> {
-    let precondition = preconditions(&headers)?;
+    let precondition = precondition?;
     let id = path.id_under(&precondition)?;
     let deleted = state.store.delete_customer(&principal.account_id, &id, precondition.clone()).await;
     deleted.map_err(customer_error(&id, &precondition))?;
