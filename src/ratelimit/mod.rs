@@ -197,7 +197,11 @@ impl RateLimiter {
 
     /// Forgets windows that have ended; called now and then by a background task.
     pub fn prune(&self) {
-        self.memory.prune(now_ms());
+        let now = now_ms();
+        self.memory.prune(now);
+        if let Some(redis) = &self.redis {
+            redis.prune(now);
+        }
     }
 }
 

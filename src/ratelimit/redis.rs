@@ -14,12 +14,17 @@
 //! without expiry; it is never counted again, since the next window has a key
 //! of its own.
 //!
+//! A key counted fast is counted mostly here: its batches also reserve a
+//! block of counts, given to its next requests with no round trip ([`reserve`],
+//! which states the rule and what it costs other instances).
+//!
 //! A Redis that fails, or leaves a request without its count for [`TIMEOUT`]
 //! since it was queued, marks the limiter degraded: requests are then counted
 //! locally (the caller falls back to its memory limiter) and a background
 //! probe switches back once Redis answers.
 
 mod batch;
+mod reserve;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +35,7 @@ use redis::aio::ConnectionManager;
 use tokio::sync::{mpsc, oneshot};
 
 use self::batch::Increment;
+use self::reserve::Reservations;
 use super::{Decision, RateLimit, WindowPosition, now_ms};
 
 /// The most a request waits for Redis, queueing included, before it is counted locally.
@@ -52,6 +58,8 @@ struct Inner {
 struct Shared {
     connection: ConnectionManager,
     degraded: AtomicBool,
+    /// Counts reserved in Redis and not given yet, per key.
+    reservations: Reservations,
 }
 
 impl RedisLimiter {
@@ -68,7 +76,8 @@ impl RedisLimiter {
             .set_response_timeout(Some(TIMEOUT))
             .set_number_of_retries(1);
         let connection = ConnectionManager::new_lazy_with_config(client, config)?;
-        let shared = Arc::new(Shared { connection, degraded: AtomicBool::new(false) });
+        let shared =
+            Arc::new(Shared { connection, degraded: AtomicBool::new(false), reservations: Reservations::default() });
         let (increments, queue) = mpsc::unbounded_channel();
         tokio::spawn(batch::run(shared.clone(), queue));
         Ok(Self { inner: Arc::new(Inner { shared, increments }) })
@@ -87,11 +96,16 @@ impl RedisLimiter {
         if self.is_degraded() {
             return None;
         }
+        let reservations = &self.inner.shared.reservations;
+        if let Some(count) = reservations.take(key, limit.window_secs, position.index) {
+            return Some(count);
+        }
         let (reply, count) = oneshot::channel();
         let increment = Increment {
             key: key.into(),
             window_secs: limit.window_secs,
             window_index: position.index,
+            limit: limit.limit,
             expiry_ms: position.window_ms + 1000,
             queued_at: Instant::now(),
             reply,
@@ -104,8 +118,9 @@ impl RedisLimiter {
         count.await.ok().flatten()
     }
 
-    /// The count of `key` in the window at `position`, counting nothing; `None`
-    /// when Redis is degraded or just failed.
+    /// The count of `key` in the window at `position`, counting nothing (less
+    /// the counts this instance has reserved and not given); `None` when Redis
+    /// is degraded or just failed.
     pub async fn peek(&self, key: &str, limit: RateLimit, position: WindowPosition) -> Option<u64> {
         if self.is_degraded() {
             return None;
@@ -115,7 +130,8 @@ impl RedisLimiter {
         command.arg(window_key(key, limit.window_secs, position.index));
         let call = tokio::time::timeout(TIMEOUT, command.query_async::<Option<u64>>(&mut connection));
         let count = self.inner.shared.answer(call.await)?;
-        Some(count.unwrap_or_default())
+        let unused = self.inner.shared.reservations.unused(key, limit.window_secs, position.index);
+        Some(count.unwrap_or_default().saturating_sub(unused))
     }
 
     /// How many requests `key` has used in its current window, without counting one;
@@ -126,6 +142,11 @@ impl RedisLimiter {
 
     pub fn is_degraded(&self) -> bool {
         self.inner.shared.is_degraded()
+    }
+
+    /// Forgets the reserved counts of windows that have ended at `now_ms`.
+    pub fn prune(&self, now_ms: u64) {
+        self.inner.shared.reservations.prune(now_ms);
     }
 
     /// Answers PING within the timeout.
@@ -174,12 +195,14 @@ impl Shared {
         if self.degraded.swap(true, Ordering::AcqRel) {
             return;
         }
+        self.reservations.clear();
         tracing::warn!(reason, "Redis is not answering: rate limits are counted locally until it does");
         let shared = self.clone();
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(PROBE_INTERVAL).await;
                 if shared.ping().await {
+                    shared.reservations.clear();
                     shared.degraded.store(false, Ordering::Release);
                     tracing::info!("Redis answers again: rate limits are shared again");
                     return;

@@ -40,6 +40,7 @@ mod pg_outage;
 mod pg_reads;
 mod rate_limit;
 mod readme;
+mod redis_reservations;
 mod request_span;
 mod safe_writes;
 mod secrets;

@@ -139,18 +139,18 @@ fn base(app: &TestApp) -> String {
     format!("http://{}", app.address)
 }
 
-fn redis_server_available() -> bool {
+pub(crate) fn redis_server_available() -> bool {
     Command::new("redis-server").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
 }
 
 /// A private `redis-server` on its own port, killed when dropped (even when a test fails).
-struct PrivateRedis {
+pub(crate) struct PrivateRedis {
     port: u16,
     child: Option<Child>,
 }
 
 impl PrivateRedis {
-    fn start(port: u16) -> Self {
+    pub(crate) fn start(port: u16) -> Self {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(["--daemonize", "no"])
@@ -163,7 +163,7 @@ impl PrivateRedis {
         redis
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
@@ -186,7 +186,7 @@ impl PrivateRedis {
     }
 
     /// Sends a signal (`STOP`, `CONT`) to this redis-server only.
-    fn signal(&self, signal: &str) {
+    pub(crate) fn signal(&self, signal: &str) {
         let status = Command::new("kill").args([&format!("-{signal}"), &self.pid().to_string()]).status();
         assert!(status.is_ok_and(|s| s.success()), "kill -{signal} redis-server");
     }

@@ -6,12 +6,19 @@
 //! created with its expiry in the same pipeline (`SET key 0 PX ms NX`, a no-op
 //! once it exists; `INCRBY` keeps the expiry), so a window's key expires even
 //! when the batch that first counted into it was answered too late.
+//!
+//! A key counted fast also gets a block of counts reserved (see [`super::reserve`]):
+//! its `SET` and `INCRBY` are then one script, which sizes the block against the
+//! limit atomically. Requests queued while a block was on its way are first
+//! given counts of it, and only the rest are sent.
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use redis::Value;
 use tokio::sync::{mpsc, oneshot};
 
+use super::reserve::{SCRIPT, reserve_up_to};
 use super::{Shared, TIMEOUT};
 
 /// The most requests counted in one pipeline.
@@ -23,6 +30,8 @@ pub(super) struct Increment {
     pub key: Box<str>,
     pub window_secs: u32,
     pub window_index: u64,
+    /// The key's limit (N), which blocks of counts are reserved against.
+    pub limit: u32,
     /// How long the window's key lives, in milliseconds from its first count (the window and a second).
     pub expiry_ms: u64,
     /// When the request was queued: it waits at most [`TIMEOUT`] from then.
@@ -33,10 +42,22 @@ pub(super) struct Increment {
 
 /// Counts batches until every sender is dropped.
 pub(super) async fn run(shared: Arc<Shared>, mut queue: mpsc::UnboundedReceiver<Increment>) {
+    let mut queued = Vec::with_capacity(MAX_BATCH);
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut pipeline = redis::pipe();
-    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        count(&shared, &mut batch, &mut pipeline).await;
+    while queue.recv_many(&mut queued, MAX_BATCH).await > 0 {
+        // Blocks that arrived while these requests were queued answer them first.
+        for request in queued.drain(..) {
+            match shared.reservations.take(&request.key, request.window_secs, request.window_index) {
+                Some(count) => {
+                    let _ = request.reply.send(Some(count));
+                }
+                None => batch.push(request),
+            }
+        }
+        if !batch.is_empty() {
+            count(&shared, &mut batch, &mut pipeline).await;
+        }
     }
 }
 
@@ -48,18 +69,27 @@ async fn count(shared: &Arc<Shared>, batch: &mut Vec<Increment>, pipeline: &mut 
     // A stable sort: the requests of one key stay in queue order, so the earlier get the lower counts.
     batch.sort_by(|a, b| a.window().cmp(&b.window()));
     pipeline.clear();
+    let sent_at = Instant::now();
     for requests in batch.chunk_by(same_window) {
-        let redis_key = requests[0].redis_key();
+        let first = &requests[0];
+        let redis_key = first.redis_key();
+        let wanted =
+            shared.reservations.wanted(&first.key, first.window_secs, first.window_index, requests.len(), sent_at);
         // A window's key is made with its expiry, in the pipeline that counts into
         // it: so no key outlives its window, even when this batch's answer is lost.
-        pipeline.cmd("SET").arg(&redis_key).arg(0).arg("PX").arg(requests[0].expiry_ms).arg("NX").ignore();
-        pipeline.cmd("INCRBY").arg(&redis_key).arg(requests.len());
+        if wanted == 0 {
+            pipeline.cmd("SET").arg(&redis_key).arg(0).arg("PX").arg(first.expiry_ms).arg("NX").ignore();
+            pipeline.cmd("INCRBY").arg(&redis_key).arg(requests.len());
+        } else {
+            pipeline.cmd("EVAL").arg(SCRIPT).arg(1).arg(&redis_key).arg(requests.len()).arg(wanted);
+            pipeline.arg(reserve_up_to(first.limit)).arg(first.expiry_ms);
+        }
     }
     let totals = match deadline {
         _ if shared.is_degraded() => None,
         Some(deadline) if Instant::now() < deadline => {
             let mut connection = shared.connection.clone();
-            let call = pipeline.query_async::<Vec<u64>>(&mut connection);
+            let call = pipeline.query_async::<Vec<Value>>(&mut connection);
             shared.answer(tokio::time::timeout_at(deadline.into(), call).await)
         }
         _ => {
@@ -74,15 +104,41 @@ async fn count(shared: &Arc<Shared>, batch: &mut Vec<Increment>, pipeline: &mut 
         return;
     };
 
-    // The `k` requests of a key whose count is now `total` get `total - k + 1 ..= total`.
+    // The `k` requests of a key whose count is now `total`, `reserved` of which
+    // are its new block, get `total - reserved - k + 1 ..= total - reserved`.
     let mut counts = Vec::with_capacity(batch.len());
-    for (requests, total) in batch.chunk_by(same_window).zip(totals) {
-        let first = total.saturating_sub(requests.len() as u64) + 1;
+    let answered_at = Instant::now();
+    for (requests, answer) in batch.chunk_by(same_window).zip(totals) {
+        let Some((total, reserved)) = parse(answer) else { break };
+        let first = total.saturating_sub(reserved + requests.len() as u64) + 1;
         counts.extend((0..requests.len() as u64).map(|i| first + i));
+        let request = &requests[0];
+        let block_first = first + requests.len() as u64;
+        // A block granted as Redis failed for another caller is not kept: see `Reservations::clear`.
+        if !shared.is_degraded() {
+            let reservations = &shared.reservations;
+            reservations.grant(
+                &request.key,
+                request.window_secs,
+                request.window_index,
+                block_first,
+                reserved,
+                answered_at,
+            );
+        }
     }
     // A request left without a count (Redis answered fewer totals than asked) gets `None` by the drop.
     for (request, count) in batch.drain(..).zip(counts) {
         let _ = request.reply.send(Some(count));
+    }
+}
+
+/// A key's count after this batch and the counts reserved for its block: an
+/// `INCRBY`'s answer, or the script's `{count, reserved}`.
+fn parse(answer: Value) -> Option<(u64, u64)> {
+    match answer {
+        Value::Int(total) => Some((u64::try_from(total).ok()?, 0)),
+        answer => redis::from_redis_value::<(u64, u64)>(answer).ok(),
     }
 }
 
