@@ -132,13 +132,13 @@ impl Authenticator {
         }
         let store = self.store.clone();
         let token_id = record.id.clone();
-        // In the current span: a line it logs carries the id of the request that caused it.
+        // In the current request: a line it logs carries the id of the request that caused it.
         let touch = async move {
             if let Err(error) = store.touch_token(&token_id, now).await {
                 tracing::debug!(%error, "cannot record a token's last use");
             }
         };
-        tokio::spawn(tracing::Instrument::in_current_span(touch));
+        tokio::spawn(crate::logging::in_current_request(touch));
     }
 
     /// Forgets tokens unused for a while.

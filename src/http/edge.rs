@@ -5,12 +5,14 @@
 //! become an error, every error body must carry the request id, and the
 //! metrics and the log need the final status. Every line logged while a
 //! request is served (a storage error's cause, a panic) is inside the
-//! request's span, so it carries the request id.
+//! request's span, so it carries the request id: a `tracing` span, or, under
+//! the server's own subscriber, the cheaper equivalent of
+//! [`crate::logging::RequestLog`], which also writes the request line itself.
 
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
@@ -26,6 +28,7 @@ use super::error::{ApiError, ErrorCode};
 use super::headers::single;
 use super::{limits, options};
 use crate::app::AppState;
+use crate::logging::{REQUEST_SPAN_TARGET, RequestLine, RequestLog};
 use crate::metrics::{Metrics, UNMATCHED};
 
 pub const REQUEST_ID: &str = "x-request-id";
@@ -97,9 +100,6 @@ async fn run_edge(request: Request, next: Next, metrics: Option<&Metrics>, deadl
     let matched = request.extensions().get::<MatchedPath>().cloned();
     let route = route_label(matched.as_ref());
     let method = request.method().clone();
-    // Only the id: the request line has the route, method and account, and
-    // every field here is formatted when the span opens.
-    let span = tracing::info_span!("request", request_id = request_id.to_str().unwrap_or(""));
     let served = async {
         let mut response = match (refused.or_else(|| limits::check(&request)), deadline) {
             (Some(error), _) => error.into_response(),
@@ -112,12 +112,30 @@ async fn run_edge(request: Request, next: Next, metrics: Option<&Metrics>, deadl
         render_error(&mut response, request_id.to_str().unwrap_or(""));
         response
     };
-    let mut response = served.instrument(span).await;
+    let id = request_id.to_str().unwrap_or("");
+    let log = RequestLog::current(id);
+    let mut response = if log.is_light() {
+        log.scope(served).await
+    } else {
+        // Only the id: the request line has the route, method and account, and
+        // every field here is formatted when the span opens.
+        served.instrument(tracing::info_span!(target: REQUEST_SPAN_TARGET, "request", request_id = id)).await
+    };
     let elapsed = started.elapsed();
     if let Some(metrics) = metrics {
         metrics.record_request(route, &method, response.status(), elapsed);
     }
-    log_request(&request_id, route, &method, &response, elapsed);
+    let line = RequestLine {
+        request_id: id,
+        route,
+        method: method.as_str(),
+        status: response.status().as_u16(),
+        latency: elapsed,
+        account_id: response.extensions().get::<Caller>().map(|caller| &*caller.account_id),
+    };
+    if !log.write(&line) {
+        log_request(&line);
+    }
     response.headers_mut().insert(REQUEST_ID, request_id);
     crate::storage::sqlite::end_old_read_snapshots();
     response
@@ -134,18 +152,19 @@ fn route_label(matched: Option<&MatchedPath>) -> &str {
     }
 }
 
-/// One line per request, after the response. No header or body is logged:
-/// they may hold a token or personal data. The fields are only evaluated
-/// when the line is enabled.
-fn log_request(request_id: &HeaderValue, route: &str, method: &Method, response: &Response, elapsed: Duration) {
+/// One line per request, after the response, through `tracing` (when
+/// [`RequestLog::write`] cannot write it directly). No header or body is
+/// logged: they may hold a token or personal data. The fields are only
+/// evaluated when the line is enabled.
+fn log_request(line: &RequestLine<'_>) {
     tracing::info!(
         target: REQUEST_LOG,
-        request_id = request_id.to_str().unwrap_or(""),
-        route,
-        method = method.as_str(),
-        status = response.status().as_u16(),
-        latency_ms = elapsed.as_micros() as f64 / 1000.0,
-        account_id = response.extensions().get::<Caller>().map(|caller| &*caller.account_id),
+        request_id = line.request_id,
+        route = line.route,
+        method = line.method,
+        status = line.status,
+        latency_ms = line.latency_ms(),
+        account_id = line.account_id,
         "served"
     );
 }

@@ -2,8 +2,9 @@
 //! `DefaultFields` writes them, without `Debug`'s character-by-character
 //! escaping when nothing needs escaping.
 //!
-//! Every request opens a span with its `request_id` (src/http/edge.rs), and
-//! the subscriber formats a span's fields into a string when the span opens.
+//! A request may open a span with its `request_id` (src/http/edge.rs, when
+//! `request_scope` cannot stand in for it), and the subscriber formats a
+//! span's fields into a string when the span opens.
 //! [`PlainFields`] writes `name="value" name=42` itself when every field is a
 //! string of printable ASCII without `"` or `\`, an integer or a boolean (and
 //! none is the message or a raw identifier `r#...`) on a writer without

@@ -12,10 +12,14 @@
 //!
 //! The request line itself is formatted by `request_line`, and the fields
 //! of the request's span (in `Pretty`) by `fields`, without `core::fmt`,
-//! into the same bytes the stock formatters would write.
+//! into the same bytes the stock formatters would write. Under this
+//! subscriber the edge opens no span per request and logs no event for its
+//! line: `request_scope` keeps the request's id for the lines logged inside
+//! it and writes the request line straight to the queue, with the same bytes.
 
 mod fields;
 mod request_line;
+mod request_scope;
 
 /// A writer that keeps what a test subscriber writes, for tests of the formats.
 #[cfg(test)]
@@ -50,10 +54,11 @@ use std::time::Duration;
 
 use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::format;
+use tracing_subscriber::fmt::{MakeWriter, format};
 
-pub use request_line::REQUEST_TARGET;
+pub use request_line::{REQUEST_TARGET, RequestLine};
 use request_line::{RequestLineFormat, Shape};
+pub use request_scope::{REQUEST_SPAN_TARGET, RequestLog, in_current_request};
 
 /// The metric counting log lines dropped because the queue was full.
 pub const LOG_LINES_DROPPED: &str = "clientele_log_lines_dropped_total";
@@ -99,25 +104,55 @@ pub struct LogGuard {
 /// `sink` (stderr for `clientele serve`) through the bounded queue. Does
 /// nothing but return a guard if a subscriber is already installed.
 pub fn init(format: Format, sink: impl Write + Send + 'static, sink_is_terminal: bool) -> LogGuard {
-    let (writer, guard) = queue(sink, QUEUE_LINES);
-    let counter = writer.error_counter();
-    let filter = EnvFilter::try_from_env(FILTER_VAR).unwrap_or_else(|_| EnvFilter::new("info"));
+    let (queue, guard) = queue(sink, QUEUE_LINES);
+    let counter = queue.error_counter();
+    let spec = std::env::var(FILTER_VAR).ok().filter(|spec| EnvFilter::try_new(spec).is_ok());
+    let filter = EnvFilter::new(spec.as_deref().unwrap_or("info"));
+    let writer = QueueWriter(queue.clone());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
-    let installed = match format {
-        Format::Pretty => builder
-            .with_ansi(sink_is_terminal)
-            .fmt_fields(fields::PlainFields::default())
-            .event_format(RequestLineFormat::new(format::Format::default(), Shape::Full))
-            .try_init(),
-        Format::Json => builder
-            .json()
-            .event_format(RequestLineFormat::new(format::Format::default().json(), Shape::Json))
-            .try_init(),
+    let (installed, shape, ansi) = match format {
+        Format::Pretty => {
+            let installed = builder
+                .with_ansi(sink_is_terminal)
+                .fmt_fields(fields::PlainFields::default())
+                .event_format(RequestLineFormat::new(format::Format::default(), Shape::Full))
+                .try_init();
+            (installed, Shape::Full, sink_is_terminal)
+        }
+        Format::Json => {
+            let installed = builder
+                .json()
+                .event_format(RequestLineFormat::new(format::Format::default().json(), Shape::Json))
+                .try_init();
+            (installed, Shape::Json, false)
+        }
     };
     if installed.is_ok() {
         let _ = DROPPED.set(counter);
+        // Directives in brackets filter by span or field: only real spans and events meet them.
+        let by_span = spec.is_some_and(|spec| spec.contains('['));
+        if !ansi && !by_span {
+            let _ = request_scope::LIGHT.set(request_scope::Light {
+                shape,
+                queue,
+                line_enabled: tracing::enabled!(target: REQUEST_TARGET, tracing::Level::INFO),
+                span_enabled: tracing::span_enabled!(target: REQUEST_SPAN_TARGET, tracing::Level::INFO),
+            });
+        }
     }
     guard
+}
+
+/// The installed subscriber's writer: the queue, in a type of its own by which
+/// [`RequestLog::current`] recognises that subscriber.
+struct QueueWriter(NonBlocking);
+
+impl<'a> MakeWriter<'a> for QueueWriter {
+    type Writer = NonBlocking;
+
+    fn make_writer(&'a self) -> NonBlocking {
+        self.0.clone()
+    }
 }
 
 /// [`init`] on stderr, coloured in `Pretty` only when stderr is a terminal.

@@ -22,13 +22,15 @@
 
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
+
+use super::request_scope::{add_request_span, current_request};
 
 /// The `tracing` target of the one line logged per request.
 pub const REQUEST_TARGET: &str = "clientele::request";
@@ -76,6 +78,16 @@ where
     F: FormatEvent<S, N>,
 {
     fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+        if !writer.has_ansi_escapes() {
+            // Inside a request served without a span (`request_scope`): the stock line, with the span added.
+            if let Some(request) = current_request().filter(|_| self.shape == Shape::Json || !event.is_root()) {
+                let mut line = String::new();
+                self.stock.format_event(ctx, Writer::new(&mut line), event)?;
+                let has_scope = ctx.event_scope().is_some();
+                add_request_span(&mut line, self.shape, event.metadata().level(), has_scope, request.as_str());
+                return writer.write_str(&line);
+            }
+        }
         let metadata = event.metadata();
         if metadata.target() == REQUEST_TARGET
             && *metadata.level() == Level::INFO
@@ -96,23 +108,91 @@ where
     }
 }
 
+/// The request line's fields as the edge has them.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLine<'a> {
+    pub request_id: &'a str,
+    /// The matched route's template, or `unmatched`.
+    pub route: &'a str,
+    pub method: &'a str,
+    pub status: u16,
+    /// From the request's arrival to its response; logged in milliseconds.
+    pub latency: Duration,
+    /// The account of an accepted token.
+    pub account_id: Option<&'a str>,
+}
+
+impl RequestLine<'_> {
+    /// The latency in milliseconds, from whole microseconds (the field `latency_ms`).
+    pub fn latency_ms(&self) -> f64 {
+        self.latency.as_micros() as f64 / 1000.0
+    }
+}
+
+/// Writes `request` to `queue` as one write of the line the formatter of
+/// `shape` writes for the edge's event; `false` (and nothing written) when it
+/// is not in the usual shape, for the event to be logged instead.
+pub(super) fn write_direct(shape: Shape, request: &RequestLine<'_>, mut queue: impl std::io::Write) -> bool {
+    LINE.with(|line| {
+        let Ok(mut line) = line.try_borrow_mut() else { return false };
+        line.clear();
+        if format_direct(&mut line, shape, request, SystemTime::now()).is_none() {
+            return false;
+        }
+        // As the fmt layer does: a line the queue cannot take is counted by it, not reported.
+        let _ = queue.write_all(line.as_bytes());
+        true
+    })
+}
+
+/// [`format_request_line`] from the edge's values rather than an event.
+fn format_direct(line: &mut String, shape: Shape, request: &RequestLine<'_>, now: SystemTime) -> Option<()> {
+    frame(line, shape, now, |line| {
+        let millis = Millis::exact(request.latency_ms())?;
+        let mut fields = FieldWriter { line, shape, next: 0, ok: true };
+        fields.push_name("message");
+        fields.line.push_str(if shape == Shape::Json { "\"served\"" } else { "served" });
+        fields.push_quoted("request_id", request.request_id);
+        fields.push_quoted("route", request.route);
+        fields.push_quoted("method", request.method);
+        fields.push_name("status");
+        fields.line.push_str(itoa::Buffer::new().format(request.status));
+        fields.push_name("latency_ms");
+        millis.push_to(fields.line);
+        if let Some(account_id) = request.account_id {
+            fields.push_quoted("account_id", account_id);
+        }
+        fields.ok.then_some(())
+    })
+}
+
 /// Appends the whole line (with its newline) to `line`; `None`, with `line` in
 /// an unspecified state, when the event is not in the usual shape.
 fn format_request_line(line: &mut String, shape: Shape, event: &Event<'_>, now: SystemTime) -> Option<()> {
+    frame(line, shape, now, |line| record_fields(line, shape, event))
+}
+
+/// The line around its fields, which `fields` appends.
+fn frame(
+    line: &mut String,
+    shape: Shape,
+    now: SystemTime,
+    fields: impl FnOnce(&mut String) -> Option<()>,
+) -> Option<()> {
     match shape {
         Shape::Full => {
             push_timestamp(line, now)?;
             line.push_str("  INFO ");
             line.push_str(REQUEST_TARGET);
             line.push_str(": ");
-            record_fields(line, shape, event)?;
+            fields(line)?;
             line.push('\n');
         }
         Shape::Json => {
             line.push_str("{\"timestamp\":\"");
             push_timestamp(line, now)?;
             line.push_str("\",\"level\":\"INFO\",\"fields\":{");
-            record_fields(line, shape, event)?;
+            fields(line)?;
             line.push_str("},\"target\":\"");
             line.push_str(REQUEST_TARGET);
             line.push_str("\"}\n");
@@ -338,7 +418,6 @@ fn push_timestamp(line: &mut String, now: SystemTime) -> Option<()> {
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
-    use std::time::Duration;
 
     use tracing_subscriber::fmt::format::{self, Format};
 
@@ -432,6 +511,77 @@ mod tests {
              \"status\":200,\"latency_ms\":0.948,\"account_id\":\"acct_01M8JGHDZF8VN6R8EW84HNCENZ\"},\
              \"target\":\"clientele::request\"}"
         );
+    }
+
+    /// Request lines as the edge has them, with odd values among them.
+    fn edge_lines() -> Vec<RequestLine<'static>> {
+        let usual = RequestLine {
+            request_id: "req_Kanl6kuqzm4NYl5aDp6E",
+            route: "/v2/customers/{id}",
+            method: "GET",
+            status: 200,
+            latency: Duration::ZERO,
+            account_id: Some("acct_01M8JGHDZF8VN6R8EW84HNCENZ"),
+        };
+        let mut lines = Vec::new();
+        for micros in [0, 1, 10, 100, 948, 1000, 1500, 12_345, 999_999, 1_000_000, 86_400_000_250, 10_u64.pow(16)] {
+            lines.push(RequestLine { latency: Duration::from_micros(micros), ..usual });
+            lines.push(RequestLine { latency: Duration::from_micros(micros), account_id: None, ..usual });
+        }
+        lines.push(RequestLine { latency: Duration::from_nanos(1_234_567), status: 503, method: "DELETE", ..usual });
+        for odd in ["a \"quoted\" id", "back\\slash", "tab\there", "ünïcode", "\u{1b}[31mred", ""] {
+            lines.push(RequestLine { request_id: odd, ..usual });
+            lines.push(RequestLine { route: odd, ..usual });
+            lines.push(RequestLine { method: odd, ..usual });
+            lines.push(RequestLine { account_id: Some(odd), ..usual });
+        }
+        lines
+    }
+
+    #[test]
+    fn the_direct_line_is_the_events_line_or_none() {
+        let emit = || {
+            for line in edge_lines() {
+                tracing::info!(
+                    target: REQUEST_TARGET,
+                    request_id = line.request_id,
+                    route = line.route,
+                    method = line.method,
+                    status = line.status,
+                    latency_ms = line.latency_ms(),
+                    account_id = line.account_id,
+                    "served"
+                );
+            }
+        };
+        let timestamp = regex::Regex::new(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z").unwrap();
+        for shape in [Shape::Full, Shape::Json] {
+            let captured = Captured::default();
+            let writer = captured.clone();
+            let builder = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone());
+            if shape == Shape::Json {
+                tracing::subscriber::with_default(builder.json().finish(), emit);
+            } else {
+                tracing::subscriber::with_default(builder.finish(), emit);
+            }
+            let text = captured.text();
+            let stock: Vec<_> = text.lines().map(|line| timestamp.replace(line, "TIME")).collect();
+            let mut direct_lines = 0;
+            for (request, stock) in edge_lines().iter().zip(&stock) {
+                let mut written = Vec::new();
+                if write_direct(shape, request, &mut written) {
+                    let line = String::from_utf8(written).unwrap();
+                    assert_eq!(line.matches('\n').count(), 1, "{line}");
+                    assert_eq!(timestamp.replace(line.trim_end(), "TIME"), *stock);
+                    direct_lines += 1;
+                } else {
+                    assert!(written.is_empty());
+                }
+            }
+            assert_eq!(stock.len(), edge_lines().len());
+            // All but the latency of 317 years and the 20 odd values that need escaping (not the empty ones).
+            assert_eq!(direct_lines, edge_lines().len() - 2 - 20, "{shape:?}");
+        }
     }
 
     /// The fast path is taken for the usual line and not for the others (the
