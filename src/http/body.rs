@@ -21,7 +21,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        single(request.headers(), header::CONTENT_TYPE.as_str(), "Content-Type")?;
+        single(request.headers(), &header::CONTENT_TYPE, "Content-Type")?;
         if !is_json_media_type(request.headers()) {
             return Err(ErrorCode::UnsupportedMediaType.into());
         }

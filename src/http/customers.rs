@@ -85,7 +85,7 @@ pub async fn create(
     render: impl FnOnce(&Customer) -> Created,
 ) -> Result<Response, ApiError> {
     // The fingerprint needs the body as sent, so it is taken before parsing consumes it.
-    let fingerprint = headers.contains_key(idempotency::HEADER).then(|| fingerprint(version.as_str(), &body));
+    let fingerprint = headers.contains_key(&idempotency::HEADER).then(|| fingerprint(version.as_str(), &body));
     let fields = parse(body)?;
     let key = IdempotencyKey::from_headers(headers)?;
     let now = now_unix();

@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, Method, header};
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt;
@@ -31,7 +31,8 @@ use crate::app::AppState;
 use crate::logging::{REQUEST_SPAN_TARGET, RequestLine, RequestLog};
 use crate::metrics::{Metrics, UNMATCHED};
 
-pub const REQUEST_ID: &str = "x-request-id";
+/// `X-Request-Id`, made at compile time (a name given as a string is parsed at every use).
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The `tracing` target of the one line logged per request, to filter it on
 /// its own: `CLIENTELE_LOG=info,clientele::request=off` silences it.
 pub const REQUEST_LOG: &str = crate::logging::REQUEST_TARGET;
@@ -91,7 +92,7 @@ pub async fn edge(request: Request, next: Next) -> Response {
 /// `deadline`: the state whose budget the request's deadline is started with, if this layer starts it.
 async fn run_edge(request: Request, next: Next, metrics: Option<&Metrics>, deadline: Option<&AppState>) -> Response {
     let started = Instant::now();
-    let sent = single(request.headers(), REQUEST_ID, "X-Request-Id");
+    let sent = single(request.headers(), &REQUEST_ID, "X-Request-Id");
     let request_id = match sent {
         Ok(Some(value)) if is_valid_request_id(value) => value.clone(),
         _ => new_request_id(),

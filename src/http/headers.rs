@@ -11,7 +11,7 @@ use super::error::ApiError;
 /// lines are `400` with `param` naming the header as `display_name` spells it.
 pub fn single<'a>(
     headers: &'a HeaderMap,
-    name: &str,
+    name: &HeaderName,
     display_name: &'static str,
 ) -> Result<Option<&'a HeaderValue>, ApiError> {
     let mut values = headers.get_all(name).iter();

@@ -5,7 +5,7 @@
 use axum::body::Body;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use utoipa::IntoParams;
 use utoipa::openapi::Required;
@@ -18,7 +18,8 @@ use super::openapi::schemas::IDEMPOTENCY_KEY_PATTERN;
 use crate::idempotency::{ClaimRefused, Fingerprint};
 use crate::storage::IdempotencyRecord;
 
-pub const HEADER: &str = "idempotency-key";
+/// `Idempotency-Key`, made at compile time (a name given as a string is parsed at every use).
+pub const HEADER: HeaderName = HeaderName::from_static("idempotency-key");
 pub const REPLAYED: &str = "idempotent-replayed";
 /// The longest key accepted, in characters.
 const MAX_LENGTH: usize = 255;
@@ -30,7 +31,7 @@ pub struct IdempotencyKey(pub Option<String>);
 
 impl IdempotencyKey {
     pub fn from_headers(headers: &HeaderMap) -> Result<Self, ApiError> {
-        let Some(value) = single(headers, HEADER, "Idempotency-Key")? else { return Ok(Self(None)) };
+        let Some(value) = single(headers, &HEADER, "Idempotency-Key")? else { return Ok(Self(None)) };
         let bytes = value.as_bytes();
         if bytes.is_empty() || bytes.len() > MAX_LENGTH || !bytes.iter().all(|b| (0x20..=0x7e).contains(b)) {
             return Err(ApiError::invalid(
