@@ -3,6 +3,7 @@
 //! failed-authentication limit per client address (API.md §2, §5), global
 //! with Redis. No HTTP here: [`crate::http::auth`] is the layer that uses it.
 
+use std::ops::Deref;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,9 +24,23 @@ const CACHE_IDLE_LIMIT: Duration = Duration::from_secs(600);
 /// `last_used_at` is written at most this often per token, in seconds.
 const TOUCH_INTERVAL_SECS: i64 = 60;
 
-/// Who is calling: what the handlers learn from the token.
+/// Who is calling: what the handlers learn from the token. Its [`Identity`]
+/// is shared (by the token cache, the request, the handler), so a clone only
+/// counts a reference.
 #[derive(Debug, Clone)]
-pub struct Principal {
+pub struct Principal(Arc<Identity>);
+
+impl Deref for Principal {
+    type Target = Identity;
+
+    fn deref(&self) -> &Identity {
+        &self.0
+    }
+}
+
+/// What a token says of its caller, for the secret presented.
+#[derive(Debug)]
+pub struct Identity {
     pub token_id: TokenId,
     pub account_id: AccountId,
     /// The account's name, as `tokens list` shows it (for `GET /v2/token`).
@@ -43,7 +58,7 @@ pub struct Principal {
 impl Principal {
     /// The principal of `record` for a presented secret with `hash`.
     fn of(record: &TokenRecord, hash: &TokenHash) -> Self {
-        Self {
+        Self(Arc::new(Identity {
             token_id: record.id.clone(),
             account_id: record.account_id.clone(),
             account_name: record.account_name.as_str().into(),
@@ -51,9 +66,11 @@ impl Principal {
             rate_limit: record.rate_limit,
             created_at: record.created_at,
             expires_at: record.secret_expires_at(hash),
-        }
+        }))
     }
+}
 
+impl Identity {
     /// Whether the presented secret has expired at `now` (Unix seconds).
     pub fn expired_at(&self, now: i64) -> bool {
         self.expires_at.is_some_and(|at| now >= at)

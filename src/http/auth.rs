@@ -73,8 +73,6 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
         state.metrics.record_rate_limit(counted_by, decision.allowed);
         decision
     };
-    let caller = Caller { account_id: principal.account_id.clone().into() };
-    let token_id = principal.token_id.clone();
     // A route that counts toward no limit is not refused by it either (API.md §2: `GET /v2/token`
     // answers while the token is over its limit, and says so).
     let mut response = if !decision.allowed && !uncounted {
@@ -82,7 +80,7 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
     } else if principal.scope == Scope::Read && !matches!(*request.method(), Method::GET | Method::HEAD) {
         ApiError::from(ErrorCode::ScopeInsufficient).into_response()
     } else {
-        request.extensions_mut().insert(principal);
+        request.extensions_mut().insert(principal.clone());
         if uncounted {
             // What `GET /v2/token` reports as the token's standing.
             request.extensions_mut().insert(decision);
@@ -90,8 +88,8 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
         in_time(request, |request| run_catching_panics(request, next)).await
     };
     add_rate_limit_headers(response.headers_mut(), decision, limit);
-    state.usage.record(&token_id, response.status().as_u16());
-    response.extensions_mut().insert(caller);
+    state.usage.record(&principal.token_id, response.status().as_u16());
+    response.extensions_mut().insert(Caller { account_id: principal.account_id.clone().into() });
     response
 }
 
