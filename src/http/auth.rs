@@ -14,11 +14,10 @@ use super::client_ip::client_ip;
 use super::deadline::in_time;
 use super::edge::{Caller, run_catching_panics};
 use super::error::{ApiError, ErrorCode};
-use super::headers::is_repeated;
 use crate::app::AppState;
 use crate::auth::{Cached, Principal, Refusal};
 use crate::domain::Scope;
-use crate::domain::token::{TokenHash, looks_like_token};
+use crate::domain::token::PresentedToken;
 use crate::ratelimit::{Decision, RateLimit};
 
 impl<S: Send + Sync> FromRequestParts<S> for Principal {
@@ -36,22 +35,25 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
 enum Presented<'a> {
     Missing,
     Malformed,
-    Token(&'a str),
+    Token(PresentedToken<'a>),
 }
 
+/// `Bearer`, any case, one space, then a token, spaces and tabs around it allowed.
 fn presented_token(headers: &HeaderMap) -> Presented<'_> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else { return Presented::Missing };
     // Two Authorization lines are refused, not resolved: which scope applies must not depend on their order.
-    if is_repeated(headers, &header::AUTHORIZATION) {
+    if values.next().is_some() {
         return Presented::Malformed;
     }
-    let Some(value) = headers.get(header::AUTHORIZATION) else { return Presented::Missing };
-    let Ok(text) = value.to_str() else { return Presented::Malformed };
-    let Some((scheme, token)) = text.split_once(' ') else { return Presented::Malformed };
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    // In bytes: a header value holds no control character but tabs, so trimming
+    // ASCII whitespace trims what `str::trim` would, and a byte past ASCII fails the scheme or the token.
+    let value = value.as_bytes();
+    let Some(space) = value.iter().position(|&byte| byte == b' ') else { return Presented::Malformed };
+    if !value[..space].eq_ignore_ascii_case(b"bearer") {
         return Presented::Malformed;
     }
-    let token = token.trim();
-    if looks_like_token(token) { Presented::Token(token) } else { Presented::Malformed }
+    PresentedToken::parse(value[space + 1..].trim_ascii()).map_or(Presented::Malformed, Presented::Token)
 }
 
 pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
@@ -107,11 +109,11 @@ fn is_uncounted(request: &Request) -> bool {
 pub async fn identify(state: &AppState, request: &mut Request) -> Result<Principal, Response> {
     // `&mut`: a `Request` is `Send` but not `Sync`, and this future must be `Send`.
     let presented = presented_token(request.headers());
-    let hash = match presented {
-        Presented::Token(token) => Some(TokenHash::of(token)),
+    let token = match presented {
+        Presented::Token(token) => Some(token),
         _ => None,
     };
-    let cached = hash.as_ref().map_or(Cached::Unknown, |hash| state.authenticator.cached(hash));
+    let cached = token.map_or(Cached::Unknown, |token| state.authenticator.cached(token));
     // An address that has failed too often is refused before any lookup, unless
     // it presents a token that is known to exist: that is not guessing.
     if matches!(cached, Cached::Unknown)
@@ -122,9 +124,9 @@ pub async fn identify(state: &AppState, request: &mut Request) -> Result<Princip
     {
         return Err(ApiError::over_rate_limit(retry_after).into_response());
     }
-    let verdict = match (cached, hash) {
+    let verdict = match (cached, token) {
         (Cached::Fresh(verdict), _) => verdict,
-        (_, Some(hash)) => match state.authenticator.refresh(hash).await {
+        (_, Some(token)) => match state.authenticator.refresh(token).await {
             Ok(verdict) => verdict,
             Err(error) => return Err(ApiError::from(error).into_response()),
         },
@@ -187,3 +189,65 @@ const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-r
 const X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the header meant before it was read in bytes: text, split at the
+    /// first space, the token trimmed (the reference the byte reading must match).
+    fn read_as_text(headers: &HeaderMap) -> Option<String> {
+        let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+        let (scheme, token) = value.split_once(' ')?;
+        let token = token.trim();
+        (scheme.eq_ignore_ascii_case("bearer") && crate::domain::token::looks_like_token(token))
+            .then(|| token.to_owned())
+    }
+
+    #[test]
+    fn the_authorization_header_reads_as_it_did_as_text() {
+        let token = crate::domain::TokenSecret::generate().expose().to_owned();
+        let values: Vec<Vec<u8>> = [
+            format!("Bearer {token}"),
+            format!("bearer {token}"),
+            format!("BEARER {token}"),
+            format!("Bearer  \t{token} \t "),
+            format!("Bearer\t{token}"),
+            format!(" Bearer {token}"),
+            format!("Bearer {token} x"),
+            format!("Bearer {token}x"),
+            format!("Basic {token}"),
+            format!("Bearerx {token}"),
+            "Bearer ".to_owned(),
+            "Bearer".to_owned(),
+            String::new(),
+        ]
+        .into_iter()
+        .map(String::into_bytes)
+        .chain([
+            [b"Bearer ".as_slice(), token.as_bytes(), b"\xff"].concat(),
+            [b"Bearer\xff ", token.as_bytes()].concat(),
+        ])
+        .collect();
+        let mut accepted = 0;
+        for value in values {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::AUTHORIZATION, HeaderValue::from_bytes(&value).expect("a header value"));
+            let read = match presented_token(&headers) {
+                Presented::Token(presented) => Some(presented.random_part().to_vec()),
+                Presented::Malformed => None,
+                Presented::Missing => panic!("a header was sent"),
+            };
+            let expected = read_as_text(&headers).map(|token| token.as_bytes()[4..].to_vec());
+            assert_eq!(read, expected, "{:?}", String::from_utf8_lossy(&value));
+            accepted += usize::from(read.is_some());
+        }
+        assert_eq!(accepted, 4, "Bearer in any case, with spaces and tabs around the token");
+        assert!(matches!(presented_token(&HeaderMap::new()), Presented::Missing));
+        let mut twice = HeaderMap::new();
+        for _ in 0..2 {
+            twice.append(header::AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {token}")).expect("ASCII"));
+        }
+        assert!(matches!(presented_token(&twice), Presented::Malformed), "two lines are refused");
+    }
+}
