@@ -2,6 +2,7 @@
 //! failed-auth limit, the per-token rate limit and the scope check (API.md §2,
 //! §5). What a token means is [`crate::auth`]'s business; this is the HTTP.
 
+use std::cell::RefCell;
 use std::net::IpAddr;
 
 use axum::extract::{FromRequestParts, MatchedPath, Request, State};
@@ -161,26 +162,62 @@ fn address_of(request: &Request, state: &AppState) -> String {
 /// structured fields): `RateLimit-Policy: "default";q=N;w=W` and `RateLimit: "default";r=R;t=T`,
 /// with the same numbers (API.md §5).
 pub fn add_rate_limit_headers(headers: &mut HeaderMap, decision: Decision, limit: RateLimit) {
-    headers.insert(X_RATELIMIT_LIMIT, HeaderValue::from(decision.limit));
-    headers.insert(X_RATELIMIT_REMAINING, HeaderValue::from(decision.remaining));
-    headers.insert(X_RATELIMIT_RESET, HeaderValue::from(decision.reset_secs));
-    let policy = structured_item(b"q=", u64::from(decision.limit), b";w=", u64::from(limit.window_secs));
-    let state = structured_item(b"r=", u64::from(decision.remaining), b";t=", decision.reset_secs);
-    headers.insert(RATELIMIT_POLICY, policy);
+    let policy = PolicyHeaders::of(RateLimit { limit: decision.limit, window_secs: limit.window_secs });
+    let [state, remaining, reset] = structured_item(b"r=", u64::from(decision.remaining), b";t=", decision.reset_secs);
+    headers.insert(X_RATELIMIT_LIMIT, policy.limit);
+    headers.insert(X_RATELIMIT_REMAINING, remaining);
+    headers.insert(X_RATELIMIT_RESET, reset);
+    headers.insert(RATELIMIT_POLICY, policy.policy);
     headers.insert(RATELIMIT, state);
 }
 
-/// `"default";` then `first` and `second` after their keys: the value of
-/// `RateLimit-Policy` or `RateLimit`, written without `core::fmt`, every byte
-/// of it ASCII.
-fn structured_item(first_key: &[u8], first: u64, second_key: &[u8], second: u64) -> HeaderValue {
+/// The values of `X-RateLimit-Limit` and `RateLimit-Policy`, which depend on
+/// the limit alone.
+#[derive(Clone)]
+struct PolicyHeaders {
+    limit: HeaderValue,
+    policy: HeaderValue,
+}
+
+thread_local! {
+    /// The policy headers of the limit last answered on this thread, with that
+    /// limit: most requests share one (the server's default), so they are built
+    /// once and then cloned, which only counts a reference.
+    static LAST_POLICY: RefCell<Option<(RateLimit, PolicyHeaders)>> = const { RefCell::new(None) };
+}
+
+impl PolicyHeaders {
+    fn of(limit: RateLimit) -> Self {
+        LAST_POLICY.with_borrow_mut(|last| match last {
+            Some((last_limit, headers)) if *last_limit == limit => headers.clone(),
+            _ => last.insert((limit, Self::build(limit))).1.clone(),
+        })
+    }
+
+    fn build(limit: RateLimit) -> Self {
+        let [policy, limit, _] = structured_item(b"q=", u64::from(limit.limit), b";w=", u64::from(limit.window_secs));
+        Self { limit, policy }
+    }
+}
+
+/// `"default";` then `first` and `second` after their keys (`RateLimit`'s
+/// `"default";r=R;t=T`, say), and the two numbers alone as slices of it: three
+/// header values in one buffer, written without `core::fmt`, every byte ASCII.
+fn structured_item(first_key: &[u8], first: u64, second_key: &[u8], second: u64) -> [HeaderValue; 3] {
+    let (mut first_text, mut second_text) = (itoa::Buffer::new(), itoa::Buffer::new());
+    let (first_text, second_text) = (first_text.format(first).as_bytes(), second_text.format(second).as_bytes());
     let mut value = Vec::with_capacity(48);
     value.extend_from_slice(b"\"default\";");
     value.extend_from_slice(first_key);
-    value.extend_from_slice(itoa::Buffer::new().format(first).as_bytes());
+    let first_at = value.len()..value.len() + first_text.len();
+    value.extend_from_slice(first_text);
     value.extend_from_slice(second_key);
-    value.extend_from_slice(itoa::Buffer::new().format(second).as_bytes());
-    HeaderValue::from_maybe_shared(bytes::Bytes::from(value)).expect("quotes, letters, digits and punctuation")
+    let second_at = value.len()..value.len() + second_text.len();
+    value.extend_from_slice(second_text);
+    let item = bytes::Bytes::from(value);
+    let header = |bytes| HeaderValue::from_maybe_shared(bytes).expect("quotes, letters, digits and punctuation");
+    let (first, second) = (header(item.slice(first_at)), header(item.slice(second_at)));
+    [header(item), first, second]
 }
 
 // Header names made at compile time: a name given as a string is parsed again at every insert.
@@ -202,6 +239,23 @@ mod tests {
         let token = token.trim();
         (scheme.eq_ignore_ascii_case("bearer") && crate::domain::token::looks_like_token(token))
             .then(|| token.to_owned())
+    }
+
+    #[test]
+    fn rate_limit_headers_for_one_limit_then_another() {
+        for (limit, window_secs, remaining, reset_secs) in [(100, 60, 98, 7), (5, 1, 0, 1), (100, 60, 0, 60)] {
+            let limit = RateLimit { limit, window_secs };
+            let mut headers = HeaderMap::new();
+            let decision = Decision { allowed: true, limit: limit.limit, remaining, reset_secs };
+            add_rate_limit_headers(&mut headers, decision, limit);
+            let text = |name| headers.get(name).and_then(|value| value.to_str().ok()).unwrap_or_default().to_owned();
+            assert_eq!(text(X_RATELIMIT_LIMIT), limit.limit.to_string());
+            assert_eq!(text(X_RATELIMIT_REMAINING), remaining.to_string());
+            assert_eq!(text(X_RATELIMIT_RESET), reset_secs.to_string());
+            assert_eq!(text(RATELIMIT_POLICY), format!("\"default\";q={};w={window_secs}", limit.limit));
+            assert_eq!(text(RATELIMIT), format!("\"default\";r={remaining};t={reset_secs}"));
+            assert_eq!(headers.len(), 5);
+        }
     }
 
     #[test]
