@@ -1,7 +1,7 @@
 //! JSON responses, as every route writes them.
 
 use axum::body::Body;
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde::Serialize;
 
@@ -14,6 +14,9 @@ pub fn json_response(
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
     let map = response.headers_mut();
+    // Room for what the way out adds (five rate-limit headers, the request id, the
+    // length): growing a header map on the way rehashes every header already in it.
+    *map = HeaderMap::with_capacity(12);
     map.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     for (name, value) in headers {
         map.insert(name, value);
