@@ -3,13 +3,15 @@
 //! failed-authentication limit per client address (API.md §2, §5), global
 //! with Redis. No HTTP here: [`crate::http::auth`] is the layer that uses it.
 
+use std::hash::{Hash, Hasher};
+use std::ops::Deref;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 
 use crate::domain::time::now_unix;
-use crate::domain::token::{TokenHash, TokenRecord};
+use crate::domain::token::{PresentedToken, TokenHash, TokenRecord};
 use crate::domain::{AccountId, Scope, TokenId};
 use crate::ratelimit::{MemoryLimiter, RateLimit, RedisLimiter, now_ms};
 use crate::storage::{SharedStore, StoreError};
@@ -23,9 +25,23 @@ const CACHE_IDLE_LIMIT: Duration = Duration::from_secs(600);
 /// `last_used_at` is written at most this often per token, in seconds.
 const TOUCH_INTERVAL_SECS: i64 = 60;
 
-/// Who is calling: what the handlers learn from the token.
+/// Who is calling: what the handlers learn from the token. Its [`Identity`]
+/// is shared (by the token cache, the request, the handler), so a clone only
+/// counts a reference.
 #[derive(Debug, Clone)]
-pub struct Principal {
+pub struct Principal(Arc<Identity>);
+
+impl Deref for Principal {
+    type Target = Identity;
+
+    fn deref(&self) -> &Identity {
+        &self.0
+    }
+}
+
+/// What a token says of its caller, for the secret presented.
+#[derive(Debug)]
+pub struct Identity {
     pub token_id: TokenId,
     pub account_id: AccountId,
     /// The account's name, as `tokens list` shows it (for `GET /v2/token`).
@@ -43,7 +59,7 @@ pub struct Principal {
 impl Principal {
     /// The principal of `record` for a presented secret with `hash`.
     fn of(record: &TokenRecord, hash: &TokenHash) -> Self {
-        Self {
+        Self(Arc::new(Identity {
             token_id: record.id.clone(),
             account_id: record.account_id.clone(),
             account_name: record.account_name.as_str().into(),
@@ -51,9 +67,11 @@ impl Principal {
             rate_limit: record.rate_limit,
             created_at: record.created_at,
             expires_at: record.secret_expires_at(hash),
-        }
+        }))
     }
+}
 
+impl Identity {
     /// Whether the presented secret has expired at `now` (Unix seconds).
     pub fn expired_at(&self, now: i64) -> bool {
         self.expires_at.is_some_and(|at| now >= at)
@@ -72,7 +90,7 @@ pub enum Refusal {
 /// What a presented token is worth: who is calling, or why not.
 pub type Verdict = Result<Principal, Refusal>;
 
-/// A token hash as the cache sees it.
+/// A presented token as the cache sees it.
 pub enum Cached {
     /// Looked up less than [`CACHE_TTL`] ago (an expiry passed since is applied).
     Fresh(Verdict),
@@ -86,23 +104,68 @@ struct CacheEntry {
     fetched: Instant,
 }
 
-/// Turns a presented token's hash into a [`Principal`], through a short-lived cache.
+/// What the token cache is keyed by: a presented token's random characters
+/// XORed with a mask drawn once per [`Authenticator`]. Finding it costs no
+/// SHA-256 (only a store lookup needs the [`TokenHash`]). XOR is one-to-one,
+/// so two tokens never share an entry: there is no collision that could let
+/// one token pass for another. Keys compare without stopping at the first
+/// difference (no timing to learn a secret by), never print (no `Display`;
+/// `Debug` shows nothing), and the mask keeps the secrets of the last ten
+/// minutes from sitting in memory in clear, where a dump of it would hand
+/// them to a secret scanner. It is not encryption: the mask is in the same memory.
+#[derive(Clone, Copy, Eq)]
+struct CacheKey([u64; 4]);
+
+impl CacheKey {
+    fn of(token: PresentedToken<'_>, mask: &[u64; 4]) -> Self {
+        let random = token.random_part();
+        Self(std::array::from_fn(|word| {
+            let bytes = random[word * 8..][..8].try_into().expect("32 bytes are four words");
+            u64::from_ne_bytes(bytes) ^ mask[word]
+        }))
+    }
+}
+
+impl PartialEq for CacheKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.iter().zip(&other.0).fold(0, |differ, (a, b)| differ | (a ^ b)) == 0
+    }
+}
+
+impl Hash for CacheKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl std::fmt::Debug for CacheKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CacheKey(..)")
+    }
+}
+
+/// Turns a presented token into a [`Principal`], through a short-lived cache
+/// keyed by the token itself (masked: see [`CacheKey`]); the store is asked by hash.
 pub struct Authenticator {
     store: SharedStore,
-    cache: DashMap<TokenHash, CacheEntry, ahash::RandomState>,
+    mask: [u64; 4],
+    cache: DashMap<CacheKey, CacheEntry, ahash::RandomState>,
 }
 
 impl Authenticator {
     pub fn new(store: SharedStore) -> Self {
-        Self { store, cache: DashMap::default() }
+        Self { store, mask: rand::random(), cache: DashMap::default() }
     }
 
-    /// What the cache knows of a token hash, from one lookup. A cached
+    /// What the cache knows of a presented token, from one lookup. A cached
     /// principal whose secret has expired since is refused at once.
-    pub fn cached(&self, hash: &TokenHash) -> Cached {
-        match self.cache.get(hash) {
+    pub fn cached(&self, token: PresentedToken<'_>) -> Cached {
+        match self.cache.get(&CacheKey::of(token, &self.mask)) {
             Some(entry) if entry.fetched.elapsed() < CACHE_TTL => Cached::Fresh(match &entry.verdict {
-                Ok(principal) if principal.expired_at(now_unix()) => Err(Refusal::Expired),
+                // The clock is read only for a secret that expires at all.
+                Ok(principal) if principal.expires_at.is_some() && principal.expired_at(now_unix()) => {
+                    Err(Refusal::Expired)
+                }
                 verdict => verdict.clone(),
             }),
             Some(_) => Cached::Stale,
@@ -110,14 +173,15 @@ impl Authenticator {
         }
     }
 
-    /// Looks the token up in the store and caches the verdict.
-    pub async fn refresh(&self, hash: TokenHash) -> Result<Verdict, StoreError> {
+    /// Looks the token up in the store (by its hash) and caches the verdict.
+    pub async fn refresh(&self, token: PresentedToken<'_>) -> Result<Verdict, StoreError> {
+        let (key, hash) = (CacheKey::of(token, &self.mask), token.hash());
         let Some(record) = self.store.find_token(hash).await? else {
-            self.cache.remove(&hash);
+            self.cache.remove(&key);
             return Ok(Err(Refusal::Invalid));
         };
         let verdict = verdict_of(&record, &hash, now_unix());
-        self.cache.insert(hash, CacheEntry { verdict: verdict.clone(), fetched: Instant::now() });
+        self.cache.insert(key, CacheEntry { verdict: verdict.clone(), fetched: Instant::now() });
         if verdict.is_ok() {
             self.touch(&record);
         }
@@ -235,6 +299,26 @@ mod tests {
             expires_at: None,
             previous: None,
         }
+    }
+
+    #[test]
+    fn cache_keys_tell_every_token_apart_and_never_print() {
+        let mask = rand::random();
+        let key = |token: &str| CacheKey::of(PresentedToken::parse(token.as_bytes()).expect("a token"), &mask);
+        let secret = TokenSecret::generate();
+        let token = secret.expose();
+        assert_eq!(key(token), key(token));
+        assert_ne!(key(token), key(TokenSecret::generate().expose()));
+        // One character changed, in each of the key's four words.
+        for position in [4, 12, 20, 35] {
+            let mut other = token.as_bytes().to_vec();
+            other[position] = if other[position] == b'a' { b'b' } else { b'a' };
+            assert_ne!(key(token), key(std::str::from_utf8(&other).expect("ASCII")), "position {position}");
+        }
+        let key = key(token);
+        assert_eq!(format!("{key:?}"), "CacheKey(..)");
+        let held: Vec<u8> = key.0.iter().flat_map(|word| word.to_ne_bytes()).collect();
+        assert_ne!(held, &token.as_bytes()[4..], "masked, not in clear");
     }
 
     #[test]

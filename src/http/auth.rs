@@ -2,6 +2,7 @@
 //! failed-auth limit, the per-token rate limit and the scope check (API.md §2,
 //! §5). What a token means is [`crate::auth`]'s business; this is the HTTP.
 
+use std::cell::RefCell;
 use std::net::IpAddr;
 
 use axum::extract::{FromRequestParts, MatchedPath, Request, State};
@@ -14,11 +15,10 @@ use super::client_ip::client_ip;
 use super::deadline::in_time;
 use super::edge::{Caller, run_catching_panics};
 use super::error::{ApiError, ErrorCode};
-use super::headers::is_repeated;
 use crate::app::AppState;
 use crate::auth::{Cached, Principal, Refusal};
 use crate::domain::Scope;
-use crate::domain::token::{TokenHash, looks_like_token};
+use crate::domain::token::PresentedToken;
 use crate::ratelimit::{Decision, RateLimit};
 
 impl<S: Send + Sync> FromRequestParts<S> for Principal {
@@ -36,22 +36,25 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
 enum Presented<'a> {
     Missing,
     Malformed,
-    Token(&'a str),
+    Token(PresentedToken<'a>),
 }
 
+/// `Bearer`, any case, one space, then a token, spaces and tabs around it allowed.
 fn presented_token(headers: &HeaderMap) -> Presented<'_> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else { return Presented::Missing };
     // Two Authorization lines are refused, not resolved: which scope applies must not depend on their order.
-    if is_repeated(headers, &header::AUTHORIZATION) {
+    if values.next().is_some() {
         return Presented::Malformed;
     }
-    let Some(value) = headers.get(header::AUTHORIZATION) else { return Presented::Missing };
-    let Ok(text) = value.to_str() else { return Presented::Malformed };
-    let Some((scheme, token)) = text.split_once(' ') else { return Presented::Malformed };
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    // In bytes: a header value holds no control character but tabs, so trimming
+    // ASCII whitespace trims what `str::trim` would, and a byte past ASCII fails the scheme or the token.
+    let value = value.as_bytes();
+    let Some(space) = value.iter().position(|&byte| byte == b' ') else { return Presented::Malformed };
+    if !value[..space].eq_ignore_ascii_case(b"bearer") {
         return Presented::Malformed;
     }
-    let token = token.trim();
-    if looks_like_token(token) { Presented::Token(token) } else { Presented::Malformed }
+    PresentedToken::parse(value[space + 1..].trim_ascii()).map_or(Presented::Malformed, Presented::Token)
 }
 
 pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
@@ -73,8 +76,6 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
         state.metrics.record_rate_limit(counted_by, decision.allowed);
         decision
     };
-    let caller = Caller { account_id: principal.account_id.clone().into() };
-    let token_id = principal.token_id.clone();
     // A route that counts toward no limit is not refused by it either (API.md §2: `GET /v2/token`
     // answers while the token is over its limit, and says so).
     let mut response = if !decision.allowed && !uncounted {
@@ -82,7 +83,7 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
     } else if principal.scope == Scope::Read && !matches!(*request.method(), Method::GET | Method::HEAD) {
         ApiError::from(ErrorCode::ScopeInsufficient).into_response()
     } else {
-        request.extensions_mut().insert(principal);
+        request.extensions_mut().insert(principal.clone());
         if uncounted {
             // What `GET /v2/token` reports as the token's standing.
             request.extensions_mut().insert(decision);
@@ -90,8 +91,8 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
         in_time(request, |request| run_catching_panics(request, next)).await
     };
     add_rate_limit_headers(response.headers_mut(), decision, limit);
-    state.usage.record(&token_id, response.status().as_u16());
-    response.extensions_mut().insert(caller);
+    state.usage.record(&principal.token_id, response.status().as_u16());
+    response.extensions_mut().insert(Caller { account_id: principal.account_id.clone().into() });
     response
 }
 
@@ -109,11 +110,11 @@ fn is_uncounted(request: &Request) -> bool {
 pub async fn identify(state: &AppState, request: &mut Request) -> Result<Principal, Response> {
     // `&mut`: a `Request` is `Send` but not `Sync`, and this future must be `Send`.
     let presented = presented_token(request.headers());
-    let hash = match presented {
-        Presented::Token(token) => Some(TokenHash::of(token)),
+    let token = match presented {
+        Presented::Token(token) => Some(token),
         _ => None,
     };
-    let cached = hash.as_ref().map_or(Cached::Unknown, |hash| state.authenticator.cached(hash));
+    let cached = token.map_or(Cached::Unknown, |token| state.authenticator.cached(token));
     // An address that has failed too often is refused before any lookup, unless
     // it presents a token that is known to exist: that is not guessing.
     if matches!(cached, Cached::Unknown)
@@ -124,9 +125,9 @@ pub async fn identify(state: &AppState, request: &mut Request) -> Result<Princip
     {
         return Err(ApiError::over_rate_limit(retry_after).into_response());
     }
-    let verdict = match (cached, hash) {
+    let verdict = match (cached, token) {
         (Cached::Fresh(verdict), _) => verdict,
-        (_, Some(hash)) => match state.authenticator.refresh(hash).await {
+        (_, Some(token)) => match state.authenticator.refresh(token).await {
             Ok(verdict) => verdict,
             Err(error) => return Err(ApiError::from(error).into_response()),
         },
@@ -161,26 +162,62 @@ fn address_of(request: &Request, state: &AppState) -> String {
 /// structured fields): `RateLimit-Policy: "default";q=N;w=W` and `RateLimit: "default";r=R;t=T`,
 /// with the same numbers (API.md §5).
 pub fn add_rate_limit_headers(headers: &mut HeaderMap, decision: Decision, limit: RateLimit) {
-    headers.insert(X_RATELIMIT_LIMIT, HeaderValue::from(decision.limit));
-    headers.insert(X_RATELIMIT_REMAINING, HeaderValue::from(decision.remaining));
-    headers.insert(X_RATELIMIT_RESET, HeaderValue::from(decision.reset_secs));
-    let policy = structured_item(b"q=", u64::from(decision.limit), b";w=", u64::from(limit.window_secs));
-    let state = structured_item(b"r=", u64::from(decision.remaining), b";t=", decision.reset_secs);
-    headers.insert(RATELIMIT_POLICY, policy);
+    let policy = PolicyHeaders::of(RateLimit { limit: decision.limit, window_secs: limit.window_secs });
+    let [state, remaining, reset] = structured_item(b"r=", u64::from(decision.remaining), b";t=", decision.reset_secs);
+    headers.insert(X_RATELIMIT_LIMIT, policy.limit);
+    headers.insert(X_RATELIMIT_REMAINING, remaining);
+    headers.insert(X_RATELIMIT_RESET, reset);
+    headers.insert(RATELIMIT_POLICY, policy.policy);
     headers.insert(RATELIMIT, state);
 }
 
-/// `"default";` then `first` and `second` after their keys: the value of
-/// `RateLimit-Policy` or `RateLimit`, written without `core::fmt`, every byte
-/// of it ASCII.
-fn structured_item(first_key: &[u8], first: u64, second_key: &[u8], second: u64) -> HeaderValue {
+/// The values of `X-RateLimit-Limit` and `RateLimit-Policy`, which depend on
+/// the limit alone.
+#[derive(Clone)]
+struct PolicyHeaders {
+    limit: HeaderValue,
+    policy: HeaderValue,
+}
+
+thread_local! {
+    /// The policy headers of the limit last answered on this thread, with that
+    /// limit: most requests share one (the server's default), so they are built
+    /// once and then cloned, which only counts a reference.
+    static LAST_POLICY: RefCell<Option<(RateLimit, PolicyHeaders)>> = const { RefCell::new(None) };
+}
+
+impl PolicyHeaders {
+    fn of(limit: RateLimit) -> Self {
+        LAST_POLICY.with_borrow_mut(|last| match last {
+            Some((last_limit, headers)) if *last_limit == limit => headers.clone(),
+            _ => last.insert((limit, Self::build(limit))).1.clone(),
+        })
+    }
+
+    fn build(limit: RateLimit) -> Self {
+        let [policy, limit, _] = structured_item(b"q=", u64::from(limit.limit), b";w=", u64::from(limit.window_secs));
+        Self { limit, policy }
+    }
+}
+
+/// `"default";` then `first` and `second` after their keys (`RateLimit`'s
+/// `"default";r=R;t=T`, say), and the two numbers alone as slices of it: three
+/// header values in one buffer, written without `core::fmt`, every byte ASCII.
+fn structured_item(first_key: &[u8], first: u64, second_key: &[u8], second: u64) -> [HeaderValue; 3] {
+    let (mut first_text, mut second_text) = (itoa::Buffer::new(), itoa::Buffer::new());
+    let (first_text, second_text) = (first_text.format(first).as_bytes(), second_text.format(second).as_bytes());
     let mut value = Vec::with_capacity(48);
     value.extend_from_slice(b"\"default\";");
     value.extend_from_slice(first_key);
-    value.extend_from_slice(itoa::Buffer::new().format(first).as_bytes());
+    let first_at = value.len()..value.len() + first_text.len();
+    value.extend_from_slice(first_text);
     value.extend_from_slice(second_key);
-    value.extend_from_slice(itoa::Buffer::new().format(second).as_bytes());
-    HeaderValue::from_maybe_shared(bytes::Bytes::from(value)).expect("quotes, letters, digits and punctuation")
+    let second_at = value.len()..value.len() + second_text.len();
+    value.extend_from_slice(second_text);
+    let item = bytes::Bytes::from(value);
+    let header = |bytes| HeaderValue::from_maybe_shared(bytes).expect("quotes, letters, digits and punctuation");
+    let (first, second) = (header(item.slice(first_at)), header(item.slice(second_at)));
+    [header(item), first, second]
 }
 
 // Header names made at compile time: a name given as a string is parsed again at every insert.
@@ -189,3 +226,82 @@ const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-r
 const X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the header meant before it was read in bytes: text, split at the
+    /// first space, the token trimmed (the reference the byte reading must match).
+    fn read_as_text(headers: &HeaderMap) -> Option<String> {
+        let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+        let (scheme, token) = value.split_once(' ')?;
+        let token = token.trim();
+        (scheme.eq_ignore_ascii_case("bearer") && crate::domain::token::looks_like_token(token))
+            .then(|| token.to_owned())
+    }
+
+    #[test]
+    fn rate_limit_headers_for_one_limit_then_another() {
+        for (limit, window_secs, remaining, reset_secs) in [(100, 60, 98, 7), (5, 1, 0, 1), (100, 60, 0, 60)] {
+            let limit = RateLimit { limit, window_secs };
+            let mut headers = HeaderMap::new();
+            let decision = Decision { allowed: true, limit: limit.limit, remaining, reset_secs };
+            add_rate_limit_headers(&mut headers, decision, limit);
+            let text = |name| headers.get(name).and_then(|value| value.to_str().ok()).unwrap_or_default().to_owned();
+            assert_eq!(text(X_RATELIMIT_LIMIT), limit.limit.to_string());
+            assert_eq!(text(X_RATELIMIT_REMAINING), remaining.to_string());
+            assert_eq!(text(X_RATELIMIT_RESET), reset_secs.to_string());
+            assert_eq!(text(RATELIMIT_POLICY), format!("\"default\";q={};w={window_secs}", limit.limit));
+            assert_eq!(text(RATELIMIT), format!("\"default\";r={remaining};t={reset_secs}"));
+            assert_eq!(headers.len(), 5);
+        }
+    }
+
+    #[test]
+    fn the_authorization_header_reads_as_it_did_as_text() {
+        let token = crate::domain::TokenSecret::generate().expose().to_owned();
+        let values: Vec<Vec<u8>> = [
+            format!("Bearer {token}"),
+            format!("bearer {token}"),
+            format!("BEARER {token}"),
+            format!("Bearer  \t{token} \t "),
+            format!("Bearer\t{token}"),
+            format!(" Bearer {token}"),
+            format!("Bearer {token} x"),
+            format!("Bearer {token}x"),
+            format!("Basic {token}"),
+            format!("Bearerx {token}"),
+            "Bearer ".to_owned(),
+            "Bearer".to_owned(),
+            String::new(),
+        ]
+        .into_iter()
+        .map(String::into_bytes)
+        .chain([
+            [b"Bearer ".as_slice(), token.as_bytes(), b"\xff"].concat(),
+            [b"Bearer\xff ", token.as_bytes()].concat(),
+        ])
+        .collect();
+        let mut accepted = 0;
+        for value in values {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::AUTHORIZATION, HeaderValue::from_bytes(&value).expect("a header value"));
+            let read = match presented_token(&headers) {
+                Presented::Token(presented) => Some(presented.random_part().to_vec()),
+                Presented::Malformed => None,
+                Presented::Missing => panic!("a header was sent"),
+            };
+            let expected = read_as_text(&headers).map(|token| token.as_bytes()[4..].to_vec());
+            assert_eq!(read, expected, "{:?}", String::from_utf8_lossy(&value));
+            accepted += usize::from(read.is_some());
+        }
+        assert_eq!(accepted, 4, "Bearer in any case, with spaces and tabs around the token");
+        assert!(matches!(presented_token(&HeaderMap::new()), Presented::Missing));
+        let mut twice = HeaderMap::new();
+        for _ in 0..2 {
+            twice.append(header::AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {token}")).expect("ASCII"));
+        }
+        assert!(matches!(presented_token(&twice), Presented::Malformed), "two lines are refused");
+    }
+}

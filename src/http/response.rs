@@ -20,6 +20,9 @@ pub fn json_response(
     // Room for every header the layers add (rate limits, request id, ...): a map that grows rehashes.
     *response.headers_mut() = HeaderMap::with_capacity(RESPONSE_HEADERS);
     let map = response.headers_mut();
+    // Room for what the way out adds (five rate-limit headers, the request id, the
+    // length): growing a header map on the way rehashes every header already in it.
+    *map = HeaderMap::with_capacity(12);
     map.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     for (name, value) in headers {
         map.insert(name, value);
