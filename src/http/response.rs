@@ -7,7 +7,7 @@ use serde::Serialize;
 
 /// The headers a JSON response is made with room for: its own, the rate-limit
 /// headers (five), the request id and a few more.
-const RESPONSE_HEADERS: usize = 16;
+const RESPONSE_HEADERS: usize = 12;
 
 /// A JSON response with a status and optional extra headers.
 pub fn json_response(
@@ -17,12 +17,10 @@ pub fn json_response(
 ) -> Response {
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
-    // Room for every header the layers add (rate limits, request id, ...): a map that grows rehashes.
-    *response.headers_mut() = HeaderMap::with_capacity(RESPONSE_HEADERS);
     let map = response.headers_mut();
     // Room for what the way out adds (five rate-limit headers, the request id, the
     // length): growing a header map on the way rehashes every header already in it.
-    *map = HeaderMap::with_capacity(12);
+    *map = HeaderMap::with_capacity(RESPONSE_HEADERS);
     map.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     for (name, value) in headers {
         map.insert(name, value);
