@@ -57,8 +57,12 @@ pub fn router(state: AppState) -> Router {
             .layer(from_fn_with_state(state.clone(), auth::authenticate))
     };
     let (v1_routes, v2_routes) = (
-        Router::new().route("/v1/openapi.json", get(documents::v1_document)).merge(versioned(&V1_UNKNOWN, v1::routes())),
-        Router::new().route("/v2/openapi.json", get(documents::v2_document)).merge(versioned(&V2_UNKNOWN, v2::routes())),
+        Router::new()
+            .route("/v1/openapi.json", get(documents::v1_document))
+            .merge(versioned(&V1_UNKNOWN, v1::routes())),
+        Router::new()
+            .route("/v2/openapi.json", get(documents::v2_document))
+            .merge(versioned(&V2_UNKNOWN, v2::routes())),
     );
     let router = Router::new()
         .route("/", get(|| async { Redirect::temporary("/docs") }))
