@@ -42,8 +42,7 @@ where
 {
     let budget = state.config.budget();
     let clock = RequestClock::start(budget);
-    request.extensions_mut().insert(clock.clone());
-    request.extensions_mut().insert(RequestTimeout(budget.request()));
+    request.extensions_mut().insert(Started { clock: clock.clone(), timeout: budget.request() });
     match clock.run(OUTER_GRACE, deadline::scope(clock.clone(), rest(request))).await {
         Some(response) => response,
         None => too_late(budget.request()),
@@ -62,19 +61,22 @@ where
     Rest: FnOnce(Request) -> Answer,
     Answer: Future<Output = Response>,
 {
-    let Some(clock) = request.extensions().get::<RequestClock>().cloned() else {
+    let Some(Started { clock, timeout }) = request.extensions().get::<Started>().cloned() else {
         return rest(request).await;
     };
-    let timeout = request.extensions().get::<RequestTimeout>().map_or(Duration::ZERO, |timeout| timeout.0);
     match clock.run(Duration::ZERO, rest(request)).await {
         Some(response) => response,
         None => too_late(timeout),
     }
 }
 
-/// The request timeout, for the inner layer's message.
-#[derive(Debug, Clone, Copy)]
-struct RequestTimeout(Duration);
+/// The request's clock as the outer layer started it, and the request timeout
+/// (for the inner layer's message): one extension, not two.
+#[derive(Clone)]
+struct Started {
+    clock: RequestClock,
+    timeout: Duration,
+}
 
 fn too_late(timeout: Duration) -> Response {
     tracing::warn!(timeout_ms = timeout.as_millis() as u64, "a request reached its deadline: answered 503");
