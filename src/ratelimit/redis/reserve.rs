@@ -14,10 +14,18 @@
 //! a block is only reserved while it keeps the window's count within half its
 //! limit, decided atomically in Redis ([`SCRIPT`]); past half way every count
 //! is exact, per batch. Counts above N/2 are thus all given to requests, and
-//! those below it that blocks hold unused are at most the blocks outstanding,
-//! one per instance and key, each at most [`MAX_BLOCK`]: with K instances, a
-//! request is refused only once at least `N - min(N/2, K × MAX_BLOCK)` have
-//! been admitted in its window.
+//! only counts below it can be lost: a request is refused only once at least
+//! N/2 have been admitted in its window. What is lost is the unused part of
+//! blocks: at most one outstanding per instance and key, each at most
+//! [`MAX_BLOCK`] (about 50 ms of the key's traffic on that instance), given
+//! from for at most [`MAX_BLOCK_AGE`], and dropped when Redis stops or starts
+//! answering again. While a key's traffic is steady, that is a block's worth
+//! per instance; bursts separated by quiet spells, or Redis outages, can lose
+//! more, never more than N/2 in a window.
+//!
+//! A count given from a block is at most [`MAX_BLOCK_AGE`] old, so the
+//! `X-RateLimit-Remaining` made of it may not yet show what other instances
+//! admitted in that time (a batch's count shows it at once).
 
 use std::time::{Duration, Instant};
 
@@ -28,6 +36,13 @@ pub(super) const MAX_BLOCK: u64 = 1024;
 
 /// A block is sized to last about this long at the key's rate on this instance.
 const BLOCK_SPAN: Duration = Duration::from_millis(50);
+
+/// A block is given from for at most this long after Redis granted it; then its
+/// unused counts are left (lost), and the key's next request asks Redis again.
+/// So a count given from a block, and the `X-RateLimit-Remaining` made of it,
+/// is never older than this: another instance's use of the key since shows in
+/// the answers here within this time, as a batch's round trip shows it at once.
+const MAX_BLOCK_AGE: Duration = Duration::from_millis(100);
 
 /// Counts `ARGV[1]` requests in `KEYS[1]` and reserves up to `ARGV[2]` more
 /// counts, as far as the count stays within `ARGV[3]`; a new key lives
@@ -67,13 +82,19 @@ impl Block {
     fn is_for(&self, window_secs: u32, window_index: u64) -> bool {
         self.window_secs == window_secs && self.window_index == window_index
     }
+
+    /// For this window, with counts left, and not older than [`MAX_BLOCK_AGE`].
+    fn is_usable(&self, window_secs: u32, window_index: u64) -> bool {
+        self.is_for(window_secs, window_index) && self.next <= self.last && self.granted_at.elapsed() <= MAX_BLOCK_AGE
+    }
 }
 
 impl Reservations {
-    /// One count of `key`'s block for this window, if it has any left.
+    /// One count of `key`'s block for this window, if it has any left and is
+    /// younger than [`MAX_BLOCK_AGE`].
     pub fn take(&self, key: &str, window_secs: u32, window_index: u64) -> Option<u64> {
         let mut block = self.blocks.get_mut(key)?;
-        if !block.is_for(window_secs, window_index) || block.next > block.last {
+        if !block.is_usable(window_secs, window_index) {
             return None;
         }
         block.next += 1;
@@ -84,7 +105,7 @@ impl Reservations {
     pub fn unused(&self, key: &str, window_secs: u32, window_index: u64) -> u64 {
         self.blocks
             .get(key)
-            .filter(|block| block.is_for(window_secs, window_index))
+            .filter(|block| block.is_usable(window_secs, window_index))
             .map_or(0, |block| (block.last + 1).saturating_sub(block.next))
     }
 
@@ -103,7 +124,8 @@ impl Reservations {
     /// with `size` 0, that it has none.
     pub fn grant(&self, key: &str, window_secs: u32, window_index: u64, first: u64, size: u64, now: Instant) {
         if size == 0 {
-            self.blocks.remove(key);
+            // Only this window's block: a late request of the window before must not drop the next one's.
+            self.blocks.remove_if(key, |_, block| block.is_for(window_secs, window_index));
             return;
         }
         let block = Block { window_secs, window_index, next: first, last: first + size - 1, size, granted_at: now };
@@ -170,6 +192,26 @@ mod tests {
         assert_eq!(reservations.unused("t", 60, 7), 0);
         reservations.grant("t", 60, 7, 20, 0, now);
         assert_eq!(reservations.take("t", 60, 7), None);
+    }
+
+    #[test]
+    fn an_old_block_is_not_given_from() {
+        let reservations = Reservations::default();
+        let long_ago = Instant::now().checked_sub(MAX_BLOCK_AGE * 2).expect("the clock is past its start");
+        reservations.grant("t", 60, 7, 11, 3, long_ago);
+        assert_eq!(reservations.take("t", 60, 7), None, "older than MAX_BLOCK_AGE");
+        assert_eq!(reservations.unused("t", 60, 7), 0, "its counts are lost, not the instance's to give");
+    }
+
+    #[test]
+    fn no_block_for_one_window_leaves_the_next_windows_block() {
+        let reservations = Reservations::default();
+        let now = Instant::now();
+        reservations.grant("t", 60, 8, 1, 5, now);
+        reservations.grant("t", 60, 7, 900, 0, now);
+        assert_eq!(reservations.take("t", 60, 8), Some(1), "a late answer for window 7 keeps window 8's block");
+        reservations.grant("t", 60, 8, 20, 0, now);
+        assert_eq!(reservations.take("t", 60, 8), None, "window 8's own answer without a block ends it");
     }
 
     #[test]
