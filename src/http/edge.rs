@@ -135,7 +135,7 @@ async fn run_edge(request: Request, next: Next, metrics: Option<&Metrics>, deadl
         account_id: response.extensions().get::<Caller>().map(|caller| &*caller.account_id),
     };
     if !log.write(&line) {
-        log_request(&line);
+        line.log_event();
     }
     response.headers_mut().insert(REQUEST_ID, request_id);
     crate::storage::sqlite::end_old_read_snapshots();
@@ -151,23 +151,6 @@ fn route_label(matched: Option<&MatchedPath>) -> &str {
         }
         _ => UNMATCHED,
     }
-}
-
-/// One line per request, after the response, through `tracing` (when
-/// [`RequestLog::write`] cannot write it directly). No header or body is
-/// logged: they may hold a token or personal data. The fields are only
-/// evaluated when the line is enabled.
-fn log_request(line: &RequestLine<'_>) {
-    tracing::info!(
-        target: REQUEST_LOG,
-        request_id = line.request_id,
-        route = line.route,
-        method = line.method,
-        status = line.status,
-        latency_ms = line.latency_ms(),
-        account_id = line.account_id,
-        "served"
-    );
 }
 
 /// Runs the rest of the stack; a panic becomes a logged 500 ([`ErrorCode::InternalError`]).

@@ -127,6 +127,24 @@ impl RequestLine<'_> {
     pub fn latency_ms(&self) -> f64 {
         self.latency.as_micros() as f64 / 1000.0
     }
+
+    /// Logs the line as a `tracing` event (target [`REQUEST_TARGET`], `INFO`,
+    /// message `served`), for when it cannot be written directly
+    /// ([`super::RequestLog::write`]). No header or body is logged: they may
+    /// hold a token or personal data. The fields are only evaluated when the
+    /// line is enabled.
+    pub fn log_event(&self) {
+        tracing::info!(
+            target: REQUEST_TARGET,
+            request_id = self.request_id,
+            route = self.route,
+            method = self.method,
+            status = self.status,
+            latency_ms = self.latency_ms(),
+            account_id = self.account_id,
+            "served"
+        );
+    }
 }
 
 /// Writes `request` to `queue` as one write of the line the formatter of
@@ -542,16 +560,7 @@ mod tests {
     fn the_direct_line_is_the_events_line_or_none() {
         let emit = || {
             for line in edge_lines() {
-                tracing::info!(
-                    target: REQUEST_TARGET,
-                    request_id = line.request_id,
-                    route = line.route,
-                    method = line.method,
-                    status = line.status,
-                    latency_ms = line.latency_ms(),
-                    account_id = line.account_id,
-                    "served"
-                );
+                line.log_event();
             }
         };
         let timestamp = regex::Regex::new(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z").unwrap();
