@@ -143,12 +143,10 @@ async fn run_edge(request: Request, next: Next, metrics: Option<&Metrics>, deadl
 }
 
 /// The template of the route that matched (`/v2/customers/{id}`), never the
-/// raw path; [`UNMATCHED`] for a fallback, including a nested router's.
+/// raw path; [`UNMATCHED`] for a fallback or a route that catches unknown paths.
 fn route_label(matched: Option<&MatchedPath>) -> &str {
     match matched {
-        Some(path) if !path.as_str().contains("__private__axum") && !super::is_unknown_path_route(path.as_str()) => {
-            path.as_str()
-        }
+        Some(path) if !super::is_unknown_path_route(path.as_str()) => path.as_str(),
         _ => UNMATCHED,
     }
 }

@@ -148,6 +148,8 @@ mod needs_redis_server {
         let burst = load(&[&limiter], "rolling", limit, 50, 2).await;
         assert_eq!(admitted(&burst), 100);
 
+        // Past the window's end the block is also past its 100 ms age, so this checks the new
+        // window's count; that a young block is refused in another window is `reserve.rs`'s unit test.
         tokio::time::sleep(left_in_window(1) + Duration::from_millis(50)).await;
         let next = limiter.check("rolling", limit).await;
         assert_eq!((next.allowed, next.remaining), (true, 999), "the new window starts at a count of 1");
