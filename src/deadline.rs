@@ -143,6 +143,11 @@ impl RequestClock {
         Self(Arc::new(Clock { budget, running: Mutex::new(Some(deadlines)), moved: Notify::new() }))
     }
 
+    /// The budget the clock started with (and restarts with).
+    pub fn budget(&self) -> Budget {
+        self.0.budget
+    }
+
     /// The deadlines now; `None` while the body arrives.
     pub fn deadlines(&self) -> Option<Deadlines> {
         *self.0.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -206,6 +211,11 @@ pub async fn scope<F: Future>(clock: impl Into<RequestClock>, work: F) -> F::Out
     CLOCK.scope(clock.into(), work).await
 }
 
+/// The current request's clock, as [`scope`] made it visible; `None` outside a request.
+pub fn current_clock() -> Option<RequestClock> {
+    CLOCK.try_with(RequestClock::clone).ok()
+}
+
 /// The current request's store deadline; `None` outside a request (and in
 /// tasks a request spawned: they outlive it on purpose), and while the
 /// request's body arrives.
@@ -218,7 +228,7 @@ pub fn store_deadline() -> Option<Instant> {
 /// for the request, not the time its client takes to send it (that is
 /// `--body-timeout`'s, API.md §1). Outside a request, just runs it.
 pub async fn excluding<F: Future>(arrival: F) -> F::Output {
-    let Ok(clock) = CLOCK.try_with(RequestClock::clone) else {
+    let Some(clock) = current_clock() else {
         return arrival.await;
     };
     clock.set(None);

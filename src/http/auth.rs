@@ -3,17 +3,21 @@
 //! §5). What a token means is [`crate::auth`]'s business; this is the HTTP.
 
 use std::cell::RefCell;
+use std::convert::Infallible;
+use std::future::Future;
 use std::net::IpAddr;
+use std::task::{Context, Poll};
 
-use axum::extract::{FromRequestParts, MatchedPath, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures_util::future::BoxFuture;
+use tower::{Layer, Service};
 
 use super::client_ip::client_ip;
 use super::deadline::in_time;
-use super::edge::{Caller, run_catching_panics};
+use super::edge::{Caller, catching_panics};
 use super::error::{ApiError, ErrorCode};
 use crate::app::AppState;
 use crate::auth::{Cached, Principal, Refusal};
@@ -57,12 +61,73 @@ fn presented_token(headers: &HeaderMap) -> Presented<'_> {
     PresentedToken::parse(value[space + 1..].trim_ascii()).map_or(Presented::Malformed, Presented::Token)
 }
 
-pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+/// The authentication layer of `/v1` and `/v2` (`Router::layer`): [`authenticate`]
+/// around every route of a version. A tower layer of its own rather than axum's
+/// `from_fn`, which per request splits and rebuilds the request to extract its
+/// state and boxes a `Next`.
+#[derive(Clone)]
+pub struct AuthLayer {
+    state: AppState,
+}
+
+impl AuthLayer {
+    pub fn new(state: AppState) -> Self {
+        Self { state }
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = Authenticate<S>;
+
+    fn layer(&self, inner: S) -> Authenticate<S> {
+        Authenticate { inner, state: self.state.clone() }
+    }
+}
+
+/// The service [`AuthLayer`] puts around a route.
+#[derive(Clone)]
+pub struct Authenticate<S> {
+    inner: S,
+    state: AppState,
+}
+
+impl<S> Service<Request> for Authenticate<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, context: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(context)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        // The route is called once the request is let through, with the principal in its extensions.
+        let ready = self.inner.clone();
+        let mut route = std::mem::replace(&mut self.inner, ready);
+        let state = self.state.clone();
+        Box::pin(async move { Ok(authenticate(&state, request, |request| route.call(request)).await) })
+    }
+}
+
+/// Authenticates `request` and counts it toward its token's limit, then hands
+/// it to `route` (the rest of the stack) or refuses it: `401`, `403` (scope),
+/// `429` (either limit) or `503` (the store). Every answer to a token carries
+/// its rate-limit headers, a panic's 500 and the deadline's 503 included.
+pub async fn authenticate<R, F>(state: &AppState, mut request: Request, route: R) -> Response
+where
+    R: FnOnce(Request) -> F,
+    F: Future<Output = Result<Response, Infallible>>,
+{
     // API.md §1: OPTIONS needs no token and counts toward no limit (see super::options).
     if request.method() == Method::OPTIONS {
-        return next.run(request).await;
+        let Ok(response) = route(request).await;
+        return response;
     }
-    let principal = match identify(&state, &mut request).await {
+    let principal = match identify(state, &mut request).await {
         Ok(principal) => principal,
         Err(refused) => return refused,
     };
@@ -88,7 +153,10 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
             // What `GET /v2/token` reports as the token's standing.
             request.extensions_mut().insert(decision);
         }
-        in_time(request, |request| run_catching_panics(request, next)).await
+        let uri = request.uri().clone();
+        // Answers 503 at the request's deadline too (`deadline::in_time`).
+        // Boxed, so the scopes around it each move a pointer, not the route's future.
+        in_time(catching_panics(&uri, Box::pin(route(request)))).await
     };
     add_rate_limit_headers(response.headers_mut(), decision, limit);
     state.usage.record(&principal.token_id, response.status().as_u16());

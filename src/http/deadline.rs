@@ -30,20 +30,17 @@ const OUTER_GRACE: Duration = Duration::from_millis(5);
 /// Starts the request's clock and answers 503 when the request outlives it
 /// (as a layer, inside CORS; without CORS the edge layer runs [`within_limit`] itself).
 pub async fn limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    within_limit(&state, request, |request| next.run(request)).await
+    within_limit(&state, next.run(request)).await
 }
 
-/// [`limit`] around `rest` (the rest of the stack), for a layer that runs it
-/// itself: one layer fewer on every request.
-pub async fn within_limit<Rest, Answer>(state: &AppState, mut request: Request, rest: Rest) -> Response
-where
-    Rest: FnOnce(Request) -> Answer,
-    Answer: Future<Output = Response>,
-{
+/// [`limit`] around `rest` (the rest of the stack, for a request not yet
+/// polled), for a layer that runs it itself: one layer fewer on every request.
+/// The clock is the request task's ([`deadline::scope`]), where the body
+/// reader, the store and [`in_time`] find it.
+pub async fn within_limit(state: &AppState, rest: impl Future<Output = Response>) -> Response {
     let budget = state.config.budget();
     let clock = RequestClock::start(budget);
-    request.extensions_mut().insert(Started { clock: clock.clone(), timeout: budget.request() });
-    match clock.run(OUTER_GRACE, deadline::scope(clock.clone(), rest(request))).await {
+    match clock.run(OUTER_GRACE, deadline::scope(clock.clone(), rest)).await {
         Some(response) => response,
         None => too_late(budget.request()),
     }
@@ -52,30 +49,20 @@ where
 /// Answers 503 at the request's answer deadline, inside authentication (as a
 /// layer; the authentication layer runs [`in_time`] itself).
 pub async fn answer_in_time(request: Request, next: Next) -> Response {
-    in_time(request, |request| next.run(request)).await
+    in_time(next.run(request)).await
 }
 
-/// [`answer_in_time`] around `rest` (the rest of the stack), for a layer that runs it itself.
-pub async fn in_time<Rest, Answer>(request: Request, rest: Rest) -> Response
-where
-    Rest: FnOnce(Request) -> Answer,
-    Answer: Future<Output = Response>,
-{
-    let Some(Started { clock, timeout }) = request.extensions().get::<Started>().cloned() else {
-        return rest(request).await;
+/// [`answer_in_time`] around `rest` (the rest of the stack), for a layer that
+/// runs it itself: by the clock [`within_limit`] started for the request's
+/// task; without one, just runs `rest`.
+pub async fn in_time(rest: impl Future<Output = Response>) -> Response {
+    let Some(clock) = deadline::current_clock() else {
+        return rest.await;
     };
-    match clock.run(Duration::ZERO, rest(request)).await {
+    match clock.run(Duration::ZERO, rest).await {
         Some(response) => response,
-        None => too_late(timeout),
+        None => too_late(clock.budget().request()),
     }
-}
-
-/// The request's clock as the outer layer started it, and the request timeout
-/// (for the inner layer's message): one extension, not two.
-#[derive(Clone)]
-struct Started {
-    clock: RequestClock,
-    timeout: Duration,
 }
 
 fn too_late(timeout: Duration) -> Response {
@@ -123,7 +110,7 @@ mod tests {
             .route("/deadline", get(sees_its_deadline))
             .merge(inner)
             .layer(from_fn_with_state(state.clone(), limit))
-            .layer(from_fn(super::super::edge::edge))
+            .layer(super::super::edge::EdgeLayer::bare())
             .with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

@@ -14,13 +14,18 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::task::{Context, Poll};
+
 use axum::body::Body;
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue, Method, header};
-use axum::middleware::Next;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
 use rand::RngCore;
+use tower::{Layer, Service};
 use tracing::Instrument;
 
 use super::deadline::within_limit;
@@ -29,7 +34,7 @@ use super::headers::single;
 use super::{limits, options};
 use crate::app::AppState;
 use crate::logging::{REQUEST_SPAN_TARGET, RequestLine, RequestLog};
-use crate::metrics::{Metrics, UNMATCHED};
+use crate::metrics::UNMATCHED;
 
 /// `X-Request-Id`, made at compile time (a name given as a string is parsed at every use).
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -71,75 +76,153 @@ pub(crate) fn new_request_id() -> HeaderValue {
     HeaderValue::from_bytes(&id).expect("letters and digits are a valid header value")
 }
 
-/// The router's outermost layer: [`edge`], also counting the request in the server's metrics.
-pub async fn edge_with_metrics(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    run_edge(request, next, Some(&state.metrics), None).await
+/// The router's outermost layer (`Router::layer`): request ids, panics, the
+/// error envelope, metrics and the request log around every route.
+///
+/// A tower layer of its own rather than axum's `from_fn`, which per request
+/// splits and rebuilds the request to extract its state, boxes a `Next` and
+/// clones the service behind it: the edge calls the route it wraps directly.
+#[derive(Clone)]
+pub struct EdgeLayer {
+    /// Whose metrics count the request, and whose budget starts its deadline.
+    state: Option<AppState>,
+    /// Whether this layer starts the request's deadline
+    /// ([`super::deadline::within_limit`]) around the rest of the stack: one
+    /// layer fewer on every request, for a router with no layer between the
+    /// two (no CORS, whose headers the deadline's 503 must get).
+    starts_deadline: bool,
 }
 
-/// [`edge_with_metrics`], also starting the request's deadline
-/// ([`super::deadline::within_limit`]) around the rest of the stack: one
-/// layer fewer on every request, for a router with no layer between the two
-/// (no CORS, whose headers the deadline's 503 must get).
-pub async fn edge_with_metrics_and_deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    run_edge(request, next, Some(&state.metrics), Some(&state)).await
+impl EdgeLayer {
+    /// Also counting each request in `state`'s metrics.
+    pub fn with_metrics(state: AppState) -> Self {
+        Self { state: Some(state), starts_deadline: false }
+    }
+
+    /// [`EdgeLayer::with_metrics`], also starting each request's deadline with `state`'s budget.
+    pub fn with_metrics_and_deadline(state: AppState) -> Self {
+        Self { state: Some(state), starts_deadline: true }
+    }
+
+    /// Request ids, panics, the error envelope and the request log, for a router without [`AppState`].
+    pub fn bare() -> Self {
+        Self { state: None, starts_deadline: false }
+    }
 }
 
-/// Request ids, panics, the error envelope and the request log, for a router without [`AppState`].
-pub async fn edge(request: Request, next: Next) -> Response {
-    run_edge(request, next, None, None).await
+impl<S> Layer<S> for EdgeLayer {
+    type Service = Edge<S>;
+
+    fn layer(&self, inner: S) -> Edge<S> {
+        Edge { inner, layer: self.clone() }
+    }
 }
 
-/// `deadline`: the state whose budget the request's deadline is started with, if this layer starts it.
-async fn run_edge(request: Request, next: Next, metrics: Option<&Metrics>, deadline: Option<&AppState>) -> Response {
-    let started = Instant::now();
-    let sent = single(request.headers(), &REQUEST_ID, "X-Request-Id");
-    let request_id = match sent {
-        Ok(Some(value)) if is_valid_request_id(value) => value.clone(),
-        _ => new_request_id(),
-    };
-    let refused = sent.err();
-    let matched = request.extensions().get::<MatchedPath>().cloned();
-    let route = route_label(matched.as_ref());
-    let method = request.method().clone();
-    let served = async {
-        let mut response = match (refused.or_else(|| limits::check(&request)), deadline) {
-            (Some(error), _) => error.into_response(),
-            (None, Some(state)) => within_limit(state, request, |request| run_catching_panics(request, next)).await,
-            (None, None) => run_catching_panics(request, next).await,
+/// The service [`EdgeLayer`] puts around a route.
+#[derive(Clone)]
+pub struct Edge<S> {
+    inner: S,
+    layer: EdgeLayer,
+}
+
+impl<S> Service<Request> for Edge<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, context: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(context)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let started = Instant::now();
+        let sent = single(request.headers(), &REQUEST_ID, "X-Request-Id");
+        let request_id = match sent {
+            Ok(Some(value)) if is_valid_request_id(value) => value.clone(),
+            _ => new_request_id(),
         };
-        if method == Method::OPTIONS {
-            response = options::answer(response);
+        let refused = sent.err().or_else(|| limits::check(&request));
+        let matched = request.extensions().get::<MatchedPath>().cloned();
+        let method = request.method().clone();
+        // The route's future does its work when polled, inside the scopes below
+        // (the request's log scope, its deadline, the panic guard).
+        let routed = match refused {
+            Some(error) => Err(error),
+            None => {
+                let uri = request.uri().clone();
+                // Boxed once here, so the scopes below each move a pointer, not the route's future.
+                Ok((uri, Box::pin(self.inner.call(request))))
+            }
+        };
+        let layer = self.layer.clone();
+        Box::pin(async move {
+            let head = Head { started, request_id, matched, method };
+            Ok(head.serve(routed, &layer).await)
+        })
+    }
+}
+
+/// What the edge keeps of a request while it is served.
+struct Head {
+    started: Instant,
+    request_id: HeaderValue,
+    matched: Option<MatchedPath>,
+    method: Method,
+}
+
+impl Head {
+    /// Serves the request (`routed`: its URI and the route's future, or the
+    /// error that refuses it before routing) and logs and counts its answer.
+    async fn serve<F>(self, routed: Result<(Uri, F), ApiError>, layer: &EdgeLayer) -> Response
+    where
+        F: Future<Output = Result<Response, Infallible>>,
+    {
+        let Head { started, request_id, matched, method } = self;
+        let route = route_label(matched.as_ref());
+        let id = request_id.to_str().unwrap_or("");
+        let served = async {
+            let mut response = match (routed, layer.state.as_ref().filter(|_| layer.starts_deadline)) {
+                (Err(error), _) => error.into_response(),
+                (Ok((uri, future)), Some(state)) => within_limit(state, catching_panics(&uri, future)).await,
+                (Ok((uri, future)), None) => catching_panics(&uri, future).await,
+            };
+            if method == Method::OPTIONS {
+                response = options::answer(response);
+            }
+            render_error(&mut response, id);
+            response
+        };
+        let log = RequestLog::current(id);
+        let mut response = if log.is_light() {
+            log.scope(served).await
+        } else {
+            // Only the id: the request line has the route, method and account, and
+            // every field here is formatted when the span opens.
+            served.instrument(tracing::info_span!(target: REQUEST_SPAN_TARGET, "request", request_id = id)).await
+        };
+        let elapsed = started.elapsed();
+        if let Some(state) = &layer.state {
+            state.metrics.record_request(route, &method, response.status(), elapsed);
         }
-        render_error(&mut response, request_id.to_str().unwrap_or(""));
+        let line = RequestLine {
+            request_id: id,
+            route,
+            method: method.as_str(),
+            status: response.status().as_u16(),
+            latency: elapsed,
+            account_id: response.extensions().get::<Caller>().map(|caller| &*caller.account_id),
+        };
+        if !log.write(&line) {
+            line.log_event();
+        }
+        response.headers_mut().insert(REQUEST_ID, request_id);
+        crate::storage::sqlite::end_old_read_snapshots();
         response
-    };
-    let id = request_id.to_str().unwrap_or("");
-    let log = RequestLog::current(id);
-    let mut response = if log.is_light() {
-        log.scope(served).await
-    } else {
-        // Only the id: the request line has the route, method and account, and
-        // every field here is formatted when the span opens.
-        served.instrument(tracing::info_span!(target: REQUEST_SPAN_TARGET, "request", request_id = id)).await
-    };
-    let elapsed = started.elapsed();
-    if let Some(metrics) = metrics {
-        metrics.record_request(route, &method, response.status(), elapsed);
     }
-    let line = RequestLine {
-        request_id: id,
-        route,
-        method: method.as_str(),
-        status: response.status().as_u16(),
-        latency: elapsed,
-        account_id: response.extensions().get::<Caller>().map(|caller| &*caller.account_id),
-    };
-    if !log.write(&line) {
-        line.log_event();
-    }
-    response.headers_mut().insert(REQUEST_ID, request_id);
-    crate::storage::sqlite::end_old_read_snapshots();
-    response
 }
 
 /// The template of the route that matched (`/v2/customers/{id}`), never the
@@ -151,12 +234,16 @@ fn route_label(matched: Option<&MatchedPath>) -> &str {
     }
 }
 
-/// Runs the rest of the stack; a panic becomes a logged 500 ([`ErrorCode::InternalError`]).
-/// Also used inside the auth layer, so a panic's 500 still gets its rate-limit headers.
-pub async fn run_catching_panics(request: Request, next: Next) -> Response {
-    let uri = request.uri().clone();
-    match AssertUnwindSafe(next.run(request)).catch_unwind().await {
-        Ok(response) => response,
+/// Runs `route` (the rest of the stack, for the request to `uri`); a panic
+/// becomes a logged 500 ([`ErrorCode::InternalError`]). Also used inside the
+/// auth layer, so a panic's 500 still gets its rate-limit headers.
+pub async fn catching_panics<F>(uri: &Uri, route: F) -> Response
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    match AssertUnwindSafe(route).catch_unwind().await {
+        Ok(Ok(response)) => response,
+        Ok(Err(never)) => match never {},
         Err(panic) => {
             ApiError::internal(format_args!("a handler panicked on {uri}: {}", panic_message(&panic))).into_response()
         }

@@ -54,7 +54,7 @@ pub fn router(state: AppState) -> Router {
             .iter()
             .fold(routes, |routes, path| routes.route(path, any(no_route)))
             // Answers 503 at the request's deadline too (`deadline::in_time`).
-            .layer(from_fn_with_state(state.clone(), auth::authenticate))
+            .layer(auth::AuthLayer::new(state.clone()))
     };
     let (v1_routes, v2_routes) = (
         Router::new()
@@ -80,8 +80,8 @@ pub fn router(state: AppState) -> Router {
         Some(cors) => router
             .layer(from_fn_with_state(state.clone(), deadline::limit))
             .layer(from_fn_with_state(cors, cors::apply))
-            .layer(from_fn_with_state(state.clone(), edge::edge_with_metrics)),
-        None => router.layer(from_fn_with_state(state.clone(), edge::edge_with_metrics_and_deadline)),
+            .layer(edge::EdgeLayer::with_metrics(state.clone())),
+        None => router.layer(edge::EdgeLayer::with_metrics_and_deadline(state.clone())),
     };
     router.with_state(state)
 }

@@ -524,7 +524,7 @@ async fn a_panic_answers_a_json_500_without_internals() {
     let router = Router::new()
         .route("/boom", get(panicking_handler))
         .route("/fine", get(|| async { "fine" }))
-        .layer(axum::middleware::from_fn(clientele::http::edge::edge));
+        .layer(clientele::http::edge::EdgeLayer::bare());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
@@ -572,7 +572,6 @@ async fn healthz_and_readyz_answer_json() {
 /// A panic behind the auth layer still answers with the rate-limit headers (API.md §5: errors included).
 #[tokio::test]
 async fn a_panic_behind_authentication_keeps_the_rate_limit_headers() {
-    use axum::middleware::{from_fn, from_fn_with_state};
     use clientele::app::AppState;
     use clientele::config::ServerConfig;
     use clientele::ratelimit::RateLimiter;
@@ -585,8 +584,8 @@ async fn a_panic_behind_authentication_keeps_the_rate_limit_headers() {
     let state = AppState::new(ServerConfig::default(), app.store.clone(), RateLimiter::in_memory());
     let router = axum::Router::new()
         .route("/boom", axum::routing::get(boom))
-        .layer(from_fn_with_state(state.clone(), clientele::http::auth::authenticate))
-        .layer(from_fn(clientele::http::edge::edge))
+        .layer(clientele::http::auth::AuthLayer::new(state.clone()))
+        .layer(clientele::http::edge::EdgeLayer::bare())
         .with_state(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
