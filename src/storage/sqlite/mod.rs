@@ -178,7 +178,9 @@ impl Store for SqliteStore {
         account_id: &AccountId,
         customer_id: &CustomerId,
     ) -> Result<Option<Customer>, StoreError> {
-        self.runtime.read_inline(|connection| Ok(queries::get_customer(connection, account_id, customer_id)?))
+        self.runtime.read_inline_prepared(queries::GET_CUSTOMER, |statement| {
+            Ok(queries::get_customer(statement, account_id, customer_id)?)
+        })
     }
 
     async fn replace_customer(

@@ -1,7 +1,7 @@
 //! The SQL for customers and idempotency records, run on a connection thread.
 
 use rusqlite::types::Type;
-use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
+use rusqlite::{Connection, OptionalExtension, Row, Statement, ToSql, params};
 
 use crate::domain::customer::Customer;
 use crate::domain::{AccountId, CustomerFields, CustomerId};
@@ -19,16 +19,17 @@ column_reader!(Row<'_>, rusqlite::Error, get, |index, error| rusqlite::Error::Fr
 
 const CUSTOMER_COLUMNS: &str = customer_columns!();
 
+/// A customer by id: the statement [`GET_CUSTOMER`], run by [`get_customer`].
+pub const GET_CUSTOMER: &str =
+    concat!("SELECT ", customer_columns!(), " FROM customers WHERE account_id = ?1 AND id = ?2");
+
+/// Runs [`GET_CUSTOMER`] (prepared on the caller's connection) for one customer.
 pub fn get_customer(
-    connection: &Connection,
+    statement: &mut Statement<'_>,
     account_id: &AccountId,
     customer_id: &CustomerId,
 ) -> rusqlite::Result<Option<Customer>> {
-    const SQL: &str = concat!("SELECT ", customer_columns!(), " FROM customers WHERE account_id = ?1 AND id = ?2");
-    connection
-        .prepare_cached(SQL)?
-        .query_row(params![account_id.as_str(), customer_id.as_str()], |row| customer_from_row(row))
-        .optional()
+    statement.query_row(params![account_id.as_str(), customer_id.as_str()], |row| customer_from_row(row)).optional()
 }
 
 /// A customer as the columns of its row, bound as ?1..?17 in the order of [`customer_insert_columns!`].
@@ -139,7 +140,7 @@ pub fn replace_customer(
     precondition: &Precondition,
     now: i64,
 ) -> Result<Customer, StoreError> {
-    let current = get_customer(connection, account_id, customer_id)?;
+    let current = get_customer(&mut *connection.prepare_cached(GET_CUSTOMER)?, account_id, customer_id)?;
     precondition.check(current.as_ref().map(|customer| customer.version))?;
     let current = current.ok_or(StoreError::NotFound)?;
     let previous_version = current.version;
@@ -168,7 +169,7 @@ pub fn delete_customer(
     customer_id: &CustomerId,
     precondition: &Precondition,
 ) -> Result<Customer, StoreError> {
-    let current = get_customer(connection, account_id, customer_id)?;
+    let current = get_customer(&mut *connection.prepare_cached(GET_CUSTOMER)?, account_id, customer_id)?;
     precondition.check(current.as_ref().map(|customer| customer.version))?;
     let current = current.ok_or(StoreError::NotFound)?;
     connection

@@ -27,7 +27,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, Statement};
 use tokio::sync::oneshot;
 
 use super::error::from_sqlite;
@@ -151,9 +151,51 @@ pub const READ_SNAPSHOT_MAX_AGE: Duration = Duration::from_millis(1);
 struct Inline {
     /// The [`Runtime::id`] of its database.
     runtime: usize,
-    connection: Connection,
+    connection: InlineConnection,
     /// Its open read transaction, if it keeps one between reads.
     snapshot: Option<Snapshot>,
+}
+
+self_cell::self_cell!(
+    /// An inline connection with the statements it keeps prepared
+    /// ([`Runtime::read_inline_prepared`]).
+    struct InlineConnection {
+        owner: Connection,
+        #[covariant]
+        dependent: Prepared,
+    }
+);
+
+/// The statements an inline connection keeps prepared, by the address of their
+/// text: a few constants, so a lookup compares pointers, never hashes text.
+#[derive(Default)]
+struct Prepared<'connection> {
+    statements: Vec<(&'static str, Statement<'connection>)>,
+}
+
+impl<'connection> Prepared<'connection> {
+    /// The most statements one connection keeps; past that, the oldest is finalized.
+    const MAX: usize = 8;
+
+    /// The statement of `sql`, prepared on `connection` the first time.
+    fn prepared(
+        &mut self,
+        connection: &'connection Connection,
+        sql: &'static str,
+    ) -> rusqlite::Result<&mut Statement<'connection>> {
+        let index = match self.statements.iter().position(|(kept, _)| std::ptr::eq(*kept, sql)) {
+            Some(index) => index,
+            None => {
+                let statement = connection.prepare(sql)?;
+                if self.statements.len() == Self::MAX {
+                    self.statements.remove(0);
+                }
+                self.statements.push((sql, statement));
+                self.statements.len() - 1
+            }
+        };
+        Ok(&mut self.statements[index].1)
+    }
 }
 
 /// A read transaction kept open between point reads.
@@ -217,8 +259,9 @@ pub fn end_old_read_snapshots() {
 fn end_snapshot(inline: &mut Inline) {
     if inline.snapshot.take().is_some() {
         // A read-only transaction: COMMIT cannot lose anything; if it fails, ROLLBACK ends it.
-        if run(&inline.connection, "COMMIT").is_err() {
-            let _ = run(&inline.connection, "ROLLBACK");
+        let connection = inline.connection.borrow_owner();
+        if run(connection, "COMMIT").is_err() {
+            let _ = run(connection, "ROLLBACK");
         }
     }
 }
@@ -261,6 +304,30 @@ impl Runtime {
     /// [`release_read_snapshots`]), which sees every write this process's
     /// writer has answered.
     pub fn read_inline<T>(&self, query: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        self.with_inline(|connection| query(connection.borrow_owner()))
+    }
+
+    /// [`Runtime::read_inline`] by the statement `sql` (a constant: its text is
+    /// kept by address), which the thread's connection keeps prepared: no
+    /// lookup in rusqlite's statement cache, which hashes the text twice a
+    /// read. rusqlite resets a statement when the rows of its query are dropped,
+    /// so a statement never stays mid-step past its read.
+    pub fn read_inline_prepared<T>(
+        &self,
+        sql: &'static str,
+        query: impl FnOnce(&mut Statement<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.with_inline(|connection| {
+            connection
+                .with_dependent_mut(|connection, kept| query(kept.prepared(connection, sql).map_err(from_sqlite)?))
+        })
+    }
+
+    /// Runs `read` on this thread's connection to the database, opened on first use.
+    fn with_inline<T>(
+        &self,
+        read: impl FnOnce(&mut InlineConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         INLINE_CONNECTIONS.with(|cell| {
             let mut connections = cell.borrow_mut();
             let index = match connections.iter().position(|inline| inline.runtime == self.id) {
@@ -273,7 +340,7 @@ impl Runtime {
                     });
                     connections.push(Inline {
                         runtime: self.id,
-                        connection: connection.map_err(from_sqlite)?,
+                        connection: InlineConnection::new(connection.map_err(from_sqlite)?, |_| Prepared::default()),
                         snapshot: None,
                     });
                     connections.len() - 1
@@ -281,7 +348,7 @@ impl Runtime {
             };
             let inline = &mut connections[index];
             if !KEEPS_SNAPSHOTS.with(Cell::get) {
-                return query(&inline.connection);
+                return read(&mut inline.connection);
             }
             // Read before the transaction's first read: a commit after this
             // load makes the snapshot out of date, even one it already sees.
@@ -293,16 +360,16 @@ impl Runtime {
                 end_snapshot(inline);
             }
             if inline.snapshot.is_none() {
-                if let Err(error) = run(&inline.connection, "BEGIN") {
+                if let Err(error) = run(inline.connection.borrow_owner(), "BEGIN") {
                     // A transaction nothing could end (see `end_snapshot`): a new connection next time.
-                    if !inline.connection.is_autocommit() {
+                    if !inline.connection.borrow_owner().is_autocommit() {
                         connections.swap_remove(index);
                     }
                     return Err(from_sqlite(error));
                 }
                 inline.snapshot = Some(Snapshot { commits, began: now, max_age: self.snapshot_max_age });
             }
-            let result = query(&inline.connection);
+            let result = read(&mut inline.connection);
             if result.is_err() {
                 // Whatever went wrong, the next read starts afresh.
                 end_snapshot(inline);
