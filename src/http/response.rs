@@ -31,7 +31,12 @@ pub fn json_response(
 /// A value as JSON bytes. The wire types are plain structs of strings and
 /// numbers, whose serialisation cannot fail.
 pub fn to_json(value: &impl Serialize) -> Vec<u8> {
-    serde_json::to_vec(value).unwrap_or_default()
+    // Room for one customer, so most bodies are written without growing.
+    let mut body = Vec::with_capacity(512);
+    match serde_json::to_writer(&mut body, value) {
+        Ok(()) => body,
+        Err(_) => Vec::new(),
+    }
 }
 
 /// The `Link` header of a cursor-paged list (API.md §3, "v2 representation";
