@@ -6,19 +6,21 @@ use std::cell::RefCell;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::{FromRequestParts, MatchedPath, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::Route;
 use futures_util::future::BoxFuture;
 use tower::{Layer, Service};
 
 use super::client_ip::client_ip;
 use super::deadline::in_time;
-use super::edge::{Caller, catching_panics};
 use super::error::{ApiError, ErrorCode};
+use super::panic::catching_panics;
 use crate::app::AppState;
 use crate::auth::{Cached, Principal, Refusal};
 use crate::domain::Scope;
@@ -35,6 +37,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
             .cloned()
             .ok_or_else(|| ApiError::internal("a handler that needs a token is routed without the auth layer"))
     }
+}
+
+/// Who made an authenticated request, put on its response for the request log.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub account_id: Arc<str>,
 }
 
 enum Presented<'a> {
@@ -76,10 +84,11 @@ impl AuthLayer {
     }
 }
 
-impl<S> Layer<S> for AuthLayer {
-    type Service = Authenticate<S>;
+/// For axum's routes (`Router::layer`).
+impl Layer<Route> for AuthLayer {
+    type Service = Authenticate<Route>;
 
-    fn layer(&self, inner: S) -> Authenticate<S> {
+    fn layer(&self, inner: Route) -> Authenticate<Route> {
         Authenticate { inner, state: self.state.clone() }
     }
 }

@@ -9,28 +9,25 @@
 //! the server's own subscriber, the cheaper equivalent of
 //! [`crate::logging::RequestLog`], which also writes the request line itself.
 
-use std::any::Any;
-use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
-use std::time::Instant;
-
 use std::convert::Infallible;
-use std::future::Future;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::FutureExt;
+use axum::routing::Route;
 use futures_util::future::BoxFuture;
 use rand::RngCore;
 use tower::{Layer, Service};
 use tracing::Instrument;
 
+use super::auth::{self, Caller};
 use super::deadline::within_limit;
 use super::error::{ApiError, ErrorCode};
 use super::headers::single;
+use super::panic::catching_panics;
 use super::{limits, options};
 use crate::app::AppState;
 use crate::logging::{REQUEST_SPAN_TARGET, RequestLine, RequestLog};
@@ -41,12 +38,6 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The `tracing` target of the one line logged per request, to filter it on
 /// its own: `CLIENTELE_LOG=info,clientele::request=off` silences it.
 pub const REQUEST_LOG: &str = crate::logging::REQUEST_TARGET;
-
-/// Who made an authenticated request, put on its response for the request log.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub account_id: Arc<str>,
-}
 
 /// 1–64 characters of `[A-Za-z0-9._-]`.
 fn is_valid_request_id(value: &HeaderValue) -> bool {
@@ -91,29 +82,44 @@ pub struct EdgeLayer {
     /// layer fewer on every request, for a router with no layer between the
     /// two (no CORS, whose headers the deadline's 503 must get).
     starts_deadline: bool,
+    /// Whether this layer also authenticates the request ([`auth::authenticate`])
+    /// before the route: the authentication layer's work without a layer (and a
+    /// route boxed by axum) of its own, for `/v1` and `/v2` when nothing stands
+    /// between the two.
+    authenticates: bool,
 }
 
 impl EdgeLayer {
     /// Also counting each request in `state`'s metrics.
     pub fn with_metrics(state: AppState) -> Self {
-        Self { state: Some(state), starts_deadline: false }
+        Self { state: Some(state), starts_deadline: false, authenticates: false }
     }
 
     /// [`EdgeLayer::with_metrics`], also starting each request's deadline with `state`'s budget.
     pub fn with_metrics_and_deadline(state: AppState) -> Self {
-        Self { state: Some(state), starts_deadline: true }
+        Self { state: Some(state), starts_deadline: true, authenticates: false }
+    }
+
+    /// [`EdgeLayer::with_metrics_and_deadline`], also authenticating each request
+    /// as [`auth::AuthLayer`] does, inside the deadline.
+    pub fn with_metrics_deadline_and_authentication(state: AppState) -> Self {
+        Self { state: Some(state), starts_deadline: true, authenticates: true }
     }
 
     /// Request ids, panics, the error envelope and the request log, for a router without [`AppState`].
     pub fn bare() -> Self {
-        Self { state: None, starts_deadline: false }
+        Self { state: None, starts_deadline: false, authenticates: false }
     }
 }
 
-impl<S> Layer<S> for EdgeLayer {
-    type Service = Edge<S>;
+/// For axum's routes only (`Router::layer`): the edge calls the route as soon as
+/// it has the request, and a route's `call` does nothing until its future is
+/// polled, inside the edge's scopes (the request's log scope, its deadline,
+/// the panic guard). A service that did work in `call` would do it outside them.
+impl Layer<Route> for EdgeLayer {
+    type Service = Edge<Route>;
 
-    fn layer(&self, inner: S) -> Edge<S> {
+    fn layer(&self, inner: Route) -> Edge<Route> {
         Edge { inner, layer: self.clone() }
     }
 }
@@ -127,7 +133,7 @@ pub struct Edge<S> {
 
 impl<S> Service<Request> for Edge<S>
 where
-    S: Service<Request, Response = Response, Error = Infallible>,
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
     type Response = Response;
@@ -150,12 +156,25 @@ where
         let method = request.method().clone();
         // The route's future does its work when polled, inside the scopes below
         // (the request's log scope, its deadline, the panic guard).
-        let routed = match refused {
-            Some(error) => Err(error),
-            None => {
+        let routed = match (refused, self.layer.state.as_ref().filter(|_| self.layer.authenticates)) {
+            (Some(error), _) => Err(error),
+            (None, Some(state)) => {
+                let uri = request.uri().clone();
+                // The route is called once authentication lets the request through.
+                let ready = self.inner.clone();
+                let mut route = std::mem::replace(&mut self.inner, ready);
+                let state = state.clone();
+                let authenticated: RouteFuture =
+                    Box::pin(
+                        async move { Ok(auth::authenticate(&state, request, |request| route.call(request)).await) },
+                    );
+                Ok((uri, authenticated))
+            }
+            (None, None) => {
                 let uri = request.uri().clone();
                 // Boxed once here, so the scopes below each move a pointer, not the route's future.
-                Ok((uri, Box::pin(self.inner.call(request))))
+                let routed: RouteFuture = Box::pin(self.inner.call(request));
+                Ok((uri, routed))
             }
         };
         let layer = self.layer.clone();
@@ -165,6 +184,9 @@ where
         })
     }
 }
+
+/// The rest of the stack's answer to a request, as the edge awaits it.
+type RouteFuture = BoxFuture<'static, Result<Response, Infallible>>;
 
 /// What the edge keeps of a request while it is served.
 struct Head {
@@ -177,10 +199,7 @@ struct Head {
 impl Head {
     /// Serves the request (`routed`: its URI and the route's future, or the
     /// error that refuses it before routing) and logs and counts its answer.
-    async fn serve<F>(self, routed: Result<(Uri, F), ApiError>, layer: &EdgeLayer) -> Response
-    where
-        F: Future<Output = Result<Response, Infallible>>,
-    {
+    async fn serve(self, routed: Result<(Uri, RouteFuture), ApiError>, layer: &EdgeLayer) -> Response {
         let Head { started, request_id, matched, method } = self;
         let route = route_label(matched.as_ref());
         let id = request_id.to_str().unwrap_or("");
@@ -234,22 +253,6 @@ fn route_label(matched: Option<&MatchedPath>) -> &str {
     }
 }
 
-/// Runs `route` (the rest of the stack, for the request to `uri`); a panic
-/// becomes a logged 500 ([`ErrorCode::InternalError`]). Also used inside the
-/// auth layer, so a panic's 500 still gets its rate-limit headers.
-pub async fn catching_panics<F>(uri: &Uri, route: F) -> Response
-where
-    F: Future<Output = Result<Response, Infallible>>,
-{
-    match AssertUnwindSafe(route).catch_unwind().await {
-        Ok(Ok(response)) => response,
-        Ok(Err(never)) => match never {},
-        Err(panic) => {
-            ApiError::internal(format_args!("a handler panicked on {uri}: {}", panic_message(&panic))).into_response()
-        }
-    }
-}
-
 /// Gives an error response its JSON body: from the [`ApiError`] it carries, or,
 /// for a bare error made by the framework (a 405, say), from its status.
 fn render_error(response: &mut Response, request_id: &str) {
@@ -283,14 +286,6 @@ fn log_server_error(error: &ApiError) {
 
 fn is_json(response: &Response) -> bool {
     response.headers().get(header::CONTENT_TYPE).is_some_and(|value| value.as_bytes().starts_with(b"application/json"))
-}
-
-fn panic_message(panic: &Box<dyn Any + Send>) -> &str {
-    panic
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("(no message)")
 }
 
 #[cfg(test)]

@@ -569,33 +569,99 @@ async fn healthz_and_readyz_answer_json() {
     assert_eq!(body["database"], "ok", "{body}");
 }
 
-/// A panic behind the auth layer still answers with the rate-limit headers (API.md §5: errors included).
-#[tokio::test]
-async fn a_panic_behind_authentication_keeps_the_rate_limit_headers() {
+/// The ways `http::router` stacks the edge, the deadline and authentication.
+enum Stack {
+    /// The authentication layer under a bare edge layer.
+    AuthUnderEdge,
+    /// One edge layer that starts the deadline and authenticates (no CORS).
+    EdgeAuthenticating,
+    /// Edge, CORS, deadline and authentication, each a layer (with `--cors-origin`).
+    WithCors,
+}
+
+/// Serves `/boom` (panics) and `/slow` (outlives a 1 s deadline) behind `stack`; the server's address.
+async fn serve_behind(app: &TestApp, stack: Stack) -> SocketAddr {
+    use axum::middleware::from_fn_with_state;
     use clientele::app::AppState;
-    use clientele::config::ServerConfig;
+    use clientele::config::{CorsOrigin, ServerConfig};
+    use clientele::http::{auth::AuthLayer, cors, deadline, edge::EdgeLayer};
     use clientele::ratelimit::RateLimiter;
 
     async fn boom() -> &'static str {
         panic!("boom at src/secret.rs with SQL")
     }
+    async fn slow() -> &'static str {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        "late"
+    }
 
-    let app = TestApp::spawn().await;
-    let state = AppState::new(ServerConfig::default(), app.store.clone(), RateLimiter::in_memory());
-    let router = axum::Router::new()
-        .route("/boom", axum::routing::get(boom))
-        .layer(clientele::http::auth::AuthLayer::new(state.clone()))
-        .layer(clientele::http::edge::EdgeLayer::bare())
-        .with_state(state);
+    let config = ServerConfig {
+        request_deadline: Duration::from_secs(1),
+        cors_origins: vec!["http://example.com".parse::<CorsOrigin>().unwrap()],
+        ..ServerConfig::default()
+    };
+    let state = AppState::new(config, app.store.clone(), RateLimiter::in_memory());
+    let routes = Router::new().route("/boom", get(boom)).route("/slow", get(slow));
+    let router = match stack {
+        Stack::AuthUnderEdge => routes.layer(AuthLayer::new(state.clone())).layer(EdgeLayer::bare()),
+        Stack::EdgeAuthenticating => routes.layer(EdgeLayer::with_metrics_deadline_and_authentication(state.clone())),
+        Stack::WithCors => routes
+            .layer(AuthLayer::new(state.clone()))
+            .layer(from_fn_with_state(state.clone(), deadline::limit))
+            .layer(from_fn_with_state(cors::layer(&state.config.cors_origins).unwrap(), cors::apply))
+            .layer(EdgeLayer::with_metrics(state.clone())),
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let service = router.with_state(state).into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, service).await });
+    address
+}
 
-    let response =
-        app.client.get(format!("http://{address}/boom")).bearer_auth(&app.token).send().await.expect("request");
-    assert_eq!(response.headers().get("x-ratelimit-limit").and_then(|v| v.to_str().ok()), Some("100"));
-    assert_eq!(response.headers().get("x-ratelimit-remaining").and_then(|v| v.to_str().ok()), Some("99"));
-    let error = assert_error(response, 500, "internal_error").await;
-    assert!(!error["message"].as_str().unwrap().contains("src/"), "{error}");
+/// A panic behind the auth layer still answers with the rate-limit headers
+/// (API.md §5: errors included), however the layers are stacked.
+#[tokio::test]
+async fn a_panic_behind_authentication_keeps_the_rate_limit_headers() {
+    let app = TestApp::spawn().await;
+    for stack in [Stack::AuthUnderEdge, Stack::EdgeAuthenticating, Stack::WithCors] {
+        let address = serve_behind(&app, stack).await;
+        let response = app
+            .client
+            .get(format!("http://{address}/boom"))
+            .header("origin", "http://example.com")
+            .bearer_auth(&app.token)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.headers().get("x-ratelimit-limit").and_then(|v| v.to_str().ok()), Some("100"));
+        assert!(response.headers().contains_key("x-ratelimit-remaining"));
+        assert!(response.headers().contains_key("x-request-id"));
+        let error = assert_error(response, 500, "internal_error").await;
+        assert!(!error["message"].as_str().unwrap().contains("src/"), "{error}");
+    }
+}
+
+/// A request outliving its deadline behind authentication is answered 503 with
+/// its rate-limit headers (and, with CORS, the CORS headers a browser needs to read it).
+#[tokio::test]
+async fn the_deadline_answer_behind_authentication_keeps_the_rate_limit_headers() {
+    let app = TestApp::spawn().await;
+    for (stack, cors) in [(Stack::EdgeAuthenticating, false), (Stack::WithCors, true)] {
+        let address = serve_behind(&app, stack).await;
+        let started = std::time::Instant::now();
+        let response = app
+            .client
+            .get(format!("http://{address}/slow"))
+            .header("origin", "http://example.com")
+            .bearer_auth(&app.token)
+            .send()
+            .await
+            .expect("request");
+        assert!(started.elapsed() < Duration::from_secs(5), "answered at the deadline");
+        assert_eq!(header(&response, "retry-after"), Some("1"));
+        assert!(response.headers().contains_key("x-ratelimit-limit"));
+        assert!(response.headers().contains_key("x-request-id"));
+        assert_eq!(response.headers().contains_key("access-control-allow-origin"), cors);
+        assert_error(response, 503, "service_unavailable").await;
+    }
 }

@@ -19,8 +19,9 @@ column_reader!(Row<'_>, rusqlite::Error, get, |index, error| rusqlite::Error::Fr
 
 const CUSTOMER_COLUMNS: &str = customer_columns!();
 
-/// A customer by id: the statement [`GET_CUSTOMER`], run by [`get_customer`].
-pub const GET_CUSTOMER: &str =
+/// A customer by id, run by [`get_customer`]. A `static`, so its text has one
+/// address, by which a connection finds the statement it keeps prepared.
+pub static GET_CUSTOMER: &str =
     concat!("SELECT ", customer_columns!(), " FROM customers WHERE account_id = ?1 AND id = ?2");
 
 /// Runs [`GET_CUSTOMER`] (prepared on the caller's connection) for one customer.

@@ -166,8 +166,9 @@ self_cell::self_cell!(
     }
 );
 
-/// The statements an inline connection keeps prepared, by the address of their
-/// text: a few constants, so a lookup compares pointers, never hashes text.
+/// The statements an inline connection keeps prepared, by their text: a few
+/// constants, found by address first, so a lookup compares a pointer or a
+/// few strings and never hashes text.
 #[derive(Default)]
 struct Prepared<'connection> {
     statements: Vec<(&'static str, Statement<'connection>)>,
@@ -183,7 +184,8 @@ impl<'connection> Prepared<'connection> {
         connection: &'connection Connection,
         sql: &'static str,
     ) -> rusqlite::Result<&mut Statement<'connection>> {
-        let index = match self.statements.iter().position(|(kept, _)| std::ptr::eq(*kept, sql)) {
+        // The text's address, then the text: a constant may have more than one copy.
+        let index = match self.statements.iter().position(|(kept, _)| std::ptr::eq(*kept, sql) || *kept == sql) {
             Some(index) => index,
             None => {
                 let statement = connection.prepare(sql)?;
@@ -307,8 +309,8 @@ impl Runtime {
         self.with_inline(|connection| query(connection.borrow_owner()))
     }
 
-    /// [`Runtime::read_inline`] by the statement `sql` (a constant: its text is
-    /// kept by address), which the thread's connection keeps prepared: no
+    /// [`Runtime::read_inline`] by the statement `sql` (a `static`, found by its
+    /// address), which the thread's connection keeps prepared: no
     /// lookup in rusqlite's statement cache, which hashes the text twice a
     /// read. rusqlite resets a statement when the rows of its query are dropped,
     /// so a statement never stays mid-step past its read.
@@ -651,6 +653,50 @@ mod tests {
         let failed = runtime.read_inline(|connection| Ok(connection.execute("SELECT nothing FROM nowhere", [])?));
         assert!(failed.is_err());
         assert_eq!(written_kept(&runtime), ["after", "outside"], "a failed read ends the snapshot");
+    }
+
+    static COUNT_WRITTEN: &str = "SELECT count(*) FROM written";
+
+    /// `COUNT_WRITTEN` on this thread's kept statement, keeping the read transaction as a worker does.
+    fn count_kept(runtime: &Runtime) -> i64 {
+        KEEPS_SNAPSHOTS.with(|keeps| keeps.set(true));
+        runtime.read_inline_prepared(COUNT_WRITTEN, |statement| Ok(statement.query_row([], |row| row.get(0))?)).unwrap()
+    }
+
+    /// How many statements this thread's connection to `runtime`'s database keeps prepared.
+    fn kept_statements(runtime: &Runtime) -> usize {
+        INLINE_CONNECTIONS.with(|cell| {
+            let connections = cell.borrow();
+            let inline = connections.iter().find(|inline| inline.runtime == runtime.id).expect("a connection");
+            inline.connection.borrow_dependent().statements.len()
+        })
+    }
+
+    #[tokio::test]
+    async fn a_kept_statement_reads_in_the_kept_snapshot_and_never_holds_it_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let (runtime, other) = kept_for(&dir, Duration::from_secs(3600));
+        assert_eq!(count_kept(&runtime), 0);
+        // Another copy of the same text finds the same statement.
+        let copy: &'static str = Box::leak(COUNT_WRITTEN.to_owned().into_boxed_str());
+        let again =
+            runtime.read_inline_prepared(copy, |statement| Ok(statement.query_row([], |row| row.get::<_, i64>(0))?));
+        assert_eq!(again.unwrap(), 0);
+        assert_eq!(kept_statements(&runtime), 1, "one statement for one text");
+        other.execute("INSERT INTO written VALUES ('outside')", []).unwrap();
+        assert_eq!(count_kept(&runtime), 0, "read in the kept snapshot");
+        // The statement was reset after its read: the snapshot's COMMIT succeeds.
+        release_read_snapshots();
+        INLINE_CONNECTIONS.with(|cell| {
+            assert!(cell.borrow().iter().all(|inline| inline.connection.borrow_owner().is_autocommit()));
+        });
+        assert_eq!(count_kept(&runtime), 1);
+        // Nothing holds the WAL back once the thread is idle.
+        release_read_snapshots();
+        let busy: i64 = other.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0)).unwrap();
+        assert_eq!(busy, 0, "the checkpoint completed");
+        // The connection closes with its kept statement (finalized first).
+        INLINE_CONNECTIONS.with(|cell| cell.borrow_mut().clear());
     }
 
     /// Whether this thread keeps a read transaction open.
