@@ -20,6 +20,8 @@ use tokio::sync::Notify;
 
 use self::runtime::Runtime;
 pub use self::runtime::{READ_SNAPSHOT_MAX_AGE, Synchronous, end_old_read_snapshots, release_read_snapshots};
+use super::row::CustomerColumns;
+use super::snapshot::encode_customer;
 use super::{
     AttemptRecord, CursorQuery, EventQuery, IdempotencyRecord, ImportLine, LeasedDelivery, OpenError, Page,
     Precondition, Rotation, Store, StoreError, TokenChange,
@@ -162,15 +164,22 @@ impl Store for SqliteStore {
         customer: Customer,
         idempotency: Option<IdempotencyRecord>,
     ) -> Result<(), StoreError> {
+        let has_key = idempotency.is_some();
         let account_id = account_id.clone();
-        self.runtime
-            .write(move |connection| {
-                queries::insert_customer(connection, &account_id, &customer, idempotency.as_ref())?;
-                events::record(connection, &account_id, EventType::CustomerCreated, &customer);
-                Ok(())
-            })
-            .await
-            .inspect(|_| self.queued.notify_one())
+        // Worked out here, on the caller's thread: the writer thread is the one
+        // every write waits for.
+        let columns = CustomerColumns::of(&customer);
+        let event_data = encode_customer(&customer);
+        let change = move |transaction: &outbox::Transaction<'_>| {
+            queries::insert_customer(transaction, &account_id, &customer, columns, idempotency.as_ref())?;
+            events::record_encoded(transaction, &account_id, EventType::CustomerCreated, event_data);
+            Ok(())
+        };
+        // Without a key the insert is the change's one statement (the count and
+        // the event go to the outbox); claiming a key is a second one.
+        let written =
+            if has_key { self.runtime.write(change).await } else { self.runtime.write_single_statement(change).await };
+        written.inspect(|_| self.queued.notify_one())
     }
 
     async fn get_customer(
@@ -385,7 +394,8 @@ mod tests {
                             extended: None,
                         };
                         let customer = Customer::create(crate::domain::ids::customer_id(), fields, 1_764_326_000);
-                        queries::insert_customer(transaction, &account, &customer, None)?;
+                        let columns = CustomerColumns::of(&customer);
+                        queries::insert_customer(transaction, &account, &customer, columns, None)?;
                         events::record(transaction, &account, EventType::CustomerCreated, &customer);
                         if n % 3 == 0 {
                             return Err(StoreError::Internal(format!("{name} fails after recording its event")));

@@ -8,7 +8,8 @@
 //! Scans go to a few reader threads through one queue. Writes go to a single
 //! writer thread, which takes every write waiting in its queue and commits them
 //! in one transaction (each in its own savepoint, so one failure does not undo
-//! the others). Callers are answered only after the commit, so a 2xx answer
+//! the others; a change made in one statement needs none, see
+//! [`Runtime::write_single_statement`]). Callers are answered only after the commit, so a 2xx answer
 //! means the write is in the WAL and survives the process being killed; with
 //! [`Synchronous::Full`] (the default) the WAL was also flushed to disk, so it
 //! survives a power cut (API.md §7). One flush serves the whole batch.
@@ -31,7 +32,7 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
 use super::error::from_sqlite;
-use super::outbox::{self, Transaction};
+use super::outbox::{self, Outbox, Transaction};
 use crate::deadline;
 use crate::storage::StoreError;
 
@@ -47,6 +48,8 @@ trait WriteJob: Send {
     fn deadline(&self) -> Option<Instant>;
     /// The caller stopped waiting (its request was answered or dropped).
     fn abandoned(&self) -> bool;
+    /// Whether it runs in a savepoint of its own (see [`Runtime::write_single_statement`]).
+    fn needs_savepoint(&self) -> bool;
     /// Too late to run: its deadline has passed or its caller has gone.
     fn expired(&self, now: Instant) -> bool {
         self.abandoned() || self.deadline().is_some_and(|deadline| now >= deadline)
@@ -58,6 +61,7 @@ struct Job<T, F> {
     result: Option<Result<T, StoreError>>,
     reply: oneshot::Sender<Result<T, StoreError>>,
     deadline: Option<Instant>,
+    savepoint: bool,
 }
 
 impl<T, F> WriteJob for Job<T, F>
@@ -88,6 +92,10 @@ where
 
     fn abandoned(&self) -> bool {
         self.reply.is_closed()
+    }
+
+    fn needs_savepoint(&self) -> bool {
+        self.savepoint
     }
 }
 
@@ -338,10 +346,34 @@ impl Runtime {
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
     {
+        self.queue_write(change, true).await
+    }
+
+    /// [`Runtime::write`] for a change that modifies the database in at most
+    /// one statement, and only as its last step: it runs without a savepoint
+    /// of its own. A failed SQLite statement undoes its own changes (its
+    /// changes are atomic), so a change that fails before that statement or in
+    /// it leaves nothing to roll back; what it recorded in the outbox is
+    /// dropped as with a savepoint. A savepoint costs two statements and a
+    /// copy of every page the job changes (its rollback journal), a fifth of
+    /// a customer create's work on the writer thread (BENCHMARKS.md).
+    pub async fn write_single_statement<T, F>(&self, change: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.queue_write(change, false).await
+    }
+
+    async fn queue_write<T, F>(&self, change: F, savepoint: bool) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
         self.end_thread_snapshot();
         let (reply, answer) = oneshot::channel();
         let deadline = deadline::store_deadline();
-        let job: Box<dyn WriteJob> = Box::new(Job { change: Some(change), result: None, reply, deadline });
+        let job: Box<dyn WriteJob> = Box::new(Job { change: Some(change), result: None, reply, deadline, savepoint });
         self.writes.send(job).map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
@@ -400,7 +432,7 @@ fn serve_reads(connection: Connection, queue: Receiver<ReadJob>) {
 
 fn serve_writes(connection: Connection, queue: Receiver<Box<dyn WriteJob>>, busy: Duration, commits: &AtomicU64) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    let outbox = RefCell::new(Vec::with_capacity(MAX_BATCH));
+    let outbox = RefCell::new(Outbox::default());
     while let Ok(first) = queue.recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -454,7 +486,7 @@ fn lock_wait(jobs: &[Box<dyn WriteJob>], busy: Duration) -> Duration {
 /// snapshot older than the commit serves a read that follows an answer.
 fn commit_batch(transaction: &Transaction<'_>, jobs: impl Iterator<Item = Box<dyn WriteJob>>, commits: &AtomicU64) {
     let connection: &Connection = transaction;
-    if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(error) = run(connection, "BEGIN IMMEDIATE") {
         let reason = from_sqlite(error).to_string();
         for job in jobs {
             job.finish(Some(StoreError::Unavailable(reason.clone())));
@@ -462,19 +494,40 @@ fn commit_batch(transaction: &Transaction<'_>, jobs: impl Iterator<Item = Box<dy
         return;
     }
     let mut ran = Vec::with_capacity(MAX_BATCH);
+    let mut ended: Option<String> = None;
     // Waiting for the lock took time: a job that is too late now is refused, not run.
     for mut job in refuse_expired(jobs) {
-        match run_in_savepoint(transaction, job.as_mut()) {
+        if let Some(reason) = &ended {
+            job.finish(Some(StoreError::Unavailable(reason.clone())));
+            continue;
+        }
+        let outcome = if job.needs_savepoint() {
+            run_in_savepoint(transaction, job.as_mut())
+        } else {
+            run_alone(transaction, job.as_mut());
+            Ok(())
+        };
+        match outcome {
             Ok(()) => ran.push(job),
             Err(error) => job.finish(Some(error)),
         }
+        // Some errors (a full disk, an I/O error) make SQLite roll back the
+        // whole transaction: nothing of the batch is left to commit.
+        if connection.is_autocommit() {
+            ended = Some("SQLite rolled the batch's transaction back after an error".to_owned());
+        }
     }
-    let flushed = outbox::flush(connection, &mut transaction.outbox().borrow_mut());
-    let committed = flushed.and_then(|()| Ok(connection.execute_batch("COMMIT")?));
-    let commit_error = committed.err().map(|error| {
+    let committed = match &ended {
+        Some(reason) => Err(reason.clone()),
+        None => outbox::flush(connection, &mut transaction.outbox().borrow_mut())
+            .and_then(|()| Ok(run(connection, "COMMIT")?))
+            .map_err(|error| error.to_string()),
+    };
+    let commit_error = committed.err().inspect(|_| {
         transaction.outbox().borrow_mut().clear();
-        let _ = connection.execute_batch("ROLLBACK");
-        error.to_string()
+        if !connection.is_autocommit() {
+            let _ = run(connection, "ROLLBACK");
+        }
     });
     commits.fetch_add(1, Ordering::Release);
     for job in ran {
@@ -483,20 +536,29 @@ fn commit_batch(transaction: &Transaction<'_>, jobs: impl Iterator<Item = Box<dy
 }
 
 /// Runs one job in its own savepoint, so its failure undoes only its own
-/// changes, and drops the events it recorded.
+/// changes, and drops what it recorded in the outbox.
 fn run_in_savepoint(transaction: &Transaction<'_>, job: &mut dyn WriteJob) -> Result<(), StoreError> {
     let statement = |sql: &str| -> Result<(), StoreError> {
         transaction.prepare_cached(sql)?.execute([])?;
         Ok(())
     };
     statement("SAVEPOINT job")?;
-    let recorded = transaction.outbox().borrow().len();
-    let drop_events = || transaction.outbox().borrow_mut().truncate(recorded);
+    let recorded = transaction.outbox().borrow().mark();
+    let drop_records = || transaction.outbox().borrow_mut().truncate(recorded);
     if !job.run(transaction) {
-        drop_events();
+        drop_records();
         statement("ROLLBACK TO job")?;
     }
-    statement("RELEASE job").inspect_err(|_| drop_events())
+    statement("RELEASE job").inspect_err(|_| drop_records())
+}
+
+/// Runs a job of [`Runtime::write_single_statement`]: no savepoint; if it
+/// fails, what it recorded in the outbox is dropped (its one statement undid itself).
+fn run_alone(transaction: &Transaction<'_>, job: &mut dyn WriteJob) {
+    let recorded = transaction.outbox().borrow().mark();
+    if !job.run(transaction) {
+        transaction.outbox().borrow_mut().truncate(recorded);
+    }
 }
 
 #[cfg(test)]
