@@ -30,7 +30,7 @@
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -170,8 +170,14 @@ pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(20);
 pub const RESTART_FRAMES: i64 = 4096;
 
 /// The longest the writer waits for readers to leave the WAL at a restart;
-/// it tries again after the next checkpoint if they have not.
+/// it tries again after the next checkpoint if they have not. Once the WAL
+/// holds [`RESTART_FRAMES_AT_MOST`] frames it waits as long as it waits for
+/// another process's lock: a reader that keeps the WAL from restarting then
+/// holds writes up, rather than the WAL growing without bound.
 const RESTART_WAIT: Duration = Duration::from_millis(10);
+
+/// WAL frames past which a restart waits as long as it must ([`RESTART_WAIT`]).
+pub const RESTART_FRAMES_AT_MOST: i64 = 4 * RESTART_FRAMES;
 
 /// The WAL file's size that a restart cuts it back to, in bytes
 /// (`PRAGMA journal_size_limit`): well above what [`RESTART_FRAMES`] makes it
@@ -283,7 +289,7 @@ impl Runtime {
         connection.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
         let checkpointer = open(path, synchronous)?;
         let commits = Arc::new(AtomicU64::new(0));
-        let restart = Arc::new(AtomicBool::new(false));
+        let restart = Arc::new(AtomicI64::new(0));
         let (checkpoints, stop) = crossbeam_channel::bounded::<()>(0);
         let (counted, wanted) = (commits.clone(), restart.clone());
         spawn("sqlite-checkpoint".to_owned(), move || serve_checkpoints(&checkpointer, &stop, &counted, &wanted));
@@ -471,9 +477,9 @@ fn serve_reads(connection: Connection, queue: Receiver<ReadJob>) {
 
 /// Copies the WAL into the database file every [`CHECKPOINT_INTERVAL`] in
 /// which the writer committed, without holding the writer up (`PASSIVE`), and
-/// asks the writer to restart the WAL once it holds [`RESTART_FRAMES`];
-/// returns when `stop`'s sender is dropped.
-fn serve_checkpoints(connection: &Connection, stop: &Receiver<()>, commits: &AtomicU64, restart: &AtomicBool) {
+/// asks the writer to restart the WAL once it holds [`RESTART_FRAMES`] (by
+/// setting `restart` to the WAL's frames); returns when `stop`'s sender is dropped.
+fn serve_checkpoints(connection: &Connection, stop: &Receiver<()>, commits: &AtomicU64, restart: &AtomicI64) {
     let mut checkpointed = commits.load(Ordering::Acquire);
     while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_INTERVAL) {
         let committed = commits.load(Ordering::Acquire);
@@ -482,7 +488,7 @@ fn serve_checkpoints(connection: &Connection, stop: &Receiver<()>, commits: &Ato
         }
         checkpointed = committed;
         match checkpoint(connection, "PASSIVE") {
-            Ok((frames, _)) if frames >= RESTART_FRAMES => restart.store(true, Ordering::Release),
+            Ok((frames, _)) if frames >= RESTART_FRAMES => restart.store(frames, Ordering::Release),
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "cannot checkpoint the SQLite WAL"),
         }
@@ -496,10 +502,13 @@ fn checkpoint(connection: &Connection, mode: &str) -> rusqlite::Result<(i64, i64
     connection.prepare_cached(&sql)?.query_row([], |row| Ok((row.get(1)?, row.get(2)?)))
 }
 
-/// Finishes the checkpoint on the writer's connection so that its next
-/// commit starts the WAL again from the beginning (see [`RESTART_FRAMES`]).
-fn restart_wal(connection: &Connection) {
-    let restarted = connection.busy_timeout(RESTART_WAIT).and_then(|()| checkpoint(connection, "RESTART"));
+/// Finishes the checkpoint of a WAL of `frames` frames on the writer's
+/// connection so that its next commit starts the WAL again from the
+/// beginning (see [`RESTART_FRAMES`]), waiting for readers to leave it at
+/// most [`RESTART_WAIT`], or `busy` once it is too large.
+fn restart_wal(connection: &Connection, frames: i64, busy: Duration) {
+    let wait = if frames >= RESTART_FRAMES_AT_MOST { busy } else { RESTART_WAIT };
+    let restarted = connection.busy_timeout(wait).and_then(|()| checkpoint(connection, "RESTART"));
     if let Err(error) = restarted {
         tracing::warn!(%error, "cannot restart the SQLite WAL");
     }
@@ -510,7 +519,7 @@ fn serve_writes(
     queue: Receiver<Box<dyn WriteJob>>,
     busy: Duration,
     commits: &AtomicU64,
-    restart: &AtomicBool,
+    restart: &AtomicI64,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let outbox = RefCell::new(Outbox::default());
@@ -533,8 +542,9 @@ fn serve_writes(
         }
         commit_batch(&Transaction::new(&connection, &outbox), live.into_iter(), commits);
         // After the batch is answered: the next one waits for the restart, if any.
-        if restart.swap(false, Ordering::AcqRel) {
-            restart_wal(&connection);
+        let frames = restart.swap(0, Ordering::AcqRel);
+        if frames > 0 {
+            restart_wal(&connection, frames, busy);
         }
     }
 }
@@ -820,10 +830,12 @@ mod tests {
     /// writer restarts it once it holds [`RESTART_FRAMES`].
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_wal_stays_bounded_under_sustained_writes_and_reads() {
-        const WRITES: usize = 3 * RESTART_FRAMES as usize;
+        // Each write is 8 rows of a page each: twice RESTART_FRAMES_AT_MOST frames in all.
+        const WRITES: usize = RESTART_FRAMES_AT_MOST as usize / 4;
+        const ROWS: usize = 8;
         let dir = tempfile::tempdir().unwrap();
         let runtime = Arc::new(runtime(&dir));
-        let done = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let readers: Vec<_> = (0..2)
             .map(|_| {
                 let (runtime, done) = (runtime.clone(), done.clone());
@@ -845,20 +857,22 @@ mod tests {
                 })
             })
             .collect();
-        // Each row is a page of its own: a 3 KiB value.
+        // Each row is a page of its own: a 3 KB value.
         let page = "x".repeat(3000);
         let writers: Vec<_> = (0..32)
             .map(|writer| {
                 let (runtime, page) = (runtime.clone(), page.clone());
                 tokio::spawn(async move {
                     for n in (writer..WRITES).step_by(32) {
-                        let what = format!("{n:06}{page}");
-                        runtime
-                            .write(move |transaction| {
-                                Ok(transaction.execute("INSERT INTO written VALUES (?1)", [what])?)
-                            })
-                            .await
-                            .unwrap();
+                        let page = page.clone();
+                        let rows = move |transaction: &Transaction<'_>| {
+                            for row in 0..ROWS {
+                                transaction
+                                    .execute("INSERT INTO written VALUES (?1)", [format!("{n:06}{row}{page}")])?;
+                            }
+                            Ok(())
+                        };
+                        runtime.write(rows).await.unwrap();
                     }
                 })
             })
@@ -876,9 +890,10 @@ mod tests {
         let rows: i64 = runtime
             .read_inline(|connection| Ok(connection.query_row("SELECT count(*) FROM written", [], |row| row.get(0))?))
             .unwrap();
-        assert_eq!(rows, WRITES as i64);
-        // About 3 × RESTART_FRAMES frames were written in all; a WAL that never restarted would hold them all.
-        let bound = 2 * RESTART_FRAMES as u64 * 4120;
+        assert_eq!(rows, (WRITES * ROWS) as i64);
+        // A WAL that never restarted would hold every frame written (8 × RESTART_FRAMES, 135 MB); past
+        // RESTART_FRAMES_AT_MOST the writer waits for the readers, so it ends little beyond.
+        let bound = (RESTART_FRAMES_AT_MOST + RESTART_FRAMES) as u64 * 4120;
         let size = std::fs::metadata(&wal).unwrap().len().max(largest);
         assert!(size < bound, "the WAL grew to {size} bytes");
     }
