@@ -370,6 +370,46 @@ mod tests {
         assert_eq!(synchronous_levels(&normal.unwrap()).await, [1, 1, 1]);
     }
 
+    /// A create without an idempotency key runs without a savepoint: when its
+    /// insert fails (here, an id already taken), SQLite undoes the statement,
+    /// its count change and event are dropped, and the other creates of its
+    /// batch commit with their counts and events.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_create_that_fails_without_a_savepoint_leaves_no_trace_and_its_batch_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            std::sync::Arc::new(SqliteStore::open(dir.path().join("single.db").to_str().unwrap()).await.unwrap());
+        let shared: std::sync::Arc<dyn Store> = store.clone();
+        let account = crate::admin::create_account(&shared, "acme").await.unwrap().id;
+        let customer = |n: usize, id: CustomerId| {
+            let fields = crate::domain::CustomerFields {
+                name: crate::domain::CustomerName::parse(&format!("Customer {n}")).unwrap(),
+                email: crate::domain::Email::parse(&format!("c{n}@example.com")).unwrap(),
+                phone: None,
+                extended: None,
+            };
+            Customer::create(id, fields, 1_764_326_000)
+        };
+        let taken = crate::domain::ids::customer_id();
+        store.insert_customer(&account, customer(0, taken.clone()), None).await.unwrap();
+        // Concurrently (so usually in one batch): every fourth reuses the taken id.
+        let creates = (1..=40).map(|n| {
+            let (store, account) = (store.clone(), account.clone());
+            let id = if n % 4 == 0 { taken.clone() } else { crate::domain::ids::customer_id() };
+            let customer = customer(n, id);
+            tokio::spawn(async move { store.insert_customer(&account, customer, None).await })
+        });
+        let mut failed = 0;
+        for create in creates.collect::<Vec<_>>() {
+            failed += usize::from(create.await.unwrap().is_err());
+        }
+        assert_eq!(failed, 10, "only the creates with a taken id fail");
+        let (page, total) = store.list_customers_by_offset(&account, 100, 0).await.unwrap();
+        assert_eq!((page.items.len(), total), (31, 31), "the count matches the rows");
+        let query = EventQuery { limit: 100, starting_after: None, event_type: None };
+        assert_eq!(store.list_events(&account, query).await.unwrap().items.len(), 31, "one event per created customer");
+    }
+
     /// The outbox keeps a job's events only if the job succeeds: written
     /// concurrently (so usually in one batch), the failing writes' events are
     /// dropped with their savepoints and the others' committed, in order.
