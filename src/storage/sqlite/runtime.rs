@@ -158,7 +158,7 @@ pub struct Runtime {
 
 /// How often the checkpointer thread copies what the WAL gained into the
 /// database file (a `PASSIVE` checkpoint, if anything was committed since
-/// the last): at the default writer's pace of about 30,000 WAL frames a
+/// the last): under the POST benchmark's pace of about 30,000 WAL frames a
 /// second, some 600 frames (SQLite's own checkpoints come every 1,000).
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(20);
 
