@@ -579,7 +579,10 @@ enum Stack {
     WithCors,
 }
 
-/// Serves `/boom` (panics) and `/slow` (outlives a 1 s deadline) behind `stack`; the server's address.
+/// Serves `/boom` (panics) and `/slow` (outlives a 1 s deadline) behind `stack`,
+/// over `app`'s database opened with that 1 s budget, as `serve --request-timeout 1s`
+/// would open it (a store opened for 10 s refuses work a 1 s request cannot wait for);
+/// the server's address.
 async fn serve_behind(app: &TestApp, stack: Stack) -> SocketAddr {
     use axum::middleware::from_fn_with_state;
     use clientele::app::AppState;
@@ -600,7 +603,8 @@ async fn serve_behind(app: &TestApp, stack: Stack) -> SocketAddr {
         cors_origins: vec!["http://example.com".parse::<CorsOrigin>().unwrap()],
         ..ServerConfig::default()
     };
-    let state = AppState::new(config, app.store.clone(), RateLimiter::in_memory());
+    let store = clientele::storage::open_with(&app.database_url, config.budget()).await.expect("the test database");
+    let state = AppState::new(config, store, RateLimiter::in_memory());
     let routes = Router::new().route("/boom", get(boom)).route("/slow", get(slow));
     let router = match stack {
         Stack::AuthUnderEdge => routes.layer(AuthLayer::new(state.clone())).layer(EdgeLayer::bare()),

@@ -23,12 +23,18 @@ use crate::storage::{EventQuery, Page, StoreError, overfetch};
 /// The event's id is made here, on the writer thread, so ids follow the order
 /// of commits.
 pub fn record(transaction: &Transaction<'_>, account_id: &AccountId, event_type: EventType, customer: &Customer) {
+    record_encoded(transaction, account_id, event_type, encode_customer(customer));
+}
+
+/// [`record`] with the customer's snapshot already encoded
+/// ([`encode_customer`]), by the caller, off the writer thread.
+pub fn record_encoded(transaction: &Transaction<'_>, account_id: &AccountId, event_type: EventType, data: String) {
     transaction.record(PendingEvent {
         id: crate::domain::ids::event_id(),
         account_id: account_id.clone(),
         event_type,
         created_at_ms: now_unix_ms(),
-        data: encode_customer(customer),
+        data,
     });
 }
 

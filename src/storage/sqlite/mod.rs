@@ -20,6 +20,8 @@ use tokio::sync::Notify;
 
 use self::runtime::Runtime;
 pub use self::runtime::{READ_SNAPSHOT_MAX_AGE, Synchronous, end_old_read_snapshots, release_read_snapshots};
+use super::row::CustomerColumns;
+use super::snapshot::encode_customer;
 use super::{
     AttemptRecord, CursorQuery, EventQuery, IdempotencyRecord, ImportLine, LeasedDelivery, OpenError, Page,
     Precondition, Rotation, Store, StoreError, TokenChange,
@@ -162,15 +164,22 @@ impl Store for SqliteStore {
         customer: Customer,
         idempotency: Option<IdempotencyRecord>,
     ) -> Result<(), StoreError> {
+        let has_key = idempotency.is_some();
         let account_id = account_id.clone();
-        self.runtime
-            .write(move |connection| {
-                queries::insert_customer(connection, &account_id, &customer, idempotency.as_ref())?;
-                events::record(connection, &account_id, EventType::CustomerCreated, &customer);
-                Ok(())
-            })
-            .await
-            .inspect(|_| self.queued.notify_one())
+        // Worked out here, on the caller's thread: the writer thread is the one
+        // every write waits for.
+        let columns = CustomerColumns::of(&customer);
+        let event_data = encode_customer(&customer);
+        let change = move |transaction: &outbox::Transaction<'_>| {
+            queries::insert_customer(transaction, &account_id, &customer, columns, idempotency.as_ref())?;
+            events::record_encoded(transaction, &account_id, EventType::CustomerCreated, event_data);
+            Ok(())
+        };
+        // Without a key the insert is the change's one statement (the count and
+        // the event go to the outbox); claiming a key is a second one.
+        let written =
+            if has_key { self.runtime.write(change).await } else { self.runtime.write_single_statement(change).await };
+        written.inspect(|_| self.queued.notify_one())
     }
 
     async fn get_customer(
@@ -363,6 +372,46 @@ mod tests {
         assert_eq!(synchronous_levels(&normal.unwrap()).await, [1, 1, 1]);
     }
 
+    /// A create without an idempotency key runs without a savepoint: when its
+    /// insert fails (here, an id already taken), SQLite undoes the statement,
+    /// its count change and event are dropped, and the other creates of its
+    /// batch commit with their counts and events.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_create_that_fails_without_a_savepoint_leaves_no_trace_and_its_batch_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            std::sync::Arc::new(SqliteStore::open(dir.path().join("single.db").to_str().unwrap()).await.unwrap());
+        let shared: std::sync::Arc<dyn Store> = store.clone();
+        let account = crate::admin::create_account(&shared, "acme").await.unwrap().id;
+        let customer = |n: usize, id: CustomerId| {
+            let fields = crate::domain::CustomerFields {
+                name: crate::domain::CustomerName::parse(&format!("Customer {n}")).unwrap(),
+                email: crate::domain::Email::parse(&format!("c{n}@example.com")).unwrap(),
+                phone: None,
+                extended: None,
+            };
+            Customer::create(id, fields, 1_764_326_000)
+        };
+        let taken = crate::domain::ids::customer_id();
+        store.insert_customer(&account, customer(0, taken.clone()), None).await.unwrap();
+        // Concurrently (so usually in one batch): every fourth reuses the taken id.
+        let creates = (1..=40).map(|n| {
+            let (store, account) = (store.clone(), account.clone());
+            let id = if n % 4 == 0 { taken.clone() } else { crate::domain::ids::customer_id() };
+            let customer = customer(n, id);
+            tokio::spawn(async move { store.insert_customer(&account, customer, None).await })
+        });
+        let mut failed = 0;
+        for create in creates.collect::<Vec<_>>() {
+            failed += usize::from(create.await.unwrap().is_err());
+        }
+        assert_eq!(failed, 10, "only the creates with a taken id fail");
+        let (page, total) = store.list_customers_by_offset(&account, 100, 0).await.unwrap();
+        assert_eq!((page.items.len(), total), (31, 31), "the count matches the rows");
+        let query = EventQuery { limit: 100, starting_after: None, event_type: None };
+        assert_eq!(store.list_events(&account, query).await.unwrap().items.len(), 31, "one event per created customer");
+    }
+
     /// The outbox keeps a job's events only if the job succeeds: written
     /// concurrently (so usually in one batch), the failing writes' events are
     /// dropped with their savepoints and the others' committed, in order.
@@ -387,7 +436,8 @@ mod tests {
                             extended: None,
                         };
                         let customer = Customer::create(crate::domain::ids::customer_id(), fields, 1_764_326_000);
-                        queries::insert_customer(transaction, &account, &customer, None)?;
+                        let columns = CustomerColumns::of(&customer);
+                        queries::insert_customer(transaction, &account, &customer, columns, None)?;
                         events::record(transaction, &account, EventType::CustomerCreated, &customer);
                         if n % 3 == 0 {
                             return Err(StoreError::Internal(format!("{name} fails after recording its event")));

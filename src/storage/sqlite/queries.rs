@@ -3,6 +3,7 @@
 use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, Statement, ToSql, params};
 
+use super::outbox::Transaction;
 use crate::domain::customer::Customer;
 use crate::domain::{AccountId, CustomerFields, CustomerId};
 use crate::storage::row::{
@@ -43,7 +44,11 @@ pub(super) struct CustomerRow<'a> {
 
 impl<'a> CustomerRow<'a> {
     pub(super) fn new(account_id: &'a AccountId, customer: &'a Customer) -> Self {
-        let columns = CustomerColumns::of(customer);
+        Self::with_columns(account_id, customer, CustomerColumns::of(customer))
+    }
+
+    /// With `columns` computed beforehand ([`CustomerColumns::of`] the same customer).
+    pub(super) fn with_columns(account_id: &'a AccountId, customer: &'a Customer, columns: CustomerColumns) -> Self {
         Self { account_id: account_id.as_str(), customer_id: customer.id.as_str(), customer, columns }
     }
 
@@ -71,24 +76,30 @@ impl<'a> CustomerRow<'a> {
     }
 }
 
+/// Inserts the customer (its `columns` computed beforehand by the caller,
+/// off the writer thread) and, if given, claims the idempotency key first.
+/// Without a key this changes the database in one statement, its last: the
+/// count change is kept in the batch's outbox ([`Transaction::adjust_customer_count`]).
 pub fn insert_customer(
-    connection: &Connection,
+    transaction: &Transaction<'_>,
     account_id: &AccountId,
     customer: &Customer,
+    columns: CustomerColumns,
     idempotency: Option<&IdempotencyRecord>,
 ) -> Result<(), StoreError> {
     if let Some(record) = idempotency {
-        claim_idempotency_key(connection, account_id, record)?;
+        claim_idempotency_key(transaction, account_id, record)?;
     }
-    let row = CustomerRow::new(account_id, customer);
-    connection
+    let row = CustomerRow::with_columns(account_id, customer, columns);
+    transaction
         .prepare_cached(concat!(
             "INSERT INTO customers (",
             customer_insert_columns!(),
             ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
         ))?
         .execute(row.params().as_slice())?;
-    adjust_customer_count(connection, account_id, 1)
+    transaction.adjust_customer_count(account_id, 1);
+    Ok(())
 }
 
 /// Inserts the record unless the key is taken; then answers with the record that took it.
@@ -165,18 +176,18 @@ pub fn replace_customer(
 
 /// Deletes if the precondition holds; returns the customer as it was last stored (for its event).
 pub fn delete_customer(
-    connection: &Connection,
+    transaction: &Transaction<'_>,
     account_id: &AccountId,
     customer_id: &CustomerId,
     precondition: &Precondition,
 ) -> Result<Customer, StoreError> {
-    let current = get_customer(&mut *connection.prepare_cached(GET_CUSTOMER)?, account_id, customer_id)?;
+    let current = get_customer(&mut *transaction.prepare_cached(GET_CUSTOMER)?, account_id, customer_id)?;
     precondition.check(current.as_ref().map(|customer| customer.version))?;
     let current = current.ok_or(StoreError::NotFound)?;
-    connection
+    transaction
         .prepare_cached("DELETE FROM customers WHERE account_id = ?1 AND id = ?2")?
         .execute(params![account_id.as_str(), customer_id.as_str()])?;
-    adjust_customer_count(connection, account_id, -1)?;
+    transaction.adjust_customer_count(account_id, -1);
     Ok(current)
 }
 

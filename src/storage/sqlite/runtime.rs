@@ -8,10 +8,18 @@
 //! Scans go to a few reader threads through one queue. Writes go to a single
 //! writer thread, which takes every write waiting in its queue and commits them
 //! in one transaction (each in its own savepoint, so one failure does not undo
-//! the others). Callers are answered only after the commit, so a 2xx answer
+//! the others; a change made in one statement needs none, see
+//! [`Runtime::write_single_statement`]). Callers are answered only after the commit, so a 2xx answer
 //! means the write is in the WAL and survives the process being killed; with
 //! [`Synchronous::Full`] (the default) the WAL was also flushed to disk, so it
 //! survives a power cut (API.md §7). One flush serves the whole batch.
+//!
+//! The WAL is copied into the database file (checkpointed) by a thread of
+//! its own ([`serve_checkpoints`]), not by the writer after a commit as
+//! SQLite does by default: a checkpoint writes every page the WAL changed
+//! and flushes the database file, which would hold up every write queued
+//! behind it. The writer only finishes a checkpoint off now and then, so that
+//! the WAL can start again from its beginning and stays bounded ([`RESTART_FRAMES`]).
 //!
 //! Every job carries its request's store deadline ([`crate::deadline`]): the
 //! writer waits for another process's lock on the file no longer than the
@@ -22,7 +30,7 @@
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -31,7 +39,7 @@ use rusqlite::{Connection, OpenFlags, Statement};
 use tokio::sync::oneshot;
 
 use super::error::from_sqlite;
-use super::outbox::{self, Transaction};
+use super::outbox::{self, Outbox, Transaction};
 use crate::deadline;
 use crate::storage::StoreError;
 
@@ -47,6 +55,8 @@ trait WriteJob: Send {
     fn deadline(&self) -> Option<Instant>;
     /// The caller stopped waiting (its request was answered or dropped).
     fn abandoned(&self) -> bool;
+    /// Whether it runs in a savepoint of its own (see [`Runtime::write_single_statement`]).
+    fn needs_savepoint(&self) -> bool;
     /// Too late to run: its deadline has passed or its caller has gone.
     fn expired(&self, now: Instant) -> bool {
         self.abandoned() || self.deadline().is_some_and(|deadline| now >= deadline)
@@ -58,6 +68,7 @@ struct Job<T, F> {
     result: Option<Result<T, StoreError>>,
     reply: oneshot::Sender<Result<T, StoreError>>,
     deadline: Option<Instant>,
+    savepoint: bool,
 }
 
 impl<T, F> WriteJob for Job<T, F>
@@ -88,6 +99,10 @@ where
 
     fn abandoned(&self) -> bool {
         self.reply.is_closed()
+    }
+
+    fn needs_savepoint(&self) -> bool {
+        self.savepoint
     }
 }
 
@@ -137,7 +152,37 @@ pub struct Runtime {
     busy: Duration,
     reads: Sender<ReadJob>,
     writes: Sender<Box<dyn WriteJob>>,
+    /// Dropped with the runtime, which stops the checkpointer thread.
+    _checkpoints: Sender<()>,
 }
+
+/// How often the checkpointer thread copies what the WAL gained into the
+/// database file (a `PASSIVE` checkpoint, if anything was committed since
+/// the last): under the POST benchmark's pace of about 30,000 WAL frames a
+/// second, some 600 frames (SQLite's own checkpoints come every 1,000).
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(20);
+
+/// WAL frames (pages of 4 KiB) past which the writer, between two batches,
+/// finishes the checkpoint (`RESTART`: the few frames the checkpointer has not
+/// copied yet, waiting for readers to leave the WAL) so that its next commit
+/// writes the WAL from its start again. The checkpointer alone cannot: the
+/// writer adds frames while it copies, so it never catches up under load.
+pub const RESTART_FRAMES: i64 = 4096;
+
+/// The longest the writer waits for readers to leave the WAL at a restart;
+/// it tries again after the next checkpoint if they have not. Once the WAL
+/// holds [`RESTART_FRAMES_AT_MOST`] frames it waits as long as it waits for
+/// another process's lock: a reader that keeps the WAL from restarting then
+/// holds writes up, rather than the WAL growing without bound.
+const RESTART_WAIT: Duration = Duration::from_millis(10);
+
+/// WAL frames past which a restart waits as long as it must ([`RESTART_WAIT`]).
+pub const RESTART_FRAMES_AT_MOST: i64 = 4 * RESTART_FRAMES;
+
+/// The WAL file's size that a restart cuts it back to, in bytes
+/// (`PRAGMA journal_size_limit`): well above what [`RESTART_FRAMES`] makes it
+/// in steady traffic, so it is cut only after it grew with a long read or an import.
+const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 
 static NEXT_RUNTIME_ID: AtomicUsize = AtomicUsize::new(0);
 
@@ -285,9 +330,16 @@ impl Runtime {
             spawn(format!("sqlite-read-{index}"), move || serve_reads(connection, queue));
         }
         let connection = open(path, synchronous)?;
+        connection.pragma_update(None, "wal_autocheckpoint", 0)?;
+        connection.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
+        let checkpointer = open(path, synchronous)?;
         let commits = Arc::new(AtomicU64::new(0));
-        let counted = commits.clone();
-        spawn("sqlite-write".to_owned(), move || serve_writes(connection, write_queue, busy, &counted));
+        let restart = Arc::new(AtomicI64::new(0));
+        let (checkpoints, stop) = crossbeam_channel::bounded::<()>(0);
+        let (counted, wanted) = (commits.clone(), restart.clone());
+        spawn("sqlite-checkpoint".to_owned(), move || serve_checkpoints(&checkpointer, &stop, &counted, &wanted));
+        let (counted, wanted) = (commits.clone(), restart);
+        spawn("sqlite-write".to_owned(), move || serve_writes(connection, write_queue, busy, &counted, &wanted));
         let id = NEXT_RUNTIME_ID.fetch_add(1, Ordering::Relaxed);
         Ok(Self {
             id,
@@ -298,6 +350,7 @@ impl Runtime {
             busy,
             reads,
             writes,
+            _checkpoints: checkpoints,
         })
     }
 
@@ -407,10 +460,34 @@ impl Runtime {
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
     {
+        self.queue_write(change, true).await
+    }
+
+    /// [`Runtime::write`] for a change that modifies the database in at most
+    /// one statement, and only as its last step: it runs without a savepoint
+    /// of its own. A failed SQLite statement undoes its own changes (its
+    /// changes are atomic), so a change that fails before that statement or in
+    /// it leaves nothing to roll back; what it recorded in the outbox is
+    /// dropped as with a savepoint. A savepoint costs two statements and a
+    /// copy of every page the job changes (its rollback journal), a fifth of
+    /// a customer create's work on the writer thread (BENCHMARKS.md).
+    pub async fn write_single_statement<T, F>(&self, change: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.queue_write(change, false).await
+    }
+
+    async fn queue_write<T, F>(&self, change: F, savepoint: bool) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
         self.end_thread_snapshot();
         let (reply, answer) = oneshot::channel();
         let deadline = deadline::store_deadline();
-        let job: Box<dyn WriteJob> = Box::new(Job { change: Some(change), result: None, reply, deadline });
+        let job: Box<dyn WriteJob> = Box::new(Job { change: Some(change), result: None, reply, deadline, savepoint });
         self.writes.send(job).map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
@@ -467,9 +544,54 @@ fn serve_reads(connection: Connection, queue: Receiver<ReadJob>) {
     }
 }
 
-fn serve_writes(connection: Connection, queue: Receiver<Box<dyn WriteJob>>, busy: Duration, commits: &AtomicU64) {
+/// Copies the WAL into the database file every [`CHECKPOINT_INTERVAL`] in
+/// which the writer committed, without holding the writer up (`PASSIVE`), and
+/// asks the writer to restart the WAL once it holds [`RESTART_FRAMES`] (by
+/// setting `restart` to the WAL's frames); returns when `stop`'s sender is dropped.
+fn serve_checkpoints(connection: &Connection, stop: &Receiver<()>, commits: &AtomicU64, restart: &AtomicI64) {
+    let mut checkpointed = commits.load(Ordering::Acquire);
+    while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_INTERVAL) {
+        let committed = commits.load(Ordering::Acquire);
+        if committed == checkpointed {
+            continue;
+        }
+        checkpointed = committed;
+        match checkpoint(connection, "PASSIVE") {
+            Ok((frames, _)) if frames >= RESTART_FRAMES => restart.store(frames, Ordering::Release),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "cannot checkpoint the SQLite WAL"),
+        }
+    }
+}
+
+/// Runs `PRAGMA wal_checkpoint(mode)`; returns the WAL's frames and those
+/// now in the database file (both -1 if the checkpoint could not run: `SQLITE_BUSY`).
+fn checkpoint(connection: &Connection, mode: &str) -> rusqlite::Result<(i64, i64)> {
+    let sql = format!("PRAGMA wal_checkpoint({mode})");
+    connection.prepare_cached(&sql)?.query_row([], |row| Ok((row.get(1)?, row.get(2)?)))
+}
+
+/// Finishes the checkpoint of a WAL of `frames` frames on the writer's
+/// connection so that its next commit starts the WAL again from the
+/// beginning (see [`RESTART_FRAMES`]), waiting for readers to leave it at
+/// most [`RESTART_WAIT`], or `busy` once it is too large.
+fn restart_wal(connection: &Connection, frames: i64, busy: Duration) {
+    let wait = if frames >= RESTART_FRAMES_AT_MOST { busy } else { RESTART_WAIT };
+    let restarted = connection.busy_timeout(wait).and_then(|()| checkpoint(connection, "RESTART"));
+    if let Err(error) = restarted {
+        tracing::warn!(%error, "cannot restart the SQLite WAL");
+    }
+}
+
+fn serve_writes(
+    connection: Connection,
+    queue: Receiver<Box<dyn WriteJob>>,
+    busy: Duration,
+    commits: &AtomicU64,
+    restart: &AtomicI64,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    let outbox = RefCell::new(Vec::with_capacity(MAX_BATCH));
+    let outbox = RefCell::new(Outbox::default());
     while let Ok(first) = queue.recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -488,6 +610,11 @@ fn serve_writes(connection: Connection, queue: Receiver<Box<dyn WriteJob>>, busy
             tracing::warn!(%error, "cannot set SQLite's busy timeout");
         }
         commit_batch(&Transaction::new(&connection, &outbox), live.into_iter(), commits);
+        // After the batch is answered: the next one waits for the restart, if any.
+        let frames = restart.swap(0, Ordering::AcqRel);
+        if frames > 0 {
+            restart_wal(&connection, frames, busy);
+        }
     }
 }
 
@@ -523,7 +650,7 @@ fn lock_wait(jobs: &[Box<dyn WriteJob>], busy: Duration) -> Duration {
 /// snapshot older than the commit serves a read that follows an answer.
 fn commit_batch(transaction: &Transaction<'_>, jobs: impl Iterator<Item = Box<dyn WriteJob>>, commits: &AtomicU64) {
     let connection: &Connection = transaction;
-    if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(error) = run(connection, "BEGIN IMMEDIATE") {
         let reason = from_sqlite(error).to_string();
         for job in jobs {
             job.finish(Some(StoreError::Unavailable(reason.clone())));
@@ -531,19 +658,40 @@ fn commit_batch(transaction: &Transaction<'_>, jobs: impl Iterator<Item = Box<dy
         return;
     }
     let mut ran = Vec::with_capacity(MAX_BATCH);
+    let mut ended: Option<String> = None;
     // Waiting for the lock took time: a job that is too late now is refused, not run.
     for mut job in refuse_expired(jobs) {
-        match run_in_savepoint(transaction, job.as_mut()) {
+        if let Some(reason) = &ended {
+            job.finish(Some(StoreError::Unavailable(reason.clone())));
+            continue;
+        }
+        let outcome = if job.needs_savepoint() {
+            run_in_savepoint(transaction, job.as_mut())
+        } else {
+            run_alone(transaction, job.as_mut());
+            Ok(())
+        };
+        match outcome {
             Ok(()) => ran.push(job),
             Err(error) => job.finish(Some(error)),
         }
+        // Some errors (a full disk, an I/O error) make SQLite roll back the
+        // whole transaction: nothing of the batch is left to commit.
+        if connection.is_autocommit() {
+            ended = Some("SQLite rolled the batch's transaction back after an error".to_owned());
+        }
     }
-    let flushed = outbox::flush(connection, &mut transaction.outbox().borrow_mut());
-    let committed = flushed.and_then(|()| Ok(connection.execute_batch("COMMIT")?));
-    let commit_error = committed.err().map(|error| {
+    let committed = match &ended {
+        Some(reason) => Err(reason.clone()),
+        None => outbox::flush(connection, &mut transaction.outbox().borrow_mut())
+            .and_then(|()| Ok(run(connection, "COMMIT")?))
+            .map_err(|error| error.to_string()),
+    };
+    let commit_error = committed.err().inspect(|_| {
         transaction.outbox().borrow_mut().clear();
-        let _ = connection.execute_batch("ROLLBACK");
-        error.to_string()
+        if !connection.is_autocommit() {
+            let _ = run(connection, "ROLLBACK");
+        }
     });
     commits.fetch_add(1, Ordering::Release);
     for job in ran {
@@ -552,20 +700,29 @@ fn commit_batch(transaction: &Transaction<'_>, jobs: impl Iterator<Item = Box<dy
 }
 
 /// Runs one job in its own savepoint, so its failure undoes only its own
-/// changes, and drops the events it recorded.
+/// changes, and drops what it recorded in the outbox.
 fn run_in_savepoint(transaction: &Transaction<'_>, job: &mut dyn WriteJob) -> Result<(), StoreError> {
     let statement = |sql: &str| -> Result<(), StoreError> {
         transaction.prepare_cached(sql)?.execute([])?;
         Ok(())
     };
     statement("SAVEPOINT job")?;
-    let recorded = transaction.outbox().borrow().len();
-    let drop_events = || transaction.outbox().borrow_mut().truncate(recorded);
+    let recorded = transaction.outbox().borrow().mark();
+    let drop_records = || transaction.outbox().borrow_mut().truncate(recorded);
     if !job.run(transaction) {
-        drop_events();
+        drop_records();
         statement("ROLLBACK TO job")?;
     }
-    statement("RELEASE job").inspect_err(|_| drop_events())
+    statement("RELEASE job").inspect_err(|_| drop_records())
+}
+
+/// Runs a job of [`Runtime::write_single_statement`]: no savepoint; if it
+/// fails, what it recorded in the outbox is dropped (its one statement undid itself).
+fn run_alone(transaction: &Transaction<'_>, job: &mut dyn WriteJob) {
+    let recorded = transaction.outbox().borrow().mark();
+    if !job.run(transaction) {
+        transaction.outbox().borrow_mut().truncate(recorded);
+    }
 }
 
 #[cfg(test)]
@@ -748,6 +905,110 @@ mod tests {
         assert!(matches!(late, Err(StoreError::Unavailable(_))), "{late:?}");
         assert!(gone.is_err(), "the caller stopped waiting");
         assert_eq!(written(&runtime), ["slow"], "neither write that was too late was applied");
+    }
+
+    /// `PRAGMA wal_checkpoint(PASSIVE)` on a connection of its own: (WAL frames, frames in the database file).
+    fn wal_frames(path: &Path) -> (i64, i64) {
+        checkpoint(&open(path, Synchronous::Full).unwrap(), "PASSIVE").unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn commits_do_not_checkpoint_and_the_checkpointer_copies_the_wal_soon_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = runtime(&dir);
+        let setting = runtime.write(|transaction| {
+            Ok(transaction.pragma_query_value(None, "wal_autocheckpoint", |row| row.get::<_, i64>(0))?)
+        });
+        assert_eq!(setting.await.unwrap(), 0, "the writer's commits never checkpoint");
+        for what in ["one", "two", "three"] {
+            runtime.write(insert(what, Duration::ZERO)).await.unwrap();
+        }
+        let path = dir.path().join("queue.db");
+        let started = Instant::now();
+        loop {
+            let (frames, copied) = wal_frames(&path);
+            if frames > 0 && frames == copied {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(2), "not checkpointed: {frames} frames, {copied} copied");
+            thread::sleep(CHECKPOINT_INTERVAL);
+        }
+        drop(runtime);
+        let reopened = Runtime::start(&path, 1, Duration::from_millis(200), Synchronous::Full).unwrap();
+        assert_eq!(written(&reopened), ["one", "three", "two"], "every answered write is there");
+    }
+
+    /// Sustained writes, with point reads keeping read transactions open on
+    /// other threads all along: the WAL file still stops growing, because the
+    /// writer restarts it once it holds [`RESTART_FRAMES`].
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_wal_stays_bounded_under_sustained_writes_and_reads() {
+        // Each write is 8 rows of a page each: twice RESTART_FRAMES_AT_MOST frames in all.
+        const WRITES: usize = RESTART_FRAMES_AT_MOST as usize / 4;
+        const ROWS: usize = 8;
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = Arc::new(runtime(&dir));
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let (runtime, done) = (runtime.clone(), done.clone());
+                thread::spawn(move || {
+                    KEEPS_SNAPSHOTS.with(|keeps| keeps.set(true));
+                    let mut reads = 0u64;
+                    while !done.load(Ordering::Acquire) {
+                        runtime
+                            .read_inline(|connection| {
+                                Ok(connection
+                                    .query_row("SELECT count(*) FROM written", [], |row| row.get::<_, i64>(0))?)
+                            })
+                            .unwrap();
+                        end_old_read_snapshots();
+                        reads += 1;
+                    }
+                    release_read_snapshots();
+                    reads
+                })
+            })
+            .collect();
+        // Each row is a page of its own: a 3 KB value.
+        let page = "x".repeat(3000);
+        let writers: Vec<_> = (0..32)
+            .map(|writer| {
+                let (runtime, page) = (runtime.clone(), page.clone());
+                tokio::spawn(async move {
+                    for n in (writer..WRITES).step_by(32) {
+                        let page = page.clone();
+                        let rows = move |transaction: &Transaction<'_>| {
+                            for row in 0..ROWS {
+                                transaction
+                                    .execute("INSERT INTO written VALUES (?1)", [format!("{n:06}{row}{page}")])?;
+                            }
+                            Ok(())
+                        };
+                        runtime.write(rows).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        let wal = dir.path().join("queue.db-wal");
+        let mut largest = 0;
+        for writer in writers {
+            writer.await.unwrap();
+            largest = largest.max(std::fs::metadata(&wal).unwrap().len());
+        }
+        done.store(true, Ordering::Release);
+        for reader in readers {
+            assert!(reader.join().unwrap() > 0);
+        }
+        let rows: i64 = runtime
+            .read_inline(|connection| Ok(connection.query_row("SELECT count(*) FROM written", [], |row| row.get(0))?))
+            .unwrap();
+        assert_eq!(rows, (WRITES * ROWS) as i64);
+        // A WAL that never restarted would hold every frame written (8 × RESTART_FRAMES, 135 MB); past
+        // RESTART_FRAMES_AT_MOST the writer waits for the readers, so it ends little beyond.
+        let bound = (RESTART_FRAMES_AT_MOST + RESTART_FRAMES) as u64 * 4120;
+        let size = std::fs::metadata(&wal).unwrap().len().max(largest);
+        assert!(size < bound, "the WAL grew to {size} bytes");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
