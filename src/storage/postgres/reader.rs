@@ -82,7 +82,7 @@ pub const BATCHES_IN_FLIGHT: usize = 2;
 /// free took the few reads that had arrived, and PostgreSQL's CPU per
 /// statement (wake-up, executor start, the answer's send) is most of a grouped
 /// read's cost. With `wrk -c32` on this 2-core machine, PostgreSQL's CPU per
-/// read fell from about 13 µs to 7–10 µs (BENCHMARKS.md, issue 15).
+/// read fell from about 13 µs to 7–10 µs (issue 15, A/B on one database).
 pub const WORTH_A_STATEMENT: usize = 32;
 /// A held connection unused this long goes back to the pool.
 pub const HOLD_IDLE: Duration = Duration::from_millis(100);

@@ -88,7 +88,7 @@ pub const BATCHES_IN_FLIGHT: usize = 2;
 /// clients, batches averaged about 8 creates. Waiting for 32 (a full batch of
 /// `wrk -c32`; more under heavier load) made them average 11 to 13 on this
 /// busy 2-core machine and cut PostgreSQL's CPU per create from about 86 µs
-/// to 64 µs (BENCHMARKS.md, issue 15). The wait is never longer than the
+/// to 64 µs (issue 15, A/B on one database). The wait is never longer than the
 /// batch in flight, which the statement timeout bounds.
 pub const WORTH_A_STATEMENT: usize = 32;
 /// One create of [`INSERT_BATCH`]: `$1..$17` are the customer columns of
