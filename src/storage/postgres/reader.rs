@@ -15,7 +15,8 @@
 //! position of the read that asked for it. Each read is answered its own row, or `None`; a
 //! read of another account's id finds nothing, as the key includes the
 //! account. Up to [`BATCHES_IN_FLIGHT`] batches run at once, so the next
-//! forms while one is at the database.
+//! forms while one is at the database; it starts once it holds
+//! [`WORTH_A_STATEMENT`] reads, or when the batch at the database ends.
 //!
 //! A read sees every write answered before it was queued: its batch is formed
 //! after it was queued, and its statement (in a transaction of its own,
@@ -75,6 +76,14 @@ pub const MAX_BATCH: usize = 256;
 /// 21k GETs/s, 2 about 30k, 1 about 37k (BENCHMARKS.md); 2 keeps a second
 /// statement going while one waits on a cold page.
 pub const BATCHES_IN_FLIGHT: usize = 2;
+/// While another batch is at the database, the next one starts only once this
+/// many reads wait (or when that batch ends), as the writer's batches do
+/// (`writer::WORTH_A_STATEMENT`): a second batch started as soon as a slot was
+/// free took the few reads that had arrived, and PostgreSQL's CPU per
+/// statement (wake-up, executor start, the answer's send) is most of a grouped
+/// read's cost. With `wrk -c32` on this 2-core machine, PostgreSQL's CPU per
+/// read fell from about 13 µs to 7–10 µs (issue 15, A/B on one database).
+pub const WORTH_A_STATEMENT: usize = 32;
 /// A held connection unused this long goes back to the pool.
 pub const HOLD_IDLE: Duration = Duration::from_millis(100);
 /// A connection is held across batches for this long at most, then released (and pinged) once.
@@ -257,10 +266,29 @@ async fn serve(shared: Arc<Shared>, mut queue: mpsc::UnboundedReceiver<ReadJob>)
         };
         let mut batch = Vec::with_capacity(MAX_BATCH.min(queue.len() + 1));
         batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+        // While another batch is at the database, this one waits to be worth a
+        // statement of its own, or for that batch to end.
+        loop {
+            while batch.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            if batch.len() >= WORTH_A_STATEMENT || free_slots.len() + 1 >= BATCHES_IN_FLIGHT {
+                break;
+            }
+            tokio::select! {
+                job = queue.recv() => match job {
+                    Some(job) => batch.push(job),
+                    None => break,
+                },
+                other = free_slots.recv() => {
+                    if let Some(other) = other {
+                        let _ = slot_back.send(other);
+                    }
+                    break;
+                }
             }
         }
         let shared = shared.clone();
