@@ -3,12 +3,13 @@
 # the machine is doing, so two builds (or one build with two settings) can be compared on a busy
 # machine where wall-clock figures cannot.
 #
-#   bench/instructions_per_request.sh BIN post|get|idle [--duration SECS] [--port PORT]
+#   bench/instructions_per_request.sh BIN post|get|health|idle [--duration SECS] [--port PORT]
 #
 # Makes a fresh SQLite database in a temporary directory (account `bench`, a write token with a
 # limit that never refuses), runs `BIN serve` under `valgrind --tool=callgrind` (every thread,
 # user space only: no kernel time), drives it with `wrk -t1 -c32` for SECS seconds (POST with
-# bench/post.lua, or GET of one customer), stops it with SIGTERM and prints the requests served
+# bench/post.lua, GET of one customer, or GET /healthz: the layers and hyper
+# without a token or the store), stops it with SIGTERM and prints the requests served
 # and the instructions counted. Per request = (instructions - those of an `idle` run of the same
 # duration) / requests. CLIENTELE_LOG is passed through (unset: `info`, the request log on, to
 # /dev/null). Under valgrind the server runs some 50 times slower, so the writer's batches are
@@ -21,7 +22,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
     --port) port=$2; shift 2 ;;
-    *) echo "usage: bench/instructions_per_request.sh BIN post|get|idle [--duration SECS] [--port PORT]" >&2; exit 2 ;;
+    *) echo "usage: bench/instructions_per_request.sh BIN post|get|health|idle [--duration SECS] [--port PORT]" >&2; exit 2 ;;
   esac
 done
 work=$(mktemp -d)
@@ -46,8 +47,9 @@ case "$mode" in
       -d '{"name":"Ada","email":"ada@example.com"}' "http://127.0.0.1:$port/v2/customers" |
       python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')
     wrk -t1 -c32 -d"${duration}s" -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$port/v2/customers/$id" >"$work/wrk" ;;
+  health) wrk -t1 -c32 -d"${duration}s" "http://127.0.0.1:$port/healthz" >"$work/wrk" ;;
   idle) sleep "$duration"; echo "0 requests in" >"$work/wrk" ;;
-  *) echo "mode: post, get or idle" >&2; exit 2 ;;
+  *) echo "mode: post, get, health or idle" >&2; exit 2 ;;
 esac
 kill -TERM "$server"; wait "$server" || true
 echo "requests=$(awk '/requests in/ {print $1}' "$work/wrk") instructions=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$work/valgrind.err")"
