@@ -3,10 +3,12 @@
 
 mod admin;
 pub mod backup;
+mod checkpoint;
 mod deliveries;
 mod error;
 mod events;
 mod import;
+mod inline;
 mod migrations;
 mod outbox;
 mod queries;
@@ -18,8 +20,9 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 use tokio::sync::Notify;
 
+pub use self::inline::{READ_SNAPSHOT_MAX_AGE, end_old_read_snapshots, release_read_snapshots};
 use self::runtime::Runtime;
-pub use self::runtime::{READ_SNAPSHOT_MAX_AGE, Synchronous, end_old_read_snapshots, release_read_snapshots};
+pub use self::runtime::Synchronous;
 use super::row::CustomerColumns;
 use super::snapshot::encode_customer;
 use super::{
