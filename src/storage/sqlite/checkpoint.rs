@@ -8,7 +8,7 @@
 //! the WAL can start again from its beginning and stays bounded ([`RESTART_FRAMES`]).
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use rusqlite::Connection;
@@ -28,13 +28,23 @@ pub const RESTART_FRAMES: i64 = 4096;
 
 /// The longest the writer waits for readers to leave the WAL at a restart;
 /// it tries again after the next checkpoint if they have not. Once the WAL
-/// holds [`RESTART_FRAMES_AT_MOST`] frames it waits as long as it waits for
-/// another process's lock: a reader that keeps the WAL from restarting then
-/// holds writes up, rather than the WAL growing without bound.
+/// holds [`RESTART_FRAMES_AT_MOST`] frames it waits longer
+/// ([`RESTART_WAIT_AT_MOST`]), but only once per [`LONG_RESTART_EVERY`]: a
+/// long read (`clientele backup` copying the file) keeps the WAL from
+/// restarting however long the writer waits, and must not hold every batch
+/// up meanwhile (API.md §7: a backup runs while servers keep serving); the
+/// WAL then grows until that read ends, as SQLite's own checkpoints would let it.
 const RESTART_WAIT: Duration = Duration::from_millis(10);
 
-/// WAL frames past which a restart waits as long as it must ([`RESTART_WAIT`]).
+/// WAL frames past which a restart waits [`RESTART_WAIT_AT_MOST`].
 pub const RESTART_FRAMES_AT_MOST: i64 = 4 * RESTART_FRAMES;
+
+/// The longest a restart of a WAL past [`RESTART_FRAMES_AT_MOST`] waits for readers
+/// (the request budget's busy timeout, if shorter).
+const RESTART_WAIT_AT_MOST: Duration = Duration::from_millis(200);
+
+/// How often at most the writer waits [`RESTART_WAIT_AT_MOST`] rather than [`RESTART_WAIT`].
+const LONG_RESTART_EVERY: Duration = Duration::from_secs(1);
 
 /// The WAL file's size that a restart cuts it back to, in bytes
 /// (`PRAGMA journal_size_limit`): well above what [`RESTART_FRAMES`] makes it
@@ -76,9 +86,19 @@ fn checkpoint(connection: &Connection, mode: &str) -> rusqlite::Result<(i64, i64
 /// Finishes the checkpoint of a WAL of `frames` frames on the writer's
 /// connection so that its next commit starts the WAL again from the
 /// beginning (see [`RESTART_FRAMES`]), waiting for readers to leave it at
-/// most [`RESTART_WAIT`], or `busy` once it is too large.
-pub(super) fn restart_wal(connection: &Connection, frames: i64, busy: Duration) {
-    let wait = if frames >= RESTART_FRAMES_AT_MOST { busy } else { RESTART_WAIT };
+/// most [`RESTART_WAIT`], or, once it is too large, [`RESTART_WAIT_AT_MOST`]
+/// (or `busy`, if shorter) when the last long wait was [`LONG_RESTART_EVERY`]
+/// ago or more (`last_long_wait`, updated here).
+pub(super) fn restart_wal(connection: &Connection, frames: i64, busy: Duration, last_long_wait: &mut Option<Instant>) {
+    let now = Instant::now();
+    let long = frames >= RESTART_FRAMES_AT_MOST
+        && last_long_wait.is_none_or(|last| now.duration_since(last) >= LONG_RESTART_EVERY);
+    let wait = if long {
+        *last_long_wait = Some(now);
+        RESTART_WAIT_AT_MOST.min(busy)
+    } else {
+        RESTART_WAIT
+    };
     let restarted = connection.busy_timeout(wait).and_then(|()| checkpoint(connection, "RESTART"));
     if let Err(error) = restarted {
         tracing::warn!(%error, "cannot restart the SQLite WAL");
@@ -201,5 +221,59 @@ mod tests {
         let bound = (RESTART_FRAMES_AT_MOST + RESTART_FRAMES) as u64 * 4120;
         let size = std::fs::metadata(&wal).unwrap().len().max(largest);
         assert!(size < bound, "the WAL grew to {size} bytes");
+    }
+
+    /// A long read (`clientele backup` copying the file) keeps the WAL from
+    /// restarting however long the writer waits: writes go on meanwhile, held
+    /// up by no more than a short wait now and then, and the WAL restarts once it ends.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_long_read_does_not_hold_writes_up_and_the_wal_restarts_after_it() {
+        const WRITES: usize = RESTART_FRAMES_AT_MOST as usize / 4;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("queue.db");
+        open(&path, Synchronous::Full).unwrap().execute_batch("CREATE TABLE written (what TEXT)").unwrap();
+        // A busy timeout of 5 s, as a server's default budget gives the writer.
+        let runtime = Arc::new(Runtime::start(&path, 1, Duration::from_secs(5), Synchronous::Full).unwrap());
+        let backup = open(&path, Synchronous::Full).unwrap();
+        backup.execute_batch("BEGIN").unwrap();
+        let _: i64 = backup.query_row("SELECT count(*) FROM written", [], |row| row.get(0)).unwrap();
+        let page = "x".repeat(3000);
+        let started = Instant::now();
+        let writers: Vec<_> = (0..32)
+            .map(|writer| {
+                let (runtime, page) = (runtime.clone(), page.clone());
+                tokio::spawn(async move {
+                    let mut slowest = Duration::ZERO;
+                    for n in (writer..WRITES).step_by(32) {
+                        let row = format!("{n:06}{page}");
+                        let rows = move |transaction: &Transaction<'_>| {
+                            for _ in 0..8 {
+                                transaction.execute("INSERT INTO written VALUES (?1)", [&row])?;
+                            }
+                            Ok(())
+                        };
+                        let asked = Instant::now();
+                        runtime.write(rows).await.unwrap();
+                        slowest = slowest.max(asked.elapsed());
+                    }
+                    slowest
+                })
+            })
+            .collect();
+        let mut slowest = Duration::ZERO;
+        for writer in writers {
+            slowest = slowest.max(writer.await.unwrap());
+        }
+        assert!(slowest < Duration::from_secs(1), "a write waited {slowest:?} for the long read");
+        assert!(started.elapsed() < Duration::from_secs(20), "writes took {:?}", started.elapsed());
+        // Once the read ends, the next restart starts the WAL again from its beginning.
+        backup.execute_batch("COMMIT").unwrap();
+        thread::sleep(LONG_RESTART_EVERY);
+        for _ in 0..50 {
+            runtime.write(insert("after", Duration::ZERO)).await.unwrap();
+            thread::sleep(CHECKPOINT_INTERVAL);
+        }
+        let frames: i64 = backup.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1)).unwrap();
+        assert!(frames < RESTART_FRAMES, "the WAL restarted: {frames} frames in it");
     }
 }

@@ -298,6 +298,7 @@ fn serve_writes(
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let outbox = RefCell::new(Outbox::default());
+    let mut last_long_wait = None;
     while let Ok(first) = queue.recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -319,7 +320,7 @@ fn serve_writes(
         // After the batch is answered: the next one waits for the restart, if any.
         let frames = restart.swap(0, Ordering::AcqRel);
         if frames > 0 {
-            restart_wal(&connection, frames, busy);
+            restart_wal(&connection, frames, busy, &mut last_long_wait);
         }
     }
 }
