@@ -16,7 +16,8 @@
 //! read of another account's id finds nothing, as the key includes the
 //! account. Up to [`BATCHES_IN_FLIGHT`] batches run at once, so the next
 //! forms while one is at the database; it starts once it holds
-//! [`WORTH_A_STATEMENT`] reads, or when the batch at the database ends.
+//! [`WORTH_A_STATEMENT`] reads, or when the batch at the database ends, or
+//! after [`COMPANY_WAIT_AT_MOST`].
 //!
 //! A read sees every write answered before it was queued: its batch is formed
 //! after it was queued, and its statement (in a transaction of its own,
@@ -84,6 +85,10 @@ pub const BATCHES_IN_FLIGHT: usize = 2;
 /// read's cost. With `wrk -c32` on this 2-core machine, PostgreSQL's CPU per
 /// read fell from about 13 µs to 7–10 µs (issue 15, A/B on one database).
 pub const WORTH_A_STATEMENT: usize = 32;
+/// The longest a batch waits for company while another is at the database, as
+/// the writer's (`writer::COMPANY_WAIT_AT_MOST`): a batch stuck on a dead kept
+/// connection does not hold the next one up.
+pub const COMPANY_WAIT_AT_MOST: Duration = Duration::from_millis(5);
 /// A held connection unused this long goes back to the pool.
 pub const HOLD_IDLE: Duration = Duration::from_millis(100);
 /// A connection is held across batches for this long at most, then released (and pinged) once.
@@ -267,7 +272,8 @@ async fn serve(shared: Arc<Shared>, mut queue: mpsc::UnboundedReceiver<ReadJob>)
         let mut batch = Vec::with_capacity(MAX_BATCH.min(queue.len() + 1));
         batch.push(first);
         // While another batch is at the database, this one waits to be worth a
-        // statement of its own, or for that batch to end.
+        // statement of its own, or for that batch to end, or a few milliseconds.
+        let company_by = tokio::time::Instant::now() + COMPANY_WAIT_AT_MOST;
         loop {
             while batch.len() < MAX_BATCH {
                 match queue.try_recv() {
@@ -289,6 +295,7 @@ async fn serve(shared: Arc<Shared>, mut queue: mpsc::UnboundedReceiver<ReadJob>)
                     }
                     break;
                 }
+                () = tokio::time::sleep_until(company_by) => break,
             }
         }
         let shared = shared.clone();

@@ -8,8 +8,9 @@
 //! whole batch, as the SQLite writer does (`storage/sqlite/runtime.rs`). Up to
 //! [`BATCHES_IN_FLIGHT`] batches run at once, so the next batch forms while
 //! the last one is flushing; but a second batch starts only once it is
-//! [`WORTH_A_STATEMENT`] creates (or the first has ended), since the database's
-//! CPU per statement is what limits creates on a small machine.
+//! [`WORTH_A_STATEMENT`] creates (or the first has ended, or
+//! [`COMPANY_WAIT_AT_MOST`] has passed), since the database's CPU per
+//! statement is what limits creates on a small machine.
 //!
 //! The statement takes each column as an array (`unnest`), claims the
 //! idempotency keys (`ON CONFLICT DO NOTHING`), inserts the customers whose
@@ -88,9 +89,13 @@ pub const BATCHES_IN_FLIGHT: usize = 2;
 /// clients, batches averaged about 8 creates. Waiting for 32 (a full batch of
 /// `wrk -c32`; more under heavier load) made them average 11 to 13 on this
 /// busy 2-core machine and cut PostgreSQL's CPU per create from about 86 µs
-/// to 64 µs (issue 15, A/B on one database). The wait is never longer than the
-/// batch in flight, which the statement timeout bounds.
+/// to 64 µs (issue 15, A/B on one database). The wait ends when the batch in
+/// flight does, and after [`COMPANY_WAIT_AT_MOST`] in any case.
 pub const WORTH_A_STATEMENT: usize = 32;
+/// The longest a batch waits for company ([`WORTH_A_STATEMENT`]) while another
+/// is at the database: a few commits' time, so a batch stuck on a dead
+/// connection or a slow flush does not hold the next one up (review).
+pub const COMPANY_WAIT_AT_MOST: Duration = Duration::from_millis(5);
 /// One create of [`INSERT_BATCH`]: `$1..$17` are the customer columns of
 /// `customer_insert_columns!` as arrays, `$18..$24` the idempotency record
 /// (NULL key: none), `$25` the count shard, `$26`/`$27` each create's
@@ -254,7 +259,8 @@ async fn serve(shared: Arc<Shared>, mut queue: mpsc::UnboundedReceiver<CreateJob
             }
         }
         // While another batch is at the database, this one waits to be worth a
-        // statement of its own, or for that batch to end.
+        // statement of its own, or for that batch to end, or a few milliseconds.
+        let company_by = tokio::time::Instant::now() + COMPANY_WAIT_AT_MOST;
         loop {
             while batch.len() < MAX_BATCH {
                 match queue.try_recv() {
@@ -271,16 +277,29 @@ async fn serve(shared: Arc<Shared>, mut queue: mpsc::UnboundedReceiver<CreateJob
                     None => break,
                 },
                 () = finished.notified() => {}
+                () = tokio::time::sleep_until(company_by) => break,
             }
         }
         held_back = hold_back_repeated_keys(&mut batch);
         let shared = shared.clone();
-        let finished = finished.clone();
+        let ended = BatchEnd { _slot: slot, finished: finished.clone() };
         tokio::spawn(async move {
             commit(&shared, batch).await;
-            drop(slot);
-            finished.notify_one();
+            drop(ended);
         });
+    }
+}
+
+/// A batch's slot and the wake-up of the batch forming behind it, given back
+/// when the batch ends, even by a panic.
+struct BatchEnd {
+    _slot: tokio::sync::OwnedSemaphorePermit,
+    finished: Arc<Notify>,
+}
+
+impl Drop for BatchEnd {
+    fn drop(&mut self) {
+        self.finished.notify_one();
     }
 }
 
