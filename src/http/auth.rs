@@ -100,26 +100,33 @@ pub struct Authenticate<S> {
     state: AppState,
 }
 
-impl<S> Service<Request> for Authenticate<S>
-where
-    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-{
+impl Service<Request> for Authenticate<Route> {
     type Response = Response;
     type Error = Infallible;
     type Future = BoxFuture<'static, Result<Response, Infallible>>;
 
     fn poll_ready(&mut self, context: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(context)
+        Service::<Request>::poll_ready(&mut self.inner, context)
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        // The route is called once the request is let through, with the principal in its extensions.
-        let ready = self.inner.clone();
-        let mut route = std::mem::replace(&mut self.inner, ready);
-        let state = self.state.clone();
-        Box::pin(async move { Ok(authenticate(&state, request, |request| route.call(request)).await) })
+        authenticate_then(&self.state, request, &mut self.inner)
     }
+}
+
+/// [`authenticate`], then `route`, as a future of its own: `route` is taken
+/// (a clone left in its place, as tower's contract has it: the route taken is
+/// the one made ready) and called once the request is let through, with the
+/// principal in its extensions.
+pub fn authenticate_then(
+    state: &AppState,
+    request: Request,
+    route: &mut Route,
+) -> BoxFuture<'static, Result<Response, Infallible>> {
+    let ready = route.clone();
+    let mut route = std::mem::replace(route, ready);
+    let state = state.clone();
+    Box::pin(async move { Ok(authenticate(&state, request, |request| route.call(request)).await) })
 }
 
 /// Authenticates `request` and counts it toward its token's limit, then hands

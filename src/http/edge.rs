@@ -131,17 +131,13 @@ pub struct Edge<S> {
     layer: EdgeLayer,
 }
 
-impl<S> Service<Request> for Edge<S>
-where
-    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-{
+impl Service<Request> for Edge<Route> {
     type Response = Response;
     type Error = Infallible;
     type Future = BoxFuture<'static, Result<Response, Infallible>>;
 
     fn poll_ready(&mut self, context: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(context)
+        Service::<Request>::poll_ready(&mut self.inner, context)
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
@@ -161,14 +157,7 @@ where
             (None, Some(state)) => {
                 let uri = request.uri().clone();
                 // The route is called once authentication lets the request through.
-                let ready = self.inner.clone();
-                let mut route = std::mem::replace(&mut self.inner, ready);
-                let state = state.clone();
-                let authenticated: RouteFuture =
-                    Box::pin(
-                        async move { Ok(auth::authenticate(&state, request, |request| route.call(request)).await) },
-                    );
-                Ok((uri, authenticated))
+                Ok((uri, auth::authenticate_then(state, request, &mut self.inner)))
             }
             (None, None) => {
                 let uri = request.uri().clone();
