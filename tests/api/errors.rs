@@ -622,21 +622,20 @@ async fn serve_behind(app: &TestApp, stack: Stack) -> SocketAddr {
     address
 }
 
+/// `GET path` with `app`'s token from a browser page at `http://example.com`, served behind `stack`.
+async fn get_behind(app: &TestApp, stack: Stack, path: &str) -> Response {
+    let address = serve_behind(app, stack).await;
+    let url = format!("http://{address}{path}");
+    app.client.get(url).header("origin", "http://example.com").bearer_auth(&app.token).send().await.expect("request")
+}
+
 /// A panic behind the auth layer still answers with the rate-limit headers
 /// (API.md §5: errors included), however the layers are stacked.
 #[tokio::test]
 async fn a_panic_behind_authentication_keeps_the_rate_limit_headers() {
     let app = TestApp::spawn().await;
     for stack in [Stack::AuthUnderEdge, Stack::EdgeAuthenticating, Stack::WithCors] {
-        let address = serve_behind(&app, stack).await;
-        let response = app
-            .client
-            .get(format!("http://{address}/boom"))
-            .header("origin", "http://example.com")
-            .bearer_auth(&app.token)
-            .send()
-            .await
-            .expect("request");
+        let response = get_behind(&app, stack, "/boom").await;
         assert_eq!(response.headers().get("x-ratelimit-limit").and_then(|v| v.to_str().ok()), Some("100"));
         assert!(response.headers().contains_key("x-ratelimit-remaining"));
         assert!(response.headers().contains_key("x-request-id"));
@@ -651,16 +650,8 @@ async fn a_panic_behind_authentication_keeps_the_rate_limit_headers() {
 async fn the_deadline_answer_behind_authentication_keeps_the_rate_limit_headers() {
     let app = TestApp::spawn().await;
     for (stack, cors) in [(Stack::EdgeAuthenticating, false), (Stack::WithCors, true)] {
-        let address = serve_behind(&app, stack).await;
         let started = std::time::Instant::now();
-        let response = app
-            .client
-            .get(format!("http://{address}/slow"))
-            .header("origin", "http://example.com")
-            .bearer_auth(&app.token)
-            .send()
-            .await
-            .expect("request");
+        let response = get_behind(&app, stack, "/slow").await;
         assert!(started.elapsed() < Duration::from_secs(5), "answered at the deadline");
         assert_eq!(header(&response, "retry-after"), Some("1"));
         assert!(response.headers().contains_key("x-ratelimit-limit"));
