@@ -204,7 +204,17 @@ async fn a_deprecated_version_says_so_on_every_response_and_in_its_document() {
         app.get("/v1/no-such-route").await,
         app.client.get(app.url("/v1/customers")).send().await.unwrap(),
         document(&app, "v1", None).await,
+        // Refused by the edge before authentication (two request ids): an error of v1 too.
+        app.client
+            .get(app.url("/v1/customers"))
+            .bearer_auth(&app.token)
+            .header("x-request-id", "one")
+            .header("x-request-id", "two")
+            .send()
+            .await
+            .unwrap(),
     ];
+    assert_eq!(v1_responses.last().unwrap().status(), 400, "two request ids are refused");
     for response in &v1_responses {
         let what = format!("{} {}", response.url().path(), response.status());
         assert_eq!(header(response, "deprecation"), Some("@1814313600"), "{what}");
