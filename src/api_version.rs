@@ -30,7 +30,7 @@ impl ApiVersion {
 
     /// The URL of a customer in this version: `/v2/customers/cus_...`.
     pub fn customer_url(self, customer_id: &CustomerId) -> String {
-        format!("/{}/customers/{customer_id}", self.as_str())
+        ["/", self.as_str(), "/customers/", customer_id.as_str()].concat()
     }
 }
 

@@ -18,6 +18,16 @@ static GENERATOR: Mutex<Option<Generator>> = Mutex::new(None);
 /// Characters after the prefix: a ULID's 128 bits in base32.
 const ULID_CHARS: usize = 26;
 
+/// `prefix` and a new ULID's 26 characters, in one allocation of the exact size.
+fn new_id(prefix: &str) -> Arc<str> {
+    let mut ulid = [0; ulid::ULID_LEN];
+    let ulid = next_ulid().array_to_str(&mut ulid);
+    let mut id = String::with_capacity(prefix.len() + ulid.len());
+    id.push_str(prefix);
+    id.push_str(ulid);
+    id.into()
+}
+
 /// A new ULID, strictly increasing within this process even inside one millisecond.
 fn next_ulid() -> ulid::Ulid {
     let mut guard = GENERATOR.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -56,7 +66,7 @@ macro_rules! typed_id {
 
         #[doc = concat!("A new `", stringify!($name), "`: later calls in this process sort after earlier ones.")]
         pub fn $generate() -> $name {
-            $name(format!(concat!($prefix, "{}"), next_ulid()).into())
+            $name(new_id($prefix))
         }
 
         impl fmt::Display for $name {

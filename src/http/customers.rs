@@ -3,7 +3,7 @@
 
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Map, Value};
 
@@ -78,16 +78,17 @@ impl Created {
 pub async fn create(
     state: &AppState,
     principal: &Principal,
-    headers: &HeaderMap,
+    key: Result<IdempotencyKey, ApiError>,
     version: ApiVersion,
     body: Map<String, Value>,
     parse: impl FnOnce(Map<String, Value>) -> Result<CustomerFields, FieldError>,
     render: impl FnOnce(&Customer) -> Created,
 ) -> Result<Response, ApiError> {
     // The fingerprint needs the body as sent, so it is taken before parsing consumes it.
-    let fingerprint = headers.contains_key(&idempotency::HEADER).then(|| fingerprint(version.as_str(), &body));
+    let keyed = matches!(key, Ok(IdempotencyKey(Some(_))));
+    let fingerprint = keyed.then(|| fingerprint(version.as_str(), &body));
     let fields = parse(body)?;
-    let key = IdempotencyKey::from_headers(headers)?;
+    let key = key?;
     let now = now_unix();
     let customer = Customer::create(ids::customer_id(), fields, now);
     let created = render(&customer);

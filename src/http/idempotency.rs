@@ -51,6 +51,19 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     }
 }
 
+/// The request's `Idempotency-Key` read in place, its error kept for the
+/// handler: a create answers a body error first and a bad key after it.
+/// Unlike the `HeaderMap` extractor, copies no header.
+pub struct IdempotencyHeader(pub Result<IdempotencyKey, ApiError>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyHeader {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(IdempotencyKey::from_headers(&parts.headers)))
+    }
+}
+
 impl IntoParams for IdempotencyKey {
     fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
         let description = format!(

@@ -1,7 +1,7 @@
 //! v2 handlers: ETags on every representation, conditional writes, cursor pages.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::Response;
 
 use super::wire::{CursorPage, CustomerInputV2, CustomerListV2, CustomerV2};
@@ -14,7 +14,7 @@ use crate::http::body::JsonObject;
 use crate::http::conditional::{IfMatch, IfNoneMatch, Preconditions, etag};
 use crate::http::customers::{self, Created, CustomerPath, customer_error};
 use crate::http::error::ApiError;
-use crate::http::idempotency::IdempotencyKey;
+use crate::http::idempotency::{IdempotencyHeader, IdempotencyKey};
 use crate::http::openapi::responses::{
     BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed, RequestTimeout,
     UnprocessableEntity, UnsupportedMediaType,
@@ -50,11 +50,11 @@ const VERSION: ApiVersion = ApiVersion::V2;
 pub async fn create(
     State(state): State<AppState>,
     principal: Principal,
-    headers: HeaderMap,
+    IdempotencyHeader(key): IdempotencyHeader,
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
     let parse = |body| from_object::<CustomerInputV2>(body).map(Into::into);
-    customers::create(&state, &principal, &headers, VERSION, body, parse, |customer| Created {
+    customers::create(&state, &principal, key, VERSION, body, parse, |customer| Created {
         body: to_json(&CustomerV2::from(customer)),
         location: VERSION.customer_url(&customer.id),
         etag: Some(etag(customer.version)),
