@@ -224,5 +224,17 @@ mkdir -p bench/results
     awk -v name="$name" '/^VmRSS/ { rss = $2 } /^VmHWM/ { hwm = $2 }
       END { printf "RSS of `clientele serve` (%s): %.1f MiB now, %.1f MiB peak\n\n", name, rss / 1024, hwm / 1024 }' "/proc/$pid/status"
   done
+  # The server's own timing of its GETs by id (all rounds that hit `clientele serve`), from the
+  # head's arrival to the response made: what wrk's p99 adds on top is waiting to be scheduled.
+  curl -s http://127.0.0.1:18182/metrics | awk -F'[ "]' '
+    /^clientele_http_request_duration_seconds_bucket\{route="\/v2\/customers\/\{id\}",method="GET"/ {
+      for (i = 1; i <= NF; i++) if ($i == ",le=") le = $(i + 1)
+      count[le] = $NF
+    }
+    END {
+      total = count["+Inf"]
+      if (total > 0) printf "Server-side time of `GET /v2/customers/{id}` on `clientele serve` (its histogram, %d requests): %.3f%% within 0.5 ms, %.3f%% within 1 ms, %.3f%% within 2.5 ms\n\n",
+        total, 100 * count["0.0005"] / total, 100 * count["0.001"] / total, 100 * count["0.0025"] / total
+    }'
   echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee bench/results/latest.md
