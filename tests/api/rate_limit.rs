@@ -131,6 +131,59 @@ fn assert_exactly_n_pass(results: &[(u16, u32)], n: u32) {
     assert!(results.iter().filter(|(s, _)| *s == 429).all(|(_, r)| *r == 0), "429s say Remaining 0");
 }
 
+/// How many rate-limit decisions the instance at `base` made in memory because
+/// Redis did not answer in time (`clientele_rate_limit_decisions_total{state="redis_degraded"}`).
+async fn degraded_decisions(client: &reqwest::Client, base: &str) -> u64 {
+    let text = client.get(format!("{base}/metrics")).send().await.expect("metrics").text().await.expect("metrics text");
+    text.lines()
+        .filter(|line| {
+            line.starts_with("clientele_rate_limit_decisions_total{") && line.contains("state=\"redis_degraded\"")
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// Runs `burst` (given the attempt's number; it answers its statuses and
+/// remaining counts, and what else the test needs of the run, such as its token)
+/// until a run in which no instance at `bases` fell back to counting in memory,
+/// at most three times; returns that run's answer and how many runs it took. A Redis that leaves a batch
+/// unanswered for the limiter's 50 ms (a loaded CI machine can) degrades the
+/// limits, as API.md allows, and then the count this test checks is not
+/// Redis's: such a run proves nothing either way and is run again.
+async fn burst_without_fallback<T, F, Fut>(client: &reqwest::Client, bases: &[String], mut burst: F) -> (T, usize)
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    for attempt in 1..=3 {
+        let mut before = 0;
+        for base in bases {
+            before += degraded_decisions(client, base).await;
+        }
+        let results = burst(attempt).await;
+        let mut after = 0;
+        for base in bases {
+            after += degraded_decisions(client, base).await;
+        }
+        if after == before {
+            return (results, attempt);
+        }
+        eprintln!(
+            "attempt {attempt}: Redis was late and {} decisions were made in memory; running the burst again",
+            after - before
+        );
+        // Until Redis is back, every run would fall back.
+        for base in bases {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while limiter_state(client, base).await != "redis" {
+                assert!(Instant::now() < deadline, "the limiter at {base} stays degraded");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    panic!("the limiter fell back to memory in three bursts running: Redis never answered in time");
+}
+
 fn redis_limiter(url: &str) -> RateLimiter {
     RateLimiter::with_redis(RedisLimiter::connect(url).expect("redis url"))
 }
@@ -481,14 +534,23 @@ mod needs_redis {
         let url = service_url(REDIS_URL_VAR);
         leave_room_in_window(60, Duration::from_secs(2)).await;
         let app = TestApp::spawn_with(ServerConfig::default(), redis_limiter(&url)).await;
-        let token = app.issue_token("default", Scope::Read, limit(20, 60)).await;
         // Warm the connection so that the burst measures counting, not connecting.
         assert_eq!(app.get("/v1/customers").await.status(), 200);
         assert_eq!(limiter_state(&app.client, &base(&app)).await, "redis");
 
-        let results = burst(&app.client, &app.url("/v1/customers"), &token, 50).await;
+        let bases = [base(&app)];
+        let ((results, token), _) = burst_without_fallback(&app.client, &bases, |attempt| {
+            let app = &app;
+            async move {
+                if attempt > 1 {
+                    leave_room_in_window(60, Duration::from_secs(2)).await;
+                }
+                let token = app.issue_token("default", Scope::Read, limit(20, 60)).await;
+                (burst(&app.client, &app.url("/v1/customers"), &token, 50).await, token)
+            }
+        })
+        .await;
         assert_exactly_n_pass(&results, 20);
-        assert_eq!(limiter_state(&app.client, &base(&app)).await, "redis", "no fallback during the burst");
 
         // The count lives in Redis: a fresh instance sharing it sees the token spent.
         let second = app.spawn_beside(redis_limiter(&url)).await;
@@ -759,26 +821,36 @@ mod needs_redis_server_two_instances {
         let (n, w) = (20, 60);
         leave_room_in_window(u64::from(w), Duration::from_secs(2)).await;
         let (first, second) = two_instances(ServerConfig::default(), &redis.url()).await;
-        let token = first.issue_token("default", Scope::Read, limit(n, w)).await;
         for app in [&first, &second] {
             // Warm each connection, so that the bursts measure counting, not connecting.
             assert_eq!(app.get("/v1/customers").await.status(), 200);
         }
 
         // Each instance counts its burst in batches; the batches of both share one count.
+        let bases = [base(&first), base(&second)];
         let urls = [&first, &second].map(|app| format!("{}/v1/customers", base(app)));
-        let (at_first, at_second) =
-            tokio::join!(burst(&first.client, &urls[0], &token, 30), burst(&second.client, &urls[1], &token, 30));
-        assert_exactly_n_pass(&[at_first, at_second].concat(), n);
-        for app in [&first, &second] {
-            assert_eq!(limiter_state(&app.client, &base(app)).await, "redis", "no fallback during the bursts");
-        }
+        let (results, attempts) = burst_without_fallback(&first.client, &bases, |attempt| {
+            let (first, second, urls) = (&first, &second, &urls);
+            async move {
+                if attempt > 1 {
+                    leave_room_in_window(u64::from(w), Duration::from_secs(2)).await;
+                }
+                let token = first.issue_token("default", Scope::Read, limit(n, w)).await;
+                let (at_first, at_second) = tokio::join!(
+                    burst(&first.client, &urls[0], &token, 30),
+                    burst(&second.client, &urls[1], &token, 30)
+                );
+                [at_first, at_second].concat()
+            }
+        })
+        .await;
+        assert_exactly_n_pass(&results, n);
 
         // Each window key was made with its expiry (by the pipeline that counted its first request).
         let client = redis::Client::open(redis.url()).expect("redis url");
         let mut connection = client.get_multiplexed_async_connection().await.expect("connect to the private Redis");
         let keys: Vec<String> = redis::cmd("KEYS").arg("clientele:rl:*").query_async(&mut connection).await.unwrap();
-        assert_eq!(keys.len(), 3, "the burst's token and each instance's own token: {keys:?}");
+        assert_eq!(keys.len(), attempts + 2, "each burst's token and each instance's own token: {keys:?}");
         let deadline = Instant::now() + Duration::from_secs(2);
         for key in keys {
             loop {
