@@ -279,6 +279,16 @@ async fn invalid_keys_are_400_parameter_invalid() {
         }
     }
     assert!(customer_ids(&app).await.is_empty(), "an invalid key creates nothing");
+    // The body is checked before the key: a body without a name is answered about the name.
+    for path in ["/v1/customers", "/v2/customers"] {
+        let error = assert_error(
+            post_with_key(&app, path, "", &json!({"email": "ada@example.com"})).await,
+            400,
+            "parameter_missing",
+        )
+        .await;
+        assert_eq!(error["param"], "name", "an invalid body and an invalid key on {path}");
+    }
 
     let longest = "k".repeat(255);
     let first = post_with_key(&app, "/v2/customers", &longest, &ada()).await;
