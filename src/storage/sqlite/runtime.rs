@@ -444,6 +444,25 @@ pub(super) mod tests {
         Runtime::start(&path, 1, Duration::from_millis(200), Synchronous::Full).unwrap()
     }
 
+    /// The bundled SQLite is built as `.cargo/config.toml` asks (an exported
+    /// `LIBSQLITE3_FLAGS` would replace it): without memory statistics and without
+    /// one page-cache group for every connection, each of which takes a
+    /// process-wide mutex on every allocation or page fetch.
+    #[test]
+    fn sqlite_is_built_without_its_process_wide_mutexes() {
+        let connection = Connection::open_in_memory().unwrap();
+        let options: Vec<String> = connection
+            .prepare("PRAGMA compile_options")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(options.iter().any(|option| option == "DEFAULT_MEMSTATUS=0"), "{options:?}");
+        assert!(!options.iter().any(|option| option == "ENABLE_MEMORY_MANAGEMENT"), "{options:?}");
+        assert!(options.iter().any(|option| option == "USE_ALLOCA"), "{options:?}");
+    }
+
     /// The rows of `written`, in order, read inline on this thread.
     pub(in crate::storage::sqlite) fn written(runtime: &Runtime) -> Vec<String> {
         runtime
