@@ -226,7 +226,7 @@ mkdir -p bench/results
   done
   # The server's own timing of its GETs by id (all rounds that hit `clientele serve`), from the
   # head's arrival to the response made: what wrk's p99 adds on top is waiting to be scheduled.
-  curl -s http://127.0.0.1:18182/metrics | awk -F'[ "]' '
+  { curl -sf http://127.0.0.1:18182/metrics || true; } | awk -F'[ "]' '
     /^clientele_http_request_duration_seconds_bucket\{route="\/v2\/customers\/\{id\}",method="GET"/ {
       for (i = 1; i <= NF; i++) if ($i == ",le=") le = $(i + 1)
       count[le] = $NF

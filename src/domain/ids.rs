@@ -18,7 +18,8 @@ static GENERATOR: Mutex<Option<Generator>> = Mutex::new(None);
 /// Characters after the prefix: a ULID's 128 bits in base32.
 const ULID_CHARS: usize = 26;
 
-/// `prefix` and a new ULID's 26 characters, in one allocation of the exact size.
+/// `prefix` and a new ULID's 26 characters: written into a `String` of the
+/// exact size (no formatter), then shared.
 fn new_id(prefix: &str) -> Arc<str> {
     let mut ulid = [0; ulid::ULID_LEN];
     let ulid = next_ulid().array_to_str(&mut ulid);
