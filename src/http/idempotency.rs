@@ -43,14 +43,6 @@ impl IdempotencyKey {
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Self::from_headers(&parts.headers)
-    }
-}
-
 /// The request's `Idempotency-Key` read in place, its error kept for the
 /// handler: a create answers a body error first and a bad key after it.
 /// Unlike the `HeaderMap` extractor, copies no header.
