@@ -62,7 +62,7 @@ use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 
 use super::breaker::Breaker;
-use super::task_queue::TaskQueue;
+use super::task_queue::{TaskQueue, take_waiting};
 use crate::deadline;
 use crate::domain::customer::Customer;
 use crate::domain::{AccountId, CustomerId};
@@ -275,12 +275,7 @@ async fn serve(shared: Arc<Shared>, mut queue: mpsc::UnboundedReceiver<ReadJob>)
         // statement of its own, or for that batch to end, or a few milliseconds.
         let company_by = tokio::time::Instant::now() + COMPANY_WAIT_AT_MOST;
         loop {
-            while batch.len() < MAX_BATCH {
-                match queue.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
-            }
+            take_waiting(&mut queue, &mut batch, MAX_BATCH);
             if batch.len() >= WORTH_A_STATEMENT || free_slots.len() + 1 >= BATCHES_IN_FLIGHT {
                 break;
             }

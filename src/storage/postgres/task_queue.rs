@@ -40,3 +40,14 @@ impl<J: Send + 'static> TaskQueue<J> {
         sender.send(job).map_err(|error| error.0)
     }
 }
+
+/// Moves the jobs already waiting in `queue` into `batch`, without waiting,
+/// until `batch` holds `max`: how the grouped reader and writer fill a batch.
+pub(super) fn take_waiting<J>(queue: &mut mpsc::UnboundedReceiver<J>, batch: &mut Vec<J>, max: usize) {
+    while batch.len() < max {
+        match queue.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+}

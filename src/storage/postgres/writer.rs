@@ -66,7 +66,7 @@ use super::counts::random_shard;
 use super::deliveries::database_now_ms;
 use super::gates::WriteGates;
 use super::queries::{self, FIND_IDEMPOTENCY};
-use super::task_queue::TaskQueue;
+use super::task_queue::{TaskQueue, take_waiting};
 use crate::deadline;
 use crate::domain::AccountId;
 use crate::domain::customer::Customer;
@@ -262,12 +262,7 @@ async fn serve(shared: Arc<Shared>, mut queue: mpsc::UnboundedReceiver<CreateJob
         // statement of its own, or for that batch to end, or a few milliseconds.
         let company_by = tokio::time::Instant::now() + COMPANY_WAIT_AT_MOST;
         loop {
-            while batch.len() < MAX_BATCH {
-                match queue.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
-            }
+            take_waiting(&mut queue, &mut batch, MAX_BATCH);
             if batch.len() >= WORTH_A_STATEMENT || slots.available_permits() + 1 >= BATCHES_IN_FLIGHT {
                 break;
             }
