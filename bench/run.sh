@@ -22,6 +22,11 @@
 # the server at --postgres (default $CLIENTELE_BENCH_DATABASE_URL, else
 # postgres://postgres@127.0.0.1:5432/postgres) and dropped at the end; they
 # are left out when that server does not answer, or with --no-postgres.
+# After the rounds it prints how much WAL that server wrote and whether its
+# pg_wal directory gained segment files: a commit that needs a segment no
+# checkpoint has recycled waits while PostgreSQL creates and zero-fills 16 MiB,
+# which on a fresh or newly busy cluster can set the POST p99 (tens of ms; see
+# docs/deploying.md, "Capacity").
 #
 # The Fastify target is bench/fastify/server.mjs (Node.js Fastify +
 # better-sqlite3, installed with `npm ci` on first use) doing the same
@@ -172,6 +177,12 @@ if $have_postgres; then
   target "GET /v2/customers?limit=20 (PostgreSQL, v2 list page, request log on)" "http://127.0.0.1:18188/v2/customers?limit=20" pg-auth
 fi
 
+# PostgreSQL's WAL before the rounds: its position and the segment files in pg_wal (listing them
+# needs superuser or pg_monitor; without, the line about them is left out).
+pg_wal_state() { psql -qAt "$postgres" -c "SELECT pg_current_wal_lsn() || ' ' || (SELECT count(*) FROM pg_ls_waldir())" 2>/dev/null || true; }
+pg_wal_before=''
+$have_postgres && pg_wal_before=$(pg_wal_state)
+
 declare -A runs_of
 for run in $(seq "$runs"); do
   for i in "${!labels[@]}"; do
@@ -236,5 +247,22 @@ mkdir -p bench/results
       if (total > 0) printf "Server-side time of `GET /v2/customers/{id}` on `clientele serve` (its histogram, %d requests): %.3f%% within 0.5 ms, %.3f%% within 1 ms, %.3f%% within 2.5 ms\n\n",
         total, 100 * count["0.0005"] / total, 100 * count["0.001"] / total, 100 * count["0.0025"] / total
     }'
+  # New WAL segment files mean commits waited while PostgreSQL created and zero-filled them
+  # (docs/deploying.md, "Capacity"): the POST tail of a cluster that has not yet recycled segments.
+  pg_wal_after=''
+  [ -n "$pg_wal_before" ] && pg_wal_after=$(pg_wal_state)
+  if [ -n "$pg_wal_after" ]; then
+    read -r lsn_before files_before <<<"$pg_wal_before"
+    read -r lsn_after files_after <<<"$pg_wal_after"
+    written=$(psql -qAt "$postgres" -c "SELECT pg_wal_lsn_diff('$lsn_after', '$lsn_before')::bigint / 1048576")
+    added=$((files_after - files_before))
+    if [ "$added" -gt 0 ]; then
+      how="at least $added segment files were created and zero-filled while commits waited, so the PostgreSQL POST rows' p99 may include those stalls"
+    else
+      how="it did not grow (segments were reused; PostgreSQL's checkpoint log lines count the files added)"
+    fi
+    echo "PostgreSQL's WAL during the rounds: $written MiB written; pg_wal held $files_before segment files before and $files_after after: $how."
+    echo
+  fi
   echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee bench/results/latest.md
