@@ -8,6 +8,8 @@
 # --compare BIN also serves the same read from another build of `clientele`
 # (an earlier commit, say), in the same rounds, to measure a change.
 # --only keeps the targets whose label matches REGEX (and the baseline).
+# Two targets run with one tokio worker (TOKIO_WORKER_THREADS=1) rather than
+# one a core: the hello world and `clientele serve` as the README starts it.
 # The telemetry targets read by id with metrics on or off, and with the JSON
 # request log written to --request-log (default /dev/null; a real file grows
 # by about 250 bytes a request).
@@ -111,6 +113,12 @@ start hello 18181 "$bin/examples/hello" 127.0.0.1:18181
 # request log on, written to --request-log (default /dev/null) as to a terminal.
 LOG=info OUT=$request_log start clientele 18182 "$bin/clientele" serve --database-url "$db" --listen 127.0.0.1:18182 --no-bootstrap
 start clientele-quiet 18192 "$bin/clientele" serve --database-url "$db" --listen 127.0.0.1:18192 --no-bootstrap
+# The hello world and `clientele serve` with one tokio worker (TOKIO_WORKER_THREADS=1) instead of one
+# a core: on a 2-core machine wrk then has the other core, and no worker waits for a time slice
+# behind wrk (BENCHMARKS.md, "One worker: the p99 at 32 connections").
+start hello-one-worker 18193 env TOKIO_WORKER_THREADS=1 "$bin/examples/hello" 127.0.0.1:18193
+LOG=info OUT=$request_log start clientele-one-worker 18194 env TOKIO_WORKER_THREADS=1 \
+  "$bin/clientele" serve --database-url "$db" --listen 127.0.0.1:18194 --no-bootstrap
 start limiter-off 18183 "$bin/examples/bench_server" "$db" 127.0.0.1:18183 off
 start metrics-on 18185 "$bin/examples/bench_server" "$db" 127.0.0.1:18185 memory
 start metrics-off 18186 "$bin/examples/bench_server" "$db" 127.0.0.1:18186 memory --no-metrics
@@ -154,6 +162,8 @@ get_path="/v2/customers/$CUSTOMER_ID"
 target "hello world (baseline)" "http://127.0.0.1:18181/"
 target "GET /v2/customers/{id} (clientele serve, default config: request log on)" "http://127.0.0.1:18182$get_path" auth
 target "GET /v2/customers/{id} (clientele serve, CLIENTELE_LOG=warn: request log off)" "http://127.0.0.1:18192$get_path" auth
+target "hello world, one worker (TOKIO_WORKER_THREADS=1)" "http://127.0.0.1:18193/"
+target "GET /v2/customers/{id} (clientele serve, request log on, one worker: TOKIO_WORKER_THREADS=1)" "http://127.0.0.1:18194$get_path" auth
 target "GET /v2/customers/{id} (clientele serve, Accept-Encoding: gzip, br)" "http://127.0.0.1:18182$get_path" auth-accept
 if [ -n "$compare" ]; then
   target "GET /v2/customers/{id} ($compare)" "http://127.0.0.1:18190$get_path" auth
