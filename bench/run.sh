@@ -24,11 +24,11 @@
 # the server at --postgres (default $CLIENTELE_BENCH_DATABASE_URL, else
 # postgres://postgres@127.0.0.1:5432/postgres) and dropped at the end; they
 # are left out when that server does not answer, or with --no-postgres.
-# After the rounds it prints how much WAL that server wrote and whether its
-# pg_wal directory gained segment files: a commit that needs a segment no
-# checkpoint has recycled waits while PostgreSQL creates and zero-fills 16 MiB,
-# which on a fresh or newly busy cluster can set the POST p99 (tens of ms; see
-# docs/deploying.md, "Capacity").
+# After the rounds it prints how much WAL that server wrote and, where the
+# role may list pg_wal, whether that directory gained segment files: a commit
+# that needs a segment no checkpoint has recycled can wait while PostgreSQL
+# creates and zero-fills 16 MiB, which on a fresh or newly busy cluster can set
+# the POST p99 (tens of ms; see docs/deploying.md, "Capacity").
 #
 # The Fastify target is bench/fastify/server.mjs (Node.js Fastify +
 # better-sqlite3, installed with `npm ci` on first use) doing the same
@@ -60,6 +60,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+# The servers that write the request log append to it (start below); it starts empty.
+[ -f "$request_log" ] && : >"$request_log"
 
 cargo build --release --quiet --bin clientele --example hello --example seed --example bench_server
 bin=target/release
@@ -99,7 +101,8 @@ fi
 start() { # name port command... (log filter: $LOG, default warn; output to $OUT, default a file in $work)
   local name=$1 port=$2; shift 2
   local out=${OUT:-$work/$name.log}
-  CLIENTELE_LOG=${LOG:-warn} "$@" >"$out" 2>&1 &
+  # Appending: several servers may share one --request-log file.
+  CLIENTELE_LOG=${LOG:-warn} "$@" >>"$out" 2>&1 &
   pids+=($!); pid_of[$name]=$!
   for _ in $(seq 100); do
     curl -s -o /dev/null "http://127.0.0.1:$port/" && return 0
@@ -187,11 +190,15 @@ if $have_postgres; then
   target "GET /v2/customers?limit=20 (PostgreSQL, v2 list page, request log on)" "http://127.0.0.1:18188/v2/customers?limit=20" pg-auth
 fi
 
-# PostgreSQL's WAL before the rounds: its position and the segment files in pg_wal (listing them
-# needs superuser or pg_monitor; without, the line about them is left out).
-pg_wal_state() { psql -qAt "$postgres" -c "SELECT pg_current_wal_lsn() || ' ' || (SELECT count(*) FROM pg_ls_waldir())" 2>/dev/null || true; }
-pg_wal_before=''
-$have_postgres && pg_wal_before=$(pg_wal_state)
+# PostgreSQL's WAL before the rounds, when a PostgreSQL target runs: its position (any role may
+# read it) and the number of segment files in pg_wal (superuser or pg_monitor only; empty without).
+pg_lsn() { psql -qAt "$postgres" -c "SELECT pg_current_wal_lsn()" 2>/dev/null || true; }
+pg_wal_files() { psql -qAt "$postgres" -c "SELECT count(*) FROM pg_ls_waldir()" 2>/dev/null || true; }
+lsn_before='' files_before=''
+if printf '%s\n' "${extra[@]}" | grep -q '^pg-'; then
+  lsn_before=$(pg_lsn)
+  files_before=$(pg_wal_files)
+fi
 
 declare -A runs_of
 for run in $(seq "$runs"); do
@@ -257,21 +264,22 @@ mkdir -p bench/results
       if (total > 0) printf "Server-side time of `GET /v2/customers/{id}` on `clientele serve` (its histogram, %d requests): %.3f%% within 0.5 ms, %.3f%% within 1 ms, %.3f%% within 2.5 ms\n\n",
         total, 100 * count["0.0005"] / total, 100 * count["0.001"] / total, 100 * count["0.0025"] / total
     }'
-  # New WAL segment files mean commits waited while PostgreSQL created and zero-filled them
-  # (docs/deploying.md, "Capacity"): the POST tail of a cluster that has not yet recycled segments.
-  pg_wal_after=''
-  [ -n "$pg_wal_before" ] && pg_wal_after=$(pg_wal_state)
-  if [ -n "$pg_wal_after" ]; then
-    read -r lsn_before files_before <<<"$pg_wal_before"
-    read -r lsn_after files_after <<<"$pg_wal_after"
-    written=$(psql -qAt "$postgres" -c "SELECT pg_wal_lsn_diff('$lsn_after', '$lsn_before')::bigint / 1048576")
-    added=$((files_after - files_before))
-    if [ "$added" -gt 0 ]; then
-      how="at least $added segment files were created and zero-filled while commits waited, so the PostgreSQL POST rows' p99 may include those stalls"
-    else
-      how="it did not grow (segments were reused; PostgreSQL's checkpoint log lines count the files added)"
+  # WAL written during the rounds, and whether pg_wal grew: a new segment file was created and
+  # zero-filled, possibly by a backend while commits waited (docs/deploying.md, "Capacity").
+  if [ -n "$lsn_before" ]; then
+    written=$(psql -qAt "$postgres" -c "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '$lsn_before')::bigint / 1048576" 2>/dev/null || true)
+    files_after=''
+    [ -n "$files_before" ] && files_after=$(pg_wal_files)
+    line="PostgreSQL's WAL during the rounds: ${written:-?} MiB written"
+    if [ -n "$files_after" ]; then
+      added=$((files_after - files_before))
+      if [ "$added" -gt 0 ]; then
+        line+="; pg_wal grew from $files_before to $files_after segment files, so at least $added were created, possibly while commits waited (the PostgreSQL POST p99 may include such stalls)"
+      else
+        line+="; pg_wal held $files_before segment files before and $files_after after (no growth; segments may still have been created where a checkpoint removed others)"
+      fi
     fi
-    echo "PostgreSQL's WAL during the rounds: $written MiB written; pg_wal held $files_before segment files before and $files_after after: $how."
+    echo "$line."
     echo
   fi
   echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
