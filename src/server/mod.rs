@@ -84,7 +84,9 @@ impl Default for ConnectionSettings {
 }
 
 /// The async runtime `clientele` runs on: multi-threaded, one worker per
-/// core, every driver enabled. A worker about to wait for work ends the
+/// core (tokio's default; the environment variable `TOKIO_WORKER_THREADS`, a
+/// whole number of at least 1, sets another count: docs/deploying.md,
+/// "Capacity"), every driver enabled. A worker about to wait for work ends the
 /// SQLite read transactions it keeps between point reads
 /// ([`crate::storage::sqlite::release_read_snapshots`]), so none is held
 /// while the thread has nothing to do.
