@@ -25,10 +25,8 @@
 # postgres://postgres@127.0.0.1:5432/postgres) and dropped at the end; they
 # are left out when that server does not answer, or with --no-postgres.
 # After the rounds it prints how much WAL that server wrote and, where the
-# role may list pg_wal, whether that directory gained segment files: a commit
-# that needs a segment no checkpoint has recycled can wait while PostgreSQL
-# creates and zero-fills 16 MiB, which on a fresh or newly busy cluster can set
-# the POST p99 (tens of ms; see docs/deploying.md, "Capacity").
+# role may list pg_wal, whether that directory gained segment files (why that
+# matters to the POST p99: docs/deploying.md, "Capacity").
 #
 # The Fastify target is bench/fastify/server.mjs (Node.js Fastify +
 # better-sqlite3, installed with `npm ci` on first use) doing the same
@@ -117,8 +115,8 @@ start hello 18181 "$bin/examples/hello" 127.0.0.1:18181
 LOG=info OUT=$request_log start clientele 18182 "$bin/clientele" serve --database-url "$db" --listen 127.0.0.1:18182 --no-bootstrap
 start clientele-quiet 18192 "$bin/clientele" serve --database-url "$db" --listen 127.0.0.1:18192 --no-bootstrap
 # The hello world and `clientele serve` with one tokio worker (TOKIO_WORKER_THREADS=1) instead of one
-# a core: on a 2-core machine wrk then has the other core, and no worker waits for a time slice
-# behind wrk (BENCHMARKS.md, "One worker: the p99 at 32 connections").
+# a core: on a 2-core machine wrk and one busy worker then share the two cores, which made a
+# request's wait for a time slice rarer (BENCHMARKS.md, "One worker: the p99 at 32 connections").
 start hello-one-worker 18193 env TOKIO_WORKER_THREADS=1 "$bin/examples/hello" 127.0.0.1:18193
 LOG=info OUT=$request_log start clientele-one-worker 18194 env TOKIO_WORKER_THREADS=1 \
   "$bin/clientele" serve --database-url "$db" --listen 127.0.0.1:18194 --no-bootstrap
@@ -191,13 +189,12 @@ if $have_postgres; then
 fi
 
 # PostgreSQL's WAL before the rounds, when a PostgreSQL target runs: its position (any role may
-# read it) and the number of segment files in pg_wal (superuser or pg_monitor only; empty without).
-pg_lsn() { psql -qAt "$postgres" -c "SELECT pg_current_wal_lsn()" 2>/dev/null || true; }
-pg_wal_files() { psql -qAt "$postgres" -c "SELECT count(*) FROM pg_ls_waldir()" 2>/dev/null || true; }
+# read it) and the number of segment files in pg_wal (superuser or pg_monitor only).
+pg_value() { psql -qAt "$postgres" -c "$1" 2>/dev/null || true; } # SQL -> one value; empty on failure
 lsn_before='' files_before=''
-if printf '%s\n' "${extra[@]}" | grep -q '^pg-'; then
-  lsn_before=$(pg_lsn)
-  files_before=$(pg_wal_files)
+if [[ " ${extra[*]} " == *" pg-"* ]]; then
+  lsn_before=$(pg_value "SELECT pg_current_wal_lsn()")
+  files_before=$(pg_value "SELECT count(*) FROM pg_ls_waldir()")
 fi
 
 declare -A runs_of
@@ -267,9 +264,9 @@ mkdir -p bench/results
   # WAL written during the rounds, and whether pg_wal grew: a new segment file was created and
   # zero-filled, possibly by a backend while commits waited (docs/deploying.md, "Capacity").
   if [ -n "$lsn_before" ]; then
-    written=$(psql -qAt "$postgres" -c "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '$lsn_before')::bigint / 1048576" 2>/dev/null || true)
+    written=$(pg_value "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '$lsn_before')::bigint / 1048576")
     files_after=''
-    [ -n "$files_before" ] && files_after=$(pg_wal_files)
+    [ -n "$files_before" ] && files_after=$(pg_value "SELECT count(*) FROM pg_ls_waldir()")
     line="PostgreSQL's WAL during the rounds: ${written:-?} MiB written"
     if [ -n "$files_after" ]; then
       added=$((files_after - files_before))
