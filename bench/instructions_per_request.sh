@@ -13,13 +13,11 @@
 # and the instructions counted. Per request = (instructions - those of an `idle` run of the same
 # duration) / requests. CLIENTELE_LOG is passed through (unset: `info`, the request log on, to
 # /dev/null). Under valgrind the server runs some 50 times slower, so the writer's batches are
-# smaller than under real load. For `post`, the SQLite checkpointer's count is inflated too:
-# it checkpoints every 20 ms in which anything was committed, and each checkpoint sorts the
-# page numbers of the WAL written since its last restart (SQLite's walMerge). At valgrind's
-# pace (some 400 POSTs a second) that is about 13,000 instructions a POST, which real load
-# (10,000-30,000 POSTs a second) spreads over 25-75 times more requests: walMerge is 10.5 %
-# of this count, 0.3 % of the server's CPU samples under `wrk` without valgrind
-# (BENCHMARKS.md). Compare two builds with it, not a POST with a GET. Needs valgrind and wrk.
+# smaller than under real load. For `post`, the SQLite checkpointer's share is inflated too:
+# it checkpoints every 20 ms in which anything was committed, whatever the pace, so at
+# valgrind's few hundred POSTs a second its cost falls on far fewer requests than under real
+# load (figures: BENCHMARKS.md, the eighth machine). Compare two builds with it, not a POST
+# with a GET. Needs valgrind and wrk.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=$1 mode=$2; shift 2

@@ -116,7 +116,8 @@ LOG=info OUT=$request_log start clientele 18182 "$bin/clientele" serve --databas
 start clientele-quiet 18192 "$bin/clientele" serve --database-url "$db" --listen 127.0.0.1:18192 --no-bootstrap
 # The hello world and `clientele serve` with one tokio worker (TOKIO_WORKER_THREADS=1) instead of one
 # a core: on a 2-core machine wrk and one busy worker then share the two cores, which made a
-# request's wait for a time slice rarer (BENCHMARKS.md, "One worker: the p99 at 32 connections").
+# request's wait for a time slice rarer where one core was enough for the load, and cost
+# throughput where it was not (BENCHMARKS.md, "One worker" and the eighth machine).
 start hello-one-worker 18193 env TOKIO_WORKER_THREADS=1 "$bin/examples/hello" 127.0.0.1:18193
 LOG=info OUT=$request_log start clientele-one-worker 18194 env TOKIO_WORKER_THREADS=1 \
   "$bin/clientele" serve --database-url "$db" --listen 127.0.0.1:18194 --no-bootstrap
